@@ -1,0 +1,132 @@
+"""The artifact directory: everything needed to use a trained model, from the folder alone.
+
+``runs/<run>/model/`` holds weights (safetensors), tokenizer, and ``lmkernel.json`` (the card:
+task, labels, base model, tuning). Full and freeze runs save a plain transformers checkpoint;
+LoRA runs save a peft adapter, plus merged weights when ``tuning.merge`` is true.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import LmkError
+from .fsutil import atomic_replace_dir, atomic_write_json
+
+CARD = "lmkernel.json"
+FORMAT_VERSION = 1
+
+
+def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge: bool = False) -> None:
+    """Write the model folder atomically (to ``model.tmp``, then renamed into place)."""
+    tmp = model_dir.with_name(model_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    is_peft = hasattr(model, "peft_config")
+    if is_peft:
+        if merge:
+            model.save_pretrained(str(tmp / "adapter"))
+            merged = model.merge_and_unload()
+            merged.save_pretrained(str(tmp), safe_serialization=True)
+            card["weights"] = "merged"
+        else:
+            model.save_pretrained(str(tmp))
+            card["weights"] = "adapter"
+    else:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        card["weights"] = "full"
+    tokenizer.save_pretrained(str(tmp))
+    card["format"] = FORMAT_VERSION
+    atomic_write_json(tmp / CARD, card)
+    atomic_replace_dir(tmp, model_dir)
+
+
+def find_model_dir(path: str | Path) -> Path:
+    """Accept a run directory or its ``model/`` folder."""
+    path = Path(path)
+    for candidate in (path / "model", path):
+        if (candidate / CARD).is_file():
+            return candidate
+    if not path.exists():
+        raise LmkError(f"no such run or model directory: {path}", where=str(path),
+                       fix="pass the run directory printed by `lmkernel run` (e.g. runs/<name>)")
+    raise LmkError(f"{path} is not an lmkernel artifact (no {CARD} in it or in {path}/model)", where=str(path),
+                   fix="pass a run directory created by `lmkernel run`; an unfinished run has no model yet "
+                   "(continue it with `lmkernel run SPEC --resume`)")
+
+
+def read_card(model_dir: Path) -> dict[str, Any]:
+    try:
+        card = json.loads((model_dir / CARD).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise LmkError(f"model card {model_dir / CARD} is unreadable: {e}", where=str(model_dir / CARD),
+                       fix="the artifact is damaged; re-run training or restore the folder") from e
+    for key in ("task", "labels", "weights"):
+        if key not in card:
+            raise LmkError(f"model card {model_dir / CARD} lacks {key!r}", where=str(model_dir / CARD),
+                           fix="the artifact is damaged or from another tool; re-run training")
+    return card
+
+
+def load_model_weights(model_dir: Path, card: dict[str, Any], task):
+    """The torch model of an artifact, with any adapter merged for fast inference."""
+    import transformers
+
+    from .models.resolve import load_pretrained, resolve_model_path
+
+    if card["weights"] in ("full", "merged"):
+        return load_pretrained(getattr(transformers, task.auto_model), model_dir)
+    from peft import PeftModel
+
+    base = task.build_model(resolve_model_path(card["base_model"]), card["labels"])
+    try:
+        model = PeftModel.from_pretrained(base, str(model_dir))
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise LmkError(f"cannot load the LoRA adapter in {model_dir}: {e}", where=str(model_dir),
+                       fix="the adapter files are damaged or do not match the base model "
+                       f"{card['base_model']!r}; re-run training") from e
+    return model.merge_and_unload()
+
+
+class Model:
+    """A loaded artifact: ``lmkernel.load(run).predict(texts)``."""
+
+    def __init__(self, model, tokenizer, task, card: dict[str, Any], path: Path):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.task = task
+        self.card = card
+        self.path = path
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.card["labels"])
+
+    def predict(self, texts: str | list[str], batch_size: int = 64) -> list[dict[str, Any]]:
+        """Label, score and per-label probabilities for each text."""
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        if not texts:
+            return []
+        return self.task.predict(self.model, self.tokenizer, texts, self.labels,
+                                 max_length=self.card.get("max_length", 512), batch_size=batch_size)
+
+    def __repr__(self) -> str:
+        return f"Model(task={self.card['task']!r}, labels={self.labels}, path='{self.path}')"
+
+
+def load(path: str | Path) -> Model:
+    """Load a run directory (or its model folder) for prediction."""
+    from .models.resolve import load_tokenizer
+    from .tasks import get_task
+
+    model_dir = find_model_dir(path)
+    card = read_card(model_dir)
+    task = get_task(card["task"])
+    model = load_model_weights(model_dir, card, task)
+    model.eval()
+    return Model(model, load_tokenizer(model_dir), task, card, model_dir)

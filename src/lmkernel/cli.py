@@ -1,0 +1,240 @@
+"""The `lmkernel` command line: each command parses, calls one stage function, prints.
+
+User errors (LmkError) print as what / where / fix without a traceback; --debug shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import LmkError
+
+app = typer.Typer(
+    help="lmkernel: train, evaluate and use language models from one YAML spec.\n\n"
+    "Start with `lmkernel run examples/sentiment.yaml`; `lmkernel inspect SPEC` shows every setting.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", help="Override a spec field, e.g. --set train.epochs=1 (repeatable; "
+                 "values are parsed as YAML)."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
+
+
+def _fail(e: LmkError) -> None:
+    typer.secho("error: " + e.render(), fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _guard(debug: bool):
+    """Context manager that turns LmkError into a clean message and exit code 2."""
+
+    class Guard:
+        def __enter__(self):
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # our own bars show progress; theirs add noise
+            if not debug:
+                hf_logging.set_verbosity_error()
+            return self
+
+        def __exit__(self, kind, exc, tb):
+            if isinstance(exc, LmkError) and not debug:
+                _fail(exc)
+            if isinstance(exc, KeyboardInterrupt):
+                typer.secho("interrupted; continue with --resume", err=True)
+                raise typer.Exit(130)
+            return False
+
+    return Guard()
+
+
+def _print_metrics(metrics: dict, run_dir: Path, report_dir: Path) -> None:
+    for split in ("validation", "test", "eval"):
+        m = metrics.get(split)
+        if isinstance(m, dict):
+            shown = ", ".join(f"{k}={m[k]:.4f}" for k in ("accuracy", "macro_f1", "loss") if k in m)
+            typer.echo(f"{split}: {shown}")
+    typer.echo(f"run:    {run_dir}")
+    typer.echo(f"report: {report_dir / 'report.md'}")
+
+
+def _train_command(spec_path: Path, sets: list[str] | None, resume: bool, quiet: bool, debug: bool,
+                   final_eval: bool) -> None:
+    with _guard(debug):
+        from .pipeline import run as run_pipeline
+        from .spec import load_spec
+
+        spec = load_spec(spec_path, sets or [])
+        result = run_pipeline(spec, resume=resume, final_eval=final_eval, progress=not quiet)
+        if result.metrics:
+            _print_metrics(result.metrics, result.run_dir, result.run_dir)
+
+
+@app.command()
+def run(
+    spec: Annotated[Path, typer.Argument(help="YAML spec file (see examples/).")],
+    set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in output.dir from its last "
+                                         "checkpoint (model, optimizer, scheduler, RNG, data position).")] = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train, evaluate on validation and test, write the report and the model artifact."""
+    _train_command(spec, set_, resume, quiet, debug, final_eval=True)
+
+
+@app.command()
+def train(
+    spec: Annotated[Path, typer.Argument(help="YAML spec file (see examples/).")],
+    set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train and save the artifact, evaluating on validation only (the test split is left untouched)."""
+    _train_command(spec, set_, resume, quiet, debug, final_eval=False)
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder).")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled file to evaluate on (.csv/.tsv/.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json, report.md and plots.")],
+    text_column: Annotated[Optional[str], typer.Option(help="Text column (default: training's).")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Label column (default: training's).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | csv | tsv | jsonl.")] = "auto",
+    on_bad_rows: Annotated[str, typer.Option(help="error: stop at a bad row; skip: drop and count them.")] = "error",
+    batch_size: Annotated[int, typer.Option(help="Examples per batch.")] = 64,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Metrics of a saved model on new labelled data."""
+    with _guard(debug):
+        from .pipeline import evaluate_run
+
+        if on_bad_rows not in ("error", "skip"):
+            raise LmkError(f"--on-bad-rows {on_bad_rows!r}", where="--on-bad-rows", fix="use error or skip")
+        metrics = evaluate_run(run_dir, data, out, text_column=text_column, label_column=label_column, fmt=fmt,
+                               on_bad_rows=on_bad_rows, batch_size=batch_size, progress=not quiet)
+        _print_metrics(metrics, run_dir, out)
+
+
+def _texts_from_file(path: Path, text_column: str) -> list[str]:
+    from .data.readers import detect_format, read_rows
+
+    if path.suffix.lower() == ".txt":
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    fmt = detect_format(path)
+    result = read_rows(path, [text_column], fmt)
+    if result.bad:
+        b = result.bad[0]
+        raise LmkError(f"bad row in {path}: {b.reason}", where=f"{b.file} line {b.line}", fix="fix or remove the row")
+    return [str(r.fields[text_column]) for r in result.rows]
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder).")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.")] = None,
+    input_: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of texts: .txt (one per line), "
+                                                   ".jsonl, .csv or .tsv.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write JSONL predictions here.")] = None,
+    text_column: Annotated[Optional[str], typer.Option(help="Text column of --input (default: training's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
+    debug: DebugOpt = False,
+) -> None:
+    """Label and probabilities for texts given as arguments or in a file."""
+    with _guard(debug):
+        from .artifact import load
+
+        items = list(texts or [])
+        model = load(run_dir)
+        if input_ is not None:
+            column = text_column or model.card.get("data", {}).get("text_column", "text")
+            items += _texts_from_file(input_, column)
+        if not items:
+            raise LmkError("no texts to predict", where="predict", fix='pass texts ("great film") or --input FILE')
+        preds = model.predict(items, batch_size=batch_size)
+        lines = [json.dumps(p, ensure_ascii=False) for p in preds]
+        if output is not None:
+            from .fsutil import atomic_write_text
+
+            atomic_write_text(output, "\n".join(lines) + "\n")
+            typer.echo(f"wrote {len(preds)} predictions to {output}")
+        elif as_json:
+            typer.echo("\n".join(lines))
+        else:
+            for p in preds:
+                typer.echo(f"{p['label']}\t{p['score']:.3f}\t{p['text']}")
+
+
+@app.command()
+def inspect(
+    target: Annotated[Path, typer.Argument(help="A spec file (shows it fully resolved) or a run directory "
+                                           "(shows its model card).")],
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the fully resolved spec with every default, or an artifact's card."""
+    with _guard(debug):
+        from .artifact import CARD
+
+        if target.is_dir() and ((target / "model" / CARD).exists() or (target / CARD).exists()):
+            from .artifact import find_model_dir, read_card
+
+            card = read_card(find_model_dir(target))
+            typer.echo(json.dumps(card, indent=2, ensure_ascii=False))
+            return
+        from .spec import load_spec
+
+        typer.echo(load_spec(target, set_ or []).to_yaml(), nl=False)
+
+
+@app.command()
+def validate(
+    spec: Annotated[Path, typer.Argument(help="YAML spec file.")],
+    set_: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Check a spec without running anything; reports every problem at once."""
+    with _guard(debug):
+        from .spec import load_spec
+
+        load_spec(spec, set_ or [])
+        typer.echo(f"{spec}: ok")
+
+
+@app.command()
+def fields() -> None:
+    """List every spec key with its default and meaning."""
+    from .spec import describe_fields
+
+    for key, default, desc in describe_fields():
+        typer.echo(f"{key:32} {default:24} {desc}")
+
+
+def main() -> None:  # console-script entry point
+    try:
+        app()
+    except LmkError as e:  # raised outside a guard (should not happen, but never show a traceback)
+        typer.secho("error: " + e.render(), fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation stage: metrics from scikit-learn, a markdown report and PNG plots."""

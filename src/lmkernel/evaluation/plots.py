@@ -1,0 +1,74 @@
+"""PNG plots for reports (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..fsutil import atomic_write
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    # Chinese label names need a CJK font when one is installed; otherwise glyphs fall back.
+    cjk = [f.name for f in font_manager.fontManager.ttflist if "CJK" in f.name or "WenQuanYi" in f.name]
+    if cjk:
+        plt.rcParams["font.sans-serif"] = [cjk[0], "DejaVu Sans"]
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing-glyph warnings for CJK text without a CJK font
+        atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+
+
+def loss_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
+    """Training loss per logged step and validation loss per evaluation."""
+    train = [(h["step"], h["train_loss"]) for h in history if "train_loss" in h]
+    val = [(h["step"], h["eval"]["loss"]) for h in history if "eval" in h and "loss" in h["eval"]]
+    if not train and not val:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss", color="tab:blue")
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation loss", color="tab:orange")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+    """Counts, rows = true label, columns = predicted label."""
+    plt = _pyplot()
+    n = len(labels)
+    size = min(max(4.0, 0.35 * n + 2), 24)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    im = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), labels, rotation=90 if n > 8 else 0, fontsize=8 if n > 20 else 10)
+    ax.set_yticks(range(n), labels, fontsize=8 if n > 20 else 10)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 20:
+        peak = max((max(r) for r in matrix), default=0)
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(matrix[i][j]), ha="center", va="center",
+                        color="white" if matrix[i][j] > peak / 2 else "black", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    _save(fig, path)
+    plt.close(fig)
+    return path

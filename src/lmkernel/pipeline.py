@@ -1,0 +1,196 @@
+"""run(spec): read -> encode -> train -> evaluate -> report -> save.
+
+This is the one orchestration function behind ``lmkernel run`` / ``train``; each step is a call
+into a stage package. It reads top to bottom; details live in the stages.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .data.splits import split_off
+from .errors import LmkError
+from .spec import Spec, save_spec
+from .tasks import get_task
+from .tasks.base import Dataset
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def _run_dir_in_use(path: Path) -> bool:
+    return path.exists() and any(path.iterdir())
+
+
+def choose_run_dir(wanted: Path, resume: bool) -> Path:
+    """The run directory: ``wanted``, or ``wanted-2``, ``-3``... so no earlier run is overwritten."""
+    if resume:
+        if not (wanted / "checkpoints").exists():
+            raise LmkError(f"nothing to resume in {wanted}: it has no checkpoints", where=str(wanted),
+                           fix="run without --resume to start a new run (finished runs keep no checkpoint "
+                           "unless train.keep_optimizer is true)")
+        return wanted
+    if not _run_dir_in_use(wanted):
+        return wanted
+    n = 2
+    while _run_dir_in_use(wanted.with_name(f"{wanted.name}-{n}")):
+        n += 1
+    return wanted.with_name(f"{wanted.name}-{n}")
+
+
+def read_data(task, spec: Spec) -> tuple[dict[str, Dataset], list[str]]:
+    """Read train and the evaluation splits (from files or seeded hold-outs) and the label set."""
+    d = spec.data
+    opts = dict(fmt=d.format, text_column=d.text_column, label_column=d.label_column, on_bad_rows=d.on_bad_rows)
+    train = task.read(d.train, labels=None, **opts)
+    if not train.examples:
+        raise LmkError(f"no usable training rows in {d.train}", where=str(d.train),
+                       fix="check the file and data.text_column / data.label_column")
+    splits: dict[str, Dataset] = {"train": train}
+    for name, ratio in (("validation", d.split.validation), ("test", d.split.test)):
+        if ratio:
+            kept, held = split_off(splits["train"].examples, ratio, spec.seed + (name == "test"))
+            splits["train"] = Dataset(kept, splits["train"].bad)
+            splits[name] = Dataset(held, [])
+    labels = task.infer_labels(splits["train"].examples)
+    for name in ("validation", "test"):
+        path = getattr(d, name)
+        if path is not None:
+            splits[name] = task.read(path, labels=labels, **opts)
+    for name in ("validation", "test"):  # held-out rows may carry a label too rare to reach train
+        if name in splits:
+            splits[name].examples = [e for e in splits[name].examples if e.label in labels]
+    return splits, labels
+
+
+def _summary(spec: Spec, run_dir: Path, model_path: Path) -> dict[str, Any]:
+    return {
+        "task": spec.task.type, "model": f"{spec.model.name} (`{model_path}`)", "tuning": spec.tuning.method,
+        "epochs": spec.train.epochs, "batch size": spec.train.batch_size, "learning rate": spec.train.lr,
+        "max length": spec.data.max_length, "seed": spec.seed, "train file": f"`{spec.data.train}`",
+        "run dir": f"`{run_dir}`", "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+
+
+def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
+    """Train and evaluate per the spec; write the artifact, metrics.json and report.md."""
+    import torch
+    from accelerate.utils import broadcast_object_list, set_seed
+
+    from .artifact import save_artifact
+    from .evaluation.report import ReportInput, write_report
+    from .models.resolve import load_tokenizer, resolve_model_path
+    from .training import evaluate, train
+    from .training.device import make_accelerator
+    from .tuning import apply_tuning, count_parameters
+
+    if spec.train.threads:
+        torch.set_num_threads(spec.train.threads)
+    accelerator = make_accelerator(spec.train.precision)
+    holder = [choose_run_dir(Path(spec.output.dir), resume) if accelerator.is_main_process else None]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(holder)
+    run_dir = Path(holder[0])
+    spec = spec.model_copy(deep=True)
+    spec.output.dir = run_dir
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_spec(spec, run_dir / "spec.yaml")
+
+    task = get_task(spec.task.type)
+    if spec.train.metric not in task.metric_names:
+        raise LmkError(f"train.metric {spec.train.metric!r} is not computed by the {task.name} task",
+                       where="train.metric", fix=f"use one of {', '.join(task.metric_names)}")
+    splits, labels = read_data(task, spec)
+    model_path = resolve_model_path(spec.model.name)
+    tokenizer = load_tokenizer(model_path)
+    set_seed(spec.seed)
+    model = task.build_model(model_path, labels)
+    t = spec.tuning
+    model = apply_tuning(model, t.method, r=t.lora.r, alpha=t.lora.alpha, dropout=t.lora.dropout,
+                         target_modules=t.lora.target_modules, train_top_layers=t.freeze.train_top_layers)
+    params = count_parameters(model)
+    features = {name: task.encode(ds.examples, tokenizer, labels, spec.data.max_length) for name, ds in splits.items()}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    start = time.perf_counter()
+    result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
+                   run_dir, accelerator, pad_id, resume=resume, progress=progress)
+    metrics: dict[str, dict[str, Any]] = {}
+    for name in ("validation", "test") if final_eval else ("validation",):
+        if features.get(name):
+            metrics[name] = evaluate(model, task, features[name], labels, spec.train.eval_batch_size,
+                                     accelerator, pad_id, progress)
+    wall = time.perf_counter() - start
+
+    accelerator.wait_for_everyone()
+    out: dict[str, Any] = {}
+    if accelerator.is_main_process:
+        card = {"task": task.name, "labels": labels, "base_model": spec.model.name, "tuning": t.method,
+                "max_length": spec.data.max_length, "trainable_params": params[0], "total_params": params[1],
+                "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
+                "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}
+        save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge)
+        training = {"optimizer steps": result.global_step, "precision": result.precision,
+                    "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
+                    "wall time incl. eval (s)": round(wall, 1),
+                    "train samples/s": round(result.samples_per_second, 1),
+                    "best step": result.best_step, f"best {spec.train.metric}": result.best_metric,
+                    "stopped early": result.stopped_early}
+        report = ReportInput(
+            title=f"lmkernel run: {run_dir.name}", labels=labels, metrics=metrics,
+            data_counts={k: len(v.examples) for k, v in splits.items()},
+            skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=_summary(spec, run_dir, model_path),
+            params=params, training=training, history=result.history)
+        out = write_report(run_dir, report)
+        _cleanup(run_dir, spec.train.keep_optimizer)
+    accelerator.wait_for_everyone()
+    return RunResult(run_dir, out)
+
+
+def _cleanup(run_dir: Path, keep_optimizer: bool) -> None:
+    """Finished runs stay lean: drop the resumable state unless asked to keep it."""
+    import shutil
+
+    root = run_dir / "checkpoints"
+    if not root.exists():
+        return
+    (root / "best.safetensors").unlink(missing_ok=True)
+    if not keep_optimizer:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | None = None,
+                 label_column: str | None = None, fmt: str = "auto", on_bad_rows: str = "error",
+                 batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+    """Metrics of a saved model on new labelled data: metrics.json, report.md and plots in out_dir."""
+    from .artifact import load
+    from .evaluation.report import ReportInput, write_report
+    from .training import evaluate
+    from .training.device import make_accelerator
+
+    model = load(path)
+    columns = model.card.get("data", {})
+    text_column = text_column or columns.get("text_column", "text")
+    label_column = label_column or columns.get("label_column", "label")
+    ds = model.task.read(Path(data), fmt=fmt, text_column=text_column, label_column=label_column,
+                         labels=model.labels, on_bad_rows=on_bad_rows)
+    if not ds.examples:
+        raise LmkError(f"no usable rows in {data}", where=str(data), fix="check the file and its columns")
+    features = model.task.encode(ds.examples, model.tokenizer, model.labels, model.card.get("max_length", 512))
+    accelerator = make_accelerator("fp32")
+    torch_model = accelerator.prepare(model.model)
+    pad_id = model.tokenizer.pad_token_id or 0
+    metrics = evaluate(torch_model, model.task, features, model.labels, batch_size, accelerator, pad_id, progress)
+    report = ReportInput(title=f"lmkernel eval: {Path(data).name}", labels=model.labels, metrics={"eval": metrics},
+                         data_counts={"eval": len(ds.examples)}, skipped={"eval": ds.bad} if ds.bad else {},
+                         summary={"model": f"`{model.path}`", "data": f"`{data}`", "task": model.card["task"]})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return write_report(out_dir, report, primary="eval")

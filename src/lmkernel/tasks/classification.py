@@ -1,0 +1,138 @@
+"""Text classification: one label per text (sentiment, intents, topics), any language."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from ..data.batching import eval_batches
+from ..data.readers import BadRow, read_rows
+from ..errors import LmkError
+from .base import Batch, Dataset, Example, Feature
+
+
+def _natural_key(label: str) -> tuple:
+    return (0, int(label), "") if re.fullmatch(r"-?\d+", label) else (1, 0, label)
+
+
+def _label_text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def check_bad_rows(bad: list[BadRow], on_bad_rows: str, what: str) -> None:
+    """Stop at the first bad row unless the spec says to skip them."""
+    if bad and on_bad_rows == "error":
+        first = bad[0]
+        more = f" ({len(bad) - 1} more bad row(s) after it)" if len(bad) > 1 else ""
+        raise LmkError(
+            f"bad row in {what}: {first.reason}{more}",
+            where=f"{first.file} line {first.line}",
+            fix="fix the row, or set data.on_bad_rows: skip to drop bad rows (they are counted in the report)",
+        )
+
+
+class ClassificationTask:
+    name: ClassVar[str] = "classification"
+    auto_model: ClassVar[str] = "AutoModelForSequenceClassification"
+    metric_names: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1", "loss")
+
+    def read(self, path: Path, *, fmt: str, text_column: str, label_column: str,
+             labels: list[str] | None, on_bad_rows: str) -> Dataset:
+        result = read_rows(path, [text_column, label_column], fmt)
+        bad = list(result.bad)
+        examples = []
+        known = set(labels) if labels is not None else None
+        for row in result.rows:
+            text = row.fields.get(text_column)
+            text = text.strip() if isinstance(text, str) else None
+            label = _label_text(row.fields.get(label_column))
+            if not text:
+                bad.append(BadRow(str(path), row.line, f"empty text in column {text_column!r}"))
+            elif label is None:
+                bad.append(BadRow(str(path), row.line, f"empty or invalid label in column {label_column!r}"))
+            elif known is not None and label not in known:
+                bad.append(BadRow(str(path), row.line,
+                                  f"label {label!r} does not occur in the training data (known: {sorted(known)[:10]})"))
+            else:
+                examples.append(Example(text, label, str(path), row.line))
+        bad.sort(key=lambda b: b.line)
+        check_bad_rows(bad, on_bad_rows, str(path))
+        return Dataset(examples, bad)
+
+    def infer_labels(self, examples: list[Example]) -> list[str]:
+        labels = sorted({e.label for e in examples if e.label is not None}, key=_natural_key)
+        if len(labels) < 2:
+            raise LmkError(
+                f"the training data has {len(labels)} distinct label(s); classification needs at least 2",
+                where=examples[0].file if examples else "data.train",
+                fix="check data.label_column and that the file has examples of every class",
+            )
+        return labels
+
+    def build_model(self, path: Path, labels: list[str]):
+        from transformers import AutoModelForSequenceClassification
+
+        from ..models.resolve import load_pretrained
+
+        return load_pretrained(
+            AutoModelForSequenceClassification, path, num_labels=len(labels),
+            id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)},
+        )
+
+    def encode(self, examples: list[Example], tokenizer, labels: list[str], max_length: int) -> list[Feature]:
+        index = {lab: i for i, lab in enumerate(labels)}
+        features: list[Feature] = []
+        for start in range(0, len(examples), 2048):
+            chunk = examples[start:start + 2048]
+            ids = tokenizer([e.text for e in chunk], truncation=True, max_length=max_length)["input_ids"]
+            for e, seq in zip(chunk, ids):
+                features.append({"input_ids": seq, "labels": index.get(e.label, -100)})
+        return features
+
+    def collate(self, features: list[Feature], pad_id: int) -> Batch:
+        width = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(features), width), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[i, :n] = torch.tensor(f["input_ids"])
+            mask[i, :n] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+        return batch
+
+    def step_outputs(self, logits, batch: Batch) -> dict[str, list]:
+        return {"pred": logits.argmax(-1).tolist(), "gold": batch["labels"].tolist()}
+
+    def metrics(self, outputs: dict[str, list], labels: list[str]) -> dict[str, Any]:
+        from ..evaluation.metrics import classification_metrics
+
+        return classification_metrics(outputs["gold"], outputs["pred"], labels)
+
+    @torch.no_grad()
+    def predict(self, model, tokenizer, texts: list[str], labels: list[str], *,
+                max_length: int, batch_size: int) -> list[dict[str, Any]]:
+        model.eval()
+        device = next(model.parameters()).device
+        ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        feats = [{"input_ids": seq} for seq in ids]
+        results: list[dict[str, Any]] = [{} for _ in texts]
+        pad = tokenizer.pad_token_id or 0
+        for idx in eval_batches([len(f["input_ids"]) for f in feats], batch_size):
+            batch = {k: v.to(device) for k, v in self.collate([feats[i] for i in idx], pad).items()}
+            probs = torch.softmax(model(**batch).logits.float(), -1).cpu()
+            for row, i in enumerate(idx):
+                p = probs[row].tolist()
+                best = max(range(len(p)), key=p.__getitem__)
+                results[i] = {"text": texts[i], "label": labels[best], "score": p[best],
+                              "probabilities": {lab: p[j] for j, lab in enumerate(labels)}}
+        return results

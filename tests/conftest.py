@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny random BERT built in-process, small data files, offline hub."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+
+POS_EN = ["great", "wonderful", "excellent", "lovely", "superb", "good"]
+NEG_EN = ["awful", "terrible", "boring", "bad", "horrible", "poor"]
+POS_ZH = ["很好", "满意", "推荐", "棒"]
+NEG_ZH = ["太差", "失望", "难用", "糟糕"]
+NOUNS = ["film", "hotel", "phone", "book", "service", "room"]
+
+
+def make_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Short, learnable sentiment rows in English and Chinese."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        pos = rng.random() < 0.5
+        if i % 3 == 2:
+            text = rng.choice(["房间", "电影", "服务"]) + rng.choice(POS_ZH if pos else NEG_ZH)
+        else:
+            text = f"the {rng.choice(NOUNS)} was {rng.choice(POS_EN if pos else NEG_EN)}"
+        rows.append((text, "positive" if pos else "negative"))
+    return rows
+
+
+def write_csv(path: Path, rows, header=("text", "label"), delimiter=",") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter=delimiter)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer, hidden-32 BERT with a small WordPiece vocab, saved as a local HF checkpoint."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    root = tmp_path_factory.mktemp("tiny-bert")
+    words = set()
+    for text, _ in make_rows(300) + [("great film 太差了 the a", "")]:
+        words.update(text.lower().split())
+        words.update(ch for ch in text)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words)
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tok = BertTokenizer(vocab=str(root / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(root)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(root)
+    return root
+
+
+@pytest.fixture()
+def data_dir(tmp_path) -> Path:
+    d = tmp_path / "data"
+    write_csv(d / "train.csv", make_rows(160, seed=1))
+    write_csv(d / "dev.csv", make_rows(40, seed=2))
+    write_csv(d / "test.csv", make_rows(40, seed=3))
+    return d
+
+
+@pytest.fixture()
+def spec_file(tmp_path, data_dir, tiny_bert) -> Path:
+    """A complete spec on the tiny model; tests tweak it with --set."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"""task: {{type: classification}}
+data: {{train: data/train.csv, validation: data/dev.csv, test: data/test.csv}}
+model: {{name: {tiny_bert}}}
+tuning: {{method: full}}
+train: {{epochs: 3, batch_size: 16, lr: 3e-3, log_every: 2}}
+output: {{dir: runs/tiny}}
+""",
+        encoding="utf-8",
+    )
+    return spec
