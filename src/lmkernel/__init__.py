@@ -23,7 +23,15 @@ if TYPE_CHECKING:
     from .spec import Spec
 
 __version__ = "0.1.0"
-__all__ = ["LmkError", "load", "load_spec", "run", "__version__"]
+__all__ = ["LmkError", "Spec", "load", "load_spec", "run", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Spec":  # pydantic models load on first use, keeping `import lmkernel` light
+        from .spec import Spec
+
+        return Spec
+    raise AttributeError(f"module 'lmkernel' has no attribute {name!r}")
 
 
 def load(path: str | Path) -> Model:

@@ -39,6 +39,8 @@ def choose_run_dir(wanted: Path, resume: bool) -> Path:
         return wanted
     if not _run_dir_in_use(wanted):
         return wanted
+    if (wanted / "checkpoints").exists() and not (wanted / "metrics.json").exists():
+        print(f"note: {wanted} holds an unfinished run; pass --resume to continue it. Starting a new run.")
     n = 2
     while _run_dir_in_use(wanted.with_name(f"{wanted.name}-{n}")):
         n += 1
@@ -149,7 +151,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
             data_counts={k: len(v.examples) for k, v in splits.items()},
             skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=_summary(spec, run_dir, model_path),
             params=params, training=training, history=result.history)
-        out = write_report(run_dir, report)
+        out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test")
         _cleanup(run_dir, spec.train.keep_optimizer)
     accelerator.wait_for_everyone()
     return RunResult(run_dir, out)

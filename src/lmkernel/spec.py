@@ -21,6 +21,15 @@ from .errors import LmkError, SpecErrors
 DEFAULT_LR = {"full": 5e-5, "lora": 2e-3, "freeze": 1e-3}
 
 
+def _one_of(value: str, names: list[str], what: str) -> str:
+    """Accept a registered name; otherwise suggest the closest one (registries are the source of truth)."""
+    if value not in names:
+        close = difflib.get_close_matches(value, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown {what} {value!r}{hint} (known: {', '.join(names)})")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -33,11 +42,7 @@ class TaskSpec(_Section):
     def _known_task(cls, v: str) -> str:
         from .tasks import task_names
 
-        if v not in task_names():
-            close = difflib.get_close_matches(v, task_names(), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown task {v!r}{hint} (known: {', '.join(task_names())})")
-        return v
+        return _one_of(v, task_names(), "task")
 
 
 class SplitSpec(_Section):
@@ -72,7 +77,11 @@ class ModelSpec(_Section):
 class LoraSpec(_Section):
     r: int = Field(8, gt=0, description="LoRA rank.")
     alpha: int = Field(16, gt=0, description="LoRA scaling alpha.")
-    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA path.")
+    dropout: float = Field(
+        0.0, ge=0, lt=1,
+        description="Dropout on the LoRA input (0 by default: peft draws one mask per adapted module, which "
+        "costs more CPU time than the adapters themselves).",
+    )
     target_modules: list[str] | None = Field(
         None, description="Module names to adapt; default: all attention and MLP linears of the architecture."
     )
@@ -93,11 +102,7 @@ class TuningSpec(_Section):
     def _known_method(cls, v: str) -> str:
         from .tuning import method_names
 
-        if v not in method_names():
-            close = difflib.get_close_matches(v, method_names(), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown tuning method {v!r}{hint} (known: {', '.join(method_names())})")
-        return v
+        return _one_of(v, method_names(), "tuning method")
 
 
 class TrainSpec(_Section):

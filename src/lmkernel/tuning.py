@@ -76,7 +76,7 @@ def _linear_names(model: nn.Module) -> list[str]:
     return sorted({n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
 
 
-def _lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1,
+def _lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.0,
           target_modules: list[str] | None = None, task_type: str = "SEQ_CLS", **_: Any) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 

@@ -8,6 +8,7 @@ length-grouped scheduler, sharded by rank, which makes "where were we" a pair of
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -139,130 +140,151 @@ class _Writer:
             self.writer.close()
 
 
+class _Loop:
+    """One training run's state: where we are, what we measured, and the objects that train."""
+
+    STATE_KEYS = ("history", "best_metric", "best_step", "global_step", "train_seconds", "train_samples")
+
+    def __init__(self, model, task, train_features, val_features, labels, opts: TrainSpec, seed: int,
+                 run_dir: Path, accelerator, pad_id: int, progress: bool):
+        from transformers import get_linear_schedule_with_warmup
+
+        self.task, self.train_features, self.val_features, self.labels = task, train_features, val_features, labels
+        self.opts, self.seed, self.run_dir, self.acc, self.pad_id, self.progress = (
+            opts, seed, run_dir, accelerator, pad_id, progress)
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        self.lengths = [len(f["input_ids"]) for f in train_features]
+        per_epoch = len(self.epoch_batches(0))
+        self.steps_per_epoch = math.ceil(per_epoch / opts.grad_accum)
+        self.total_steps = opts.max_steps or self.steps_per_epoch * opts.epochs
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        self.eval_every = opts.eval_every or self.steps_per_epoch
+        self.ckpt_every = opts.checkpoint_every or self.eval_every
+        model.train()
+        optimizer = _optimizer(model, opts.lr, opts.weight_decay)
+        self.scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(opts.warmup_ratio * self.total_steps), self.total_steps)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        accelerator.register_for_checkpointing(self.scheduler)
+        self.result = TrainResult(precision=accelerator.mixed_precision, world_size=self.world)
+        # position in the data and loss accumulated since the last log line: all a resume needs
+        self.pos = {"epoch": 0, "batch": 0, "bad_evals": 0, "loss_sum": 0.0, "loss_n": 0}
+        self.best_path = checkpoint_root(run_dir) / "best.safetensors"
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        o = self.opts
+        return train_batches(self.lengths, o.batch_size, self.seed, epoch, o.group_by_length, self.world, self.rank)
+
+    def resume(self) -> None:
+        found = latest_checkpoint(self.run_dir)
+        if found is None:
+            return
+        saved = load_checkpoint(self.acc, found)
+        self.pos.update(saved["loop"])
+        for key in self.STATE_KEYS:
+            setattr(self.result, key, saved["result"][key])
+        if self.acc.is_main_process:
+            print(f"resumed from {found} (step {self.result.global_step}, epoch {self.pos['epoch'] + 1})")
+
+    def checkpoint(self) -> None:
+        state = {"loop": self.pos, "result": {k: getattr(self.result, k) for k in self.STATE_KEYS}}
+        save_checkpoint(self.acc, self.run_dir, self.result.global_step, state)
+
+    def micro_step(self, batch_idx: list[int], sync: bool, group_size: int) -> None:
+        """Forward and backward one batch; on ``sync`` also clip, step and zero the gradients."""
+        t0 = time.perf_counter()  # throughput counts collation, forward, backward and the step
+        batch = _to(self.task.collate([self.train_features[j] for j in batch_idx], self.pad_id), self.acc.device)
+        with self.acc.no_sync(self.model) if not sync else contextlib.nullcontext():
+            out = self.model(**batch)
+            self.acc.backward(out.loss / group_size)
+        if sync:
+            if self.opts.grad_clip:
+                self.acc.clip_grad_norm_(self.model.parameters(), self.opts.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        self.result.train_seconds += time.perf_counter() - t0
+        self.result.train_samples += len(batch_idx) * self.world
+        self.pos["loss_sum"] += float(out.loss.detach())
+        self.pos["loss_n"] += 1
+
+    def log(self, writer: _Writer, bar) -> None:
+        r = self.result
+        avg = self.pos["loss_sum"] / max(self.pos["loss_n"], 1)
+        r.history.append({"step": r.global_step, "epoch": self.pos["epoch"] + 1, "train_loss": avg})
+        writer.scalar("train/loss", avg, r.global_step)
+        writer.scalar("train/lr", self.scheduler.get_last_lr()[0], r.global_step)
+        bar.set_postfix(loss=f"{avg:.4f}", samples_s=f"{r.samples_per_second:.0f}")
+        self.pos["loss_sum"], self.pos["loss_n"] = 0.0, 0
+
+    def evaluate(self, writer: _Writer, bar) -> bool:
+        """Evaluate, keep the best weights; True when early stopping says stop."""
+        r, o = self.result, self.opts
+        metrics = evaluate(self.model, self.task, self.val_features, self.labels, o.eval_batch_size, self.acc,
+                           self.pad_id, self.progress)
+        r.history.append({"step": r.global_step, "epoch": self.pos["epoch"], "eval": metrics})
+        shown = {k: v for k, v in metrics.items() if k in ("loss", "accuracy", "macro_f1") and isinstance(v, float)}
+        for key, value in shown.items():
+            writer.scalar(f"eval/{key}", value, r.global_step)
+        value = metrics[o.metric]  # the pipeline checked the name against task.metric_names
+        if _improved(value, r.best_metric, o.metric):
+            r.best_metric, r.best_step = value, r.global_step
+            self.pos["bad_evals"] = 0
+            _save_best(self.acc, self.model, self.best_path)
+        else:
+            self.pos["bad_evals"] += 1
+        if self.acc.is_main_process:
+            bar.write(f"step {r.global_step}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
+        return bool(o.patience and self.pos["bad_evals"] >= o.patience)
+
+    def run(self) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        r, accum = self.result, self.opts.grad_accum
+        writer = _Writer(self.acc, self.run_dir / "tensorboard")
+        bar = tqdm(total=self.total_steps, initial=r.global_step, desc="train", unit="step",
+                   disable=not (self.progress and self.acc.is_local_main_process))
+        stop = r.global_step >= self.total_steps
+        while not stop and self.pos["epoch"] < self.epochs:
+            batches = self.epoch_batches(self.pos["epoch"])
+            while not stop:
+                i = self.pos["batch"]
+                group_start = (i // accum) * accum
+                group_size = min(accum, len(batches) - group_start)
+                sync = i == group_start + group_size - 1
+                self.micro_step(batches[i], sync, group_size)
+                self.pos["batch"] += 1
+                if not sync:
+                    continue
+                r.global_step += 1
+                fault_point("step", r.global_step)
+                bar.update(1)
+                stop = r.global_step >= self.total_steps
+                if r.global_step % self.opts.log_every == 0 or stop:
+                    self.log(writer, bar)
+                end_of_epoch = self.pos["batch"] >= len(batches)
+                if end_of_epoch:
+                    self.pos["epoch"] += 1
+                    self.pos["batch"] = 0
+                if self.val_features and (r.global_step % self.eval_every == 0 or stop) and self.evaluate(writer, bar):
+                    r.stopped_early = stop = True
+                if r.global_step % self.ckpt_every == 0 or stop:
+                    self.checkpoint()
+                if end_of_epoch:
+                    break
+        bar.close()
+        writer.close()
+        if self.best_path.exists():
+            _load_best(self.acc, self.model, self.best_path)
+        return r
+
+
 def train(model, task, train_features: list[dict], val_features: list[dict] | None, labels: list[str],
           opts: TrainSpec, seed: int, run_dir: Path, accelerator, pad_id: int, resume: bool = False,
           progress: bool = True) -> TrainResult:
     """Train ``model`` in place and leave the best validation weights loaded in it."""
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
-    world, rank = accelerator.num_processes, accelerator.process_index
-    lengths = [len(f["input_ids"]) for f in train_features]
-    per_epoch = len(train_batches(lengths, opts.batch_size, seed, 0, opts.group_by_length, world, rank))
-    steps_per_epoch = math.ceil(per_epoch / opts.grad_accum)
-    total_steps = opts.max_steps or steps_per_epoch * opts.epochs
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    eval_every = opts.eval_every or steps_per_epoch
-    ckpt_every = opts.checkpoint_every or eval_every
-
-    model.train()
-    optimizer = _optimizer(model, opts.lr, opts.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(opts.warmup_ratio * total_steps), total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
-
-    result = TrainResult(precision=accelerator.mixed_precision, world_size=world)
-    loop = {"epoch": 0, "batch": 0, "bad_evals": 0}
-    best_path = checkpoint_root(run_dir) / "best.safetensors"
-    found = latest_checkpoint(run_dir) if resume else None
-    if found is not None:
-        saved = load_checkpoint(accelerator, found)
-        loop = saved["loop"]
-        for key in ("history", "best_metric", "best_step", "global_step", "train_seconds", "train_samples"):
-            setattr(result, key, saved["result"][key])
-        if accelerator.is_main_process:
-            print(f"resumed from {found} (step {result.global_step}, epoch {loop['epoch'] + 1})")
-
-    writer = _Writer(accelerator, run_dir / "tensorboard")
-    bar = tqdm(total=total_steps, initial=result.global_step, desc="train", unit="step",
-               disable=not (progress and accelerator.is_local_main_process))
-
-    def checkpoint() -> None:
-        state = {"loop": loop, "result": {k: getattr(result, k) for k in (
-            "history", "best_metric", "best_step", "global_step", "train_seconds", "train_samples")}}
-        save_checkpoint(accelerator, run_dir, result.global_step, state)
-
-    def run_eval() -> bool:
-        """Evaluate, keep the best weights; True when early stopping says stop."""
-        metrics = evaluate(model, task, val_features, labels, opts.eval_batch_size, accelerator, pad_id, progress)
-        result.history.append({"step": result.global_step, "epoch": loop["epoch"] + 1, "eval": metrics})
-        for key in ("loss", "accuracy", "macro_f1"):
-            if isinstance(metrics.get(key), float):
-                writer.scalar(f"eval/{key}", metrics[key], result.global_step)
-        value = metrics[opts.metric]  # the pipeline checked the name against task.metric_names
-        if _improved(value, result.best_metric, opts.metric):
-            result.best_metric, result.best_step = value, result.global_step
-            loop["bad_evals"] = 0
-            _save_best(accelerator, model, best_path)
-        else:
-            loop["bad_evals"] += 1
-        if accelerator.is_main_process:
-            bar.write(f"step {result.global_step}: " + ", ".join(
-                f"{k}={metrics[k]:.4f}" for k in ("loss", "accuracy", "macro_f1") if isinstance(metrics.get(k), float)))
-        return bool(opts.patience and loop["bad_evals"] >= opts.patience)
-
-    stop = result.global_step >= total_steps
-    running_loss, running_n = 0.0, 0
-    while not stop and loop["epoch"] < epochs:
-        batches = train_batches(lengths, opts.batch_size, seed, loop["epoch"], opts.group_by_length, world, rank)
-        while loop["batch"] < len(batches) and not stop:
-            i = loop["batch"]
-            group_start = (i // opts.grad_accum) * opts.grad_accum
-            group_size = min(opts.grad_accum, len(batches) - group_start)
-            sync = i == group_start + group_size - 1
-            batch = _to(task.collate([train_features[j] for j in batches[i]], pad_id), accelerator.device)
-            t0 = time.perf_counter()
-            ctx = accelerator.no_sync(model) if not sync else _null()
-            with ctx:
-                out = model(**batch)
-                accelerator.backward(out.loss / group_size)
-            if sync:
-                if opts.grad_clip:
-                    accelerator.clip_grad_norm_(model.parameters(), opts.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            result.train_seconds += time.perf_counter() - t0
-            result.train_samples += len(batches[i]) * world
-            running_loss += float(out.loss.detach())
-            running_n += 1
-            loop["batch"] += 1
-            if not sync:
-                continue
-            result.global_step += 1
-            fault_point("step", result.global_step)
-            bar.update(1)
-            if result.global_step % opts.log_every == 0 or result.global_step == total_steps:
-                avg = running_loss / running_n
-                result.history.append({"step": result.global_step, "epoch": loop["epoch"] + 1, "train_loss": avg})
-                writer.scalar("train/loss", avg, result.global_step)
-                writer.scalar("train/lr", scheduler.get_last_lr()[0], result.global_step)
-                bar.set_postfix(loss=f"{avg:.4f}", samples_s=f"{result.samples_per_second:.0f}")
-                running_loss, running_n = 0.0, 0
-            end_of_epoch = loop["batch"] >= len(batches)
-            if end_of_epoch:
-                loop["epoch"] += 1
-                loop["batch"] = 0
-            if result.global_step >= total_steps:
-                stop = True
-            do_eval = val_features and (result.global_step % eval_every == 0 or stop)
-            if do_eval and run_eval():
-                result.stopped_early = True
-                stop = True
-            if result.global_step % ckpt_every == 0 or stop:
-                checkpoint()
-            if end_of_epoch:
-                break
-    bar.close()
-    writer.close()
-    if best_path.exists():
-        _load_best(accelerator, model, best_path)
-    return result
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    loop = _Loop(model, task, train_features, val_features, labels, opts, seed, run_dir, accelerator, pad_id,
+                 progress)
+    if resume:
+        loop.resume()
+    return loop.run()
