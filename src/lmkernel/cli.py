@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import LmkError
+from .serve.settings import ServeSettings as _Serve  # stdlib-only: the serve flags' defaults
 
 app = typer.Typer(
     help="lmkernel: train, evaluate and use language models from one YAML spec.\n\n"
@@ -217,6 +218,57 @@ def validate(
 
         load_spec(spec, set_ or [])
         typer.echo(f"{spec}: ok")
+
+
+@app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder) to serve.")],
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")]
+    = "127.0.0.1",
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding comma-separated "
+                                                       "API keys; clients send 'Authorization: Bearer KEY'.")]
+    = None,
+    api_key_file: Annotated[Optional[Path], typer.Option(help="File with one API key per line (# comments).")]
+    = None,
+    max_batch: Annotated[int, typer.Option(help="Texts per forward pass of the dynamic batcher.")] = _Serve.max_batch,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a queued text waits for others to fill its "
+                                               "batch.")] = _Serve.max_wait_ms,
+    max_queue: Annotated[int, typer.Option(help="Texts waiting at most; beyond, 429 with Retry-After.")]
+    = _Serve.max_queue,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body; beyond, 413.")] = _Serve.max_body_bytes,
+    max_texts: Annotated[int, typer.Option(help="Texts per request; beyond, 413.")] = _Serve.max_texts,
+    max_input_tokens: Annotated[Optional[int], typer.Option(help="Tokens per text; beyond, 413 unless the "
+                                                            "request sets truncate (default: the training "
+                                                            "max_length).")] = None,
+    rate_limit: Annotated[Optional[str], typer.Option(help="Requests per API key (per client address without "
+                                                      "keys), e.g. 600/min or 10/s; beyond, 429.")] = None,
+    timeout_s: Annotated[float, typer.Option(help="Deadline per request, queueing included; beyond, 504.")]
+    = _Serve.timeout_s,
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast) | auto (bf16 where matmuls are fast "
+                                           "in it).")] = _Serve.precision,
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads for inference (default: torch's, "
+                                                   "one per core).")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request (off: /metrics counts them).")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve a model over HTTP: POST /v1/classify, /v1/models, /healthz, /readyz, /metrics (docs at /docs)."""
+    with _guard(debug):
+        from .serve.server import serve as run_server
+        from .serve.settings import read_api_keys
+
+        keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None)
+        settings = _Serve(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
+                                 max_body_bytes=max_body_bytes, max_texts=max_texts,
+                                 max_input_tokens=max_input_tokens, rate_limit=rate_limit, timeout_s=timeout_s,
+                                 precision=precision, threads=threads, api_keys=keys)
+        run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
+
+
+def _compress_methods_help() -> str:
+    from .compress import _METHODS
+
+    return "; ".join(f"{m.name}: {m.summary}" for m in _METHODS.values())
 
 
 @app.command()

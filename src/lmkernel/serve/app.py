@@ -1,0 +1,85 @@
+"""The app factory: settings and a predictor loader in, a FastAPI app out.
+
+Nothing happens at import. The lifespan starts loading the model in a background thread and
+returns at once, so /healthz answers and /readyz says 503 "loading" while weights load and a
+warm-up batch runs; then the batcher's worker starts and /readyz turns 200. On shutdown
+(uvicorn stops on SIGTERM after in-flight requests finish) the batcher drains its queue.
+Tests pass their own ``load`` (a tiny artifact or a fake predictor).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..errors import LmkError
+from .batcher import Batcher
+from .deps import Service
+from .http_errors import install_error_handlers
+from .limits import ApiKeys, RateLimiter
+from .metrics import Metrics, MetricsMiddleware
+from .predictor import Predictor
+from .routes import serving_for, system
+from .settings import ServeSettings, parse_rate
+
+log = logging.getLogger("lmkernel.serve")
+
+
+def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predictor]) -> FastAPI:
+    """An app serving ``task``; ``load()`` returns the predictor (runs in a background thread).
+
+    Raises:
+        LmkError: no endpoint serves ``task``.
+    """
+    limiter = RateLimiter(parse_rate(settings.rate_limit)) if settings.rate_limit else None
+    service = Service(settings, ApiKeys(settings.api_keys), limiter, Metrics())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # daemon: a SIGTERM during a slow load must not wait for it
+        threading.Thread(target=_load, args=(service, load), name="lmkernel-load", daemon=True).start()
+        try:
+            yield
+        finally:
+            service.status = "stopping"
+            if service.batcher is not None:
+                service.batcher.close(timeout=settings.timeout_s)
+
+    app = FastAPI(title="lmkernel", version=__version__, lifespan=lifespan,
+                  description="Serve an lmkernel artifact. Errors: {\"error\": {\"message\", \"type\", \"param\"}}.")
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    app.include_router(system.router)
+    app.include_router(serving_for(task).router)
+    return app
+
+
+def _load(service: Service, load: Callable[[], Predictor]) -> None:
+    """Load, warm up, start the batcher; on failure /readyz reports why and stays 503."""
+    s = service.settings
+    try:
+        predictor = load()
+        predictor.warm_up()
+        batcher = Batcher(predictor, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
+                          length=len, on_start=predictor.setup_thread, on_batch=service.metrics.on_batch)
+    except LmkError as e:
+        service.status, service.detail = "failed", e.what
+        log.error("could not load the model: %s", e.render())
+        return
+    except Exception as e:  # a damaged artifact must show in /readyz and the log, not vanish in a thread
+        service.status, service.detail = "failed", f"{type(e).__name__}: {e}"
+        log.exception("could not load the model")
+        return
+    if service.status == "stopping":
+        return
+    batcher.start()
+    service.metrics.track_queue(lambda: batcher.depth)
+    service.predictor, service.batcher = predictor, batcher
+    service.status = "ready"
+    log.info("model %s ready", predictor.name)

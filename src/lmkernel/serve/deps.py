@@ -1,0 +1,83 @@
+"""The per-app state routers share, and the typed dependencies that hand it to them.
+
+``Service`` lives on ``app.state`` (created by the app factory, filled by the lifespan), never
+at module level, so every test builds an isolated app. Routers declare what they need
+(``ReadyService``, ``Caller``) and FastAPI runs the checks in order: key, rate, readiness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from .batcher import Batcher, BatcherClosed, QueueFull
+from .http_errors import ApiError
+from .limits import ApiKeys, RateLimiter
+from .metrics import Metrics
+from .predictor import Predictor
+from .settings import ServeSettings
+
+
+@dataclass(eq=False)
+class Service:
+    """Everything one server process holds: settings, checks, metrics, and once loaded the model."""
+
+    settings: ServeSettings
+    keys: ApiKeys
+    limiter: RateLimiter | None
+    metrics: Metrics
+    predictor: Predictor | None = None
+    batcher: Batcher | None = None
+    status: str = "loading"  # loading -> ready | failed; stopping on shutdown
+    detail: str | None = None
+
+    async def infer(self, items: list[Any]) -> list[Any]:
+        """Run items through the batcher within the request deadline.
+
+        Raises:
+            ApiError: 429 + Retry-After when the queue is full, 503 while stopping, 504 past the deadline.
+        """
+        assert self.batcher is not None, "infer() before the model is ready (bug, please report)"
+        try:
+            return await asyncio.wait_for(self.batcher.submit(items), self.settings.timeout_s)
+        except QueueFull as e:
+            raise ApiError(429, f"server busy: the queue is full; retry after {e.retry_after}s",
+                           type_="overloaded", headers={"Retry-After": str(e.retry_after)}) from e
+        except BatcherClosed as e:
+            raise ApiError(503, "server is shutting down", headers={"Retry-After": "1"}) from e
+        except TimeoutError as e:
+            raise ApiError(504, f"request took longer than the server deadline of {self.settings.timeout_s:g}s "
+                           "(--timeout-s); send fewer texts or retry later") from e
+
+
+# Dependencies are async on purpose: FastAPI runs sync ones in a thread pool, a hop per request.
+async def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def caller(request: Request, service: ServiceDep) -> str:
+    """Authenticate (401) and take a rate-limit token (429); returns the caller's identity."""
+    who = service.keys.caller(request)
+    if service.limiter is not None:
+        service.limiter.check(who)
+    return who
+
+
+Caller = Annotated[str, Depends(caller)]
+
+
+async def ready(service: ServiceDep, _: Caller) -> Service:
+    """The service once its model is loaded and warmed; 503 + Retry-After before."""
+    if service.status != "ready" or service.predictor is None:
+        detail = f": {service.detail}" if service.detail else ""
+        raise ApiError(503, f"model is {service.status}{detail}", headers={"Retry-After": "5"})
+    return service
+
+
+ReadyService = Annotated[Service, Depends(ready)]

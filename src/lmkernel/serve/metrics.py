@@ -1,0 +1,73 @@
+"""Prometheus metrics of one app: requests, latency, batch sizes, queue depth, tokens.
+
+Each app owns a ``CollectorRegistry`` instead of the process-global one, so several apps (tests,
+or a future multi-model server) never collide on metric names. Requests are counted by route
+*template* (``/v1/classify``), never the raw path, so scanners probing random URLs cannot blow up
+the label space; unmatched paths count as ``unmatched``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    """The server's metric families, registered in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("lmk_requests", "HTTP requests by route and status.", ["route", "status"], registry=r)
+        self.latency = Histogram("lmk_request_seconds", "HTTP request latency by route.", ["route"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("lmk_batch_size", "Texts per dynamic batch the worker ran.",
+                                    buckets=BATCH_BUCKETS, registry=r)
+        self.batch_seconds = Histogram("lmk_batch_seconds", "Model time per dynamic batch.",
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge("lmk_queue_depth", "Texts waiting for the batcher.", registry=r)
+        self.input_tokens = Counter("lmk_input_tokens", "Input tokens accepted for inference.", registry=r)
+
+    def track_queue(self, depth: Callable[[], float]) -> None:
+        self.queue_depth.set_function(depth)
+
+    def on_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request) that times and counts."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the client sees if the app dies before answering
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)

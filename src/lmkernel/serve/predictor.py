@@ -1,0 +1,125 @@
+"""The predictor seam: what a router needs from a model, and the classification implementation.
+
+A predictor splits ``Model.predict`` into the two halves a server needs apart: ``encode`` runs on
+the request path (so a too-long text is a 413 before it waits in the queue) and ``__call__``
+runs one length-sorted group of encoded texts in the batcher's worker thread. Tests inject a
+fake with the same methods; a generation predictor will add its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from .http_errors import ApiError
+
+
+class Predictor(Protocol):
+    task: ClassVar[str]
+    name: str
+    max_input_tokens: int
+
+    def info(self) -> dict[str, Any]: ...  # the /v1/models entry
+
+    def encode(self, texts: Sequence[str], truncate: bool) -> list[list[int]]: ...
+
+    def __call__(self, items: list[list[int]]) -> list[dict[str, Any]]: ...
+
+    def setup_thread(self) -> None: ...  # once, in the inference thread
+
+    def warm_up(self) -> None: ...
+
+
+def model_name(path: Path) -> str:
+    """``runs/sst2/model`` -> ``sst2``: the run's name identifies the model to clients."""
+    path = Path(path).resolve()
+    return path.parent.name if path.name == "model" else path.name
+
+
+class ClassifierPredictor:
+    """Label probabilities for token ids, with the artifact's tokenizer and label names.
+
+    Args:
+        model: a loaded classification artifact (``lmkernel.load``).
+        max_input_tokens: per-text limit; None: the training ``max_length``. Never more than the
+            model's position embeddings, which would otherwise fail inside the forward pass.
+        precision: "fp32", or "bf16" to run under autocast (see training.device for when it pays).
+        threads: torch intra-op threads for the inference thread; None keeps torch's default.
+    """
+
+    task: ClassVar[str] = "classification"
+
+    def __init__(self, model: Any, *, max_input_tokens: int | None = None, precision: str = "fp32",
+                 threads: int | None = None):
+        self.model = model.model
+        self.tokenizer = model.tokenizer
+        self.card = model.card
+        self.labels = list(model.labels)
+        self.name = model_name(model.path)
+        ceiling = getattr(self.model.config, "max_position_embeddings", None) or 512
+        self.max_input_tokens = min(max_input_tokens or self.card.get("max_length", 512), ceiling)
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.precision = precision
+        self.threads = threads
+        self.device = next(self.model.parameters()).device
+
+    def info(self) -> dict[str, Any]:
+        return {"id": self.name, "task": self.task, "labels": self.labels,
+                "base_model": self.card.get("base_model"), "max_input_tokens": self.max_input_tokens}
+
+    def encode(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
+        """Token ids per text.
+
+        Raises:
+            ApiError: 413 for the first text over ``max_input_tokens`` unless ``truncate``.
+        """
+        if truncate:
+            return self.tokenizer(list(texts), truncation=True, max_length=self.max_input_tokens)["input_ids"]
+        ids = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+        for i, seq in enumerate(ids):
+            if len(seq) > self.max_input_tokens:
+                raise ApiError(413, f"texts[{i}] has {len(seq)} tokens, more than the limit of "
+                               f"{self.max_input_tokens}; shorten it or send \"truncate\": true",
+                               param=f"texts[{i}]")
+        return ids
+
+    def setup_thread(self) -> None:
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+
+    def __call__(self, items: list[list[int]]) -> list[dict[str, Any]]:
+        import torch
+
+        from ..tasks.classification import ClassificationTask
+
+        batch = ClassificationTask().collate([{"input_ids": ids} for ids in items], self.pad_id)
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits  # (B, labels)
+        probs = torch.softmax(logits.float(), -1).cpu().tolist()
+        out = []
+        for p in probs:
+            best = max(range(len(p)), key=p.__getitem__)
+            out.append({"label": self.labels[best], "score": p[best],
+                        "probabilities": dict(zip(self.labels, p))})
+        return out
+
+    def warm_up(self) -> None:
+        """One short and one full-length batch: first-call allocations happen before readiness."""
+        short = self.encode(["warm up"], truncate=True)[0]
+        self([short, short])
+        self([short[:1] + [short[1]] * (self.max_input_tokens - 2) + short[-1:]])
+
+
+def resolve_precision(requested: str) -> str:
+    """fp32 | bf16 for the serve --precision flag; auto picks bf16 only where it is fast."""
+    if requested != "auto":
+        return requested
+    from ..training.device import choose_precision
+
+    return "bf16" if choose_precision("auto") == "bf16" else "fp32"

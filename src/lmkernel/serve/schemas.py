@@ -1,0 +1,96 @@
+"""Request and response bodies, one family per endpoint (``ClassifyRequest``/``ClassifyResponse``).
+
+Requests are strict (no "1" for true, no 1 for "1") and reject unknown keys, so a typo such as
+``"truncation": true`` is a 422 naming the key instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _usable_text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("empty text; every text needs at least one non-space character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate such as "\ud800" in the JSON
+        raise ValueError(f"unpaired surrogate at character {e.start}") from e
+    return text
+
+
+Text = Annotated[str, AfterValidator(_usable_text)]
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid",
+                              json_schema_extra={"examples": [{"texts": ["great film", "太差了"]}]})
+
+    texts: list[Text] = Field(min_length=1, description="Texts to classify (at most --max-texts per request).")
+    truncate: bool = Field(False, description="Cut texts longer than the input-token limit instead of "
+                           "rejecting the request with 413.")
+
+
+class Classification(BaseModel):
+    label: str = Field(description="The most probable label.")
+    score: float = Field(description="Its probability.")
+    probabilities: dict[str, float] = Field(description="Probability of every label, in the model's label order.")
+
+
+class Usage(BaseModel):
+    input_tokens: int = Field(description="Tokens the model read for this request (after any truncation).")
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    results: list[Classification] = Field(description="One entry per input text, in order.")
+    usage: Usage
+
+
+class ModelInfo(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    task: str
+    labels: list[str] | None = None
+    base_model: str | None = None
+    max_input_tokens: int
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["loading", "ready", "failed", "stopping"]
+    detail: str | None = None
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` declaring a body we parse ourselves (see limits.parse_body), so the
+    schema still documents it. Flat models only: nested ones would need their $defs hoisted."""
+    schema = model.model_json_schema()
+    if "$defs" in schema:
+        raise ValueError(f"{model.__name__} has nested models; json_body supports flat ones (bug, please report)")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry listing the error statuses a route can answer with."""
+    return {s: {"model": ErrorResponse} for s in statuses}

@@ -1,0 +1,41 @@
+"""``lmkernel serve``: check the artifact, build the app, run uvicorn.
+
+The artifact's card is read before uvicorn starts, so a wrong path or an unserved task is a
+clean CLI error rather than a server that never becomes ready. uvicorn owns the signals: on
+SIGTERM it stops accepting connections, lets in-flight requests finish (up to the request
+deadline plus a margin), then runs the lifespan shutdown that drains the batcher.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .settings import ServeSettings
+
+
+def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, access_log: bool = False) -> None:
+    """Serve the artifact at ``path`` until SIGINT/SIGTERM.
+
+    Raises:
+        LmkError: the path is not an artifact, or its task has no endpoint.
+    """
+    import uvicorn
+
+    from ..artifact import find_model_dir, read_card
+    from .app import create_app
+    from .routes import load_predictor, serving_for
+
+    model_dir = find_model_dir(path)
+    task = read_card(model_dir)["task"]
+    serving_for(task, where=str(model_dir))
+
+    def load():
+        return load_predictor(model_dir, max_input_tokens=settings.max_input_tokens,
+                              precision=settings.precision, threads=settings.threads)
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    app = create_app(settings, task=task, load=load)
+    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level="info",
+                            timeout_graceful_shutdown=int(settings.timeout_s) + 5)
+    uvicorn.Server(config).run()

@@ -1,0 +1,100 @@
+"""Serving settings: one frozen dataclass that owns every default.
+
+The CLI passes flags into ``ServeSettings`` and nothing else repeats a default, so the server
+behaves the same whether it was started by ``lmkernel serve`` or built by ``create_app`` in a
+test. Kept free of heavy imports because ``lmkernel --help`` reads the defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from ..errors import LmkError
+
+_RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+               "h": 3600.0, "hour": 3600.0}
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and batching knobs of one server process."""
+
+    max_batch: int = 64  # texts per forward pass
+    max_wait_ms: float = 5.0  # how long the first queued text waits for others to join its batch
+    max_queue: int = 1024  # texts waiting at most; more is answered 429 + Retry-After
+    max_body_bytes: int = 1_000_000
+    max_texts: int = 256  # texts per request
+    max_input_tokens: int | None = None  # per text; None: the model's training max_length
+    rate_limit: str | None = None  # per API key (per client address without keys), e.g. "600/min"
+    timeout_s: float = 30.0  # deadline of a request, queueing included; past it: 504
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the CPU/GPU has fast bf16 matmuls)
+    threads: int | None = None  # torch intra-op threads for inference; None: torch's default
+    api_keys: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        positive = {"max_batch": self.max_batch, "max_queue": self.max_queue, "max_body_bytes": self.max_body_bytes,
+                    "max_texts": self.max_texts, "timeout_s": self.timeout_s}
+        if self.max_input_tokens is not None:
+            positive["max_input_tokens"] = self.max_input_tokens
+        if self.threads is not None:
+            positive["threads"] = self.threads
+        for name, value in positive.items():
+            if not value > 0:
+                flag = "--" + name.replace("_", "-")
+                raise LmkError(f"{flag} must be positive, got {value}", where=flag, fix=f"pass {flag} 1 or more")
+        if self.max_wait_ms < 0:
+            raise LmkError(f"--max-wait-ms must be 0 or more, got {self.max_wait_ms}", where="--max-wait-ms")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise LmkError(f"--precision {self.precision!r} is not known", where="--precision",
+                           fix="use fp32, bf16 or auto")
+        if self.rate_limit is not None:
+            parse_rate(self.rate_limit)
+
+
+def parse_rate(text: str) -> float:
+    """Requests per second from "600/min", "10/s", "5000/hour" or a bare number (per minute).
+
+    Raises:
+        LmkError: the text is not a positive count with an optional unit.
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*([a-z]+))?\s*", text.lower())
+    unit = (m.group(2) or "min") if m else None
+    if m is None or unit not in _RATE_UNITS or float(m.group(1)) <= 0 or not math.isfinite(float(m.group(1))):
+        raise LmkError(f"--rate-limit {text!r} is not a rate", where="--rate-limit",
+                       fix="write requests per unit, e.g. 600/min, 10/s or 5000/hour")
+    return float(m.group(1)) / _RATE_UNITS[unit]
+
+
+def read_api_keys(env_var: str | None = None, key_file: str | None = None) -> frozenset[str]:
+    """Bearer keys from an environment variable (comma-separated) or a file (one per line, # comments).
+
+    Raises:
+        LmkError: the variable is unset or empty, or the file is missing or holds no key; a server
+            that was asked for keys must never start open.
+    """
+    import os
+    from pathlib import Path
+
+    if env_var and key_file:
+        raise LmkError("--api-key-env and --api-key-file were both given", where="--api-key-env/--api-key-file",
+                       fix="pass one source of API keys")
+    if env_var:
+        raw = os.environ.get(env_var, "")
+        keys = frozenset(k.strip() for k in raw.split(",") if k.strip())
+        where = f"environment variable {env_var}"
+    elif key_file:
+        try:
+            text = Path(key_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise LmkError(f"cannot read the API key file {key_file}: {e}", where="--api-key-file",
+                           fix="pass a readable UTF-8 file with one key per line") from e
+        keys = frozenset(s for line in text.splitlines() if (s := line.split("#", 1)[0].strip()))
+        where = f"file {key_file}"
+    else:
+        return frozenset()
+    if not keys:
+        raise LmkError(f"no API keys in {where}", where=where,
+                       fix="set it to one or more comma-separated keys (file: one per line)")
+    return keys

@@ -1,0 +1,87 @@
+"""`lmkernel serve` for real: CLI errors, help, a uvicorn process that drains in-flight requests on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from serve_helpers import wait_ready
+from typer.testing import CliRunner
+
+from lmkernel.cli import app
+
+runner = CliRunner()
+
+
+def test_help_explains_every_serve_option():
+    out = runner.invoke(app, ["serve", "--help"]).output
+    assert "Usage" in out and "--max-wait-ms" in out and "--api-key-env" in out
+    for line in out.splitlines():
+        if line.strip().startswith("│ --") and "--help" not in line:
+            assert len(line.split()) > 3, f"option without help: {line}"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["/no/such/run"], "no such run or model directory"),
+    (["{run}", "--rate-limit", "lots"], "--rate-limit 'lots' is not a rate"),
+    (["{run}", "--api-key-env", "LMK_TEST_UNSET_KEYS"], "no API keys in environment variable LMK_TEST_UNSET_KEYS"),
+    (["{run}", "--max-texts", "0"], "--max-texts must be positive"),
+])
+def test_serve_refuses_bad_arguments_before_starting(tiny_run, args, message):
+    result = runner.invoke(app, ["serve", *[a.format(run=tiny_run) for a in args]])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigterm_finishes_in_flight_requests(tiny_run):
+    port = free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", LMK_TEST_KEYS="secret")
+    # a long batching wait keeps requests in flight while the signal arrives
+    proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(tiny_run), "--port", str(port),
+                             "--api-key-env", "LMK_TEST_KEYS", "--max-wait-ms", "3000", "--threads", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            wait_ready(client, timeout=60)
+            replies: list[httpx.Response] = []
+
+            def post(i: int) -> None:
+                with httpx.Client(base_url=base, timeout=30) as c:
+                    replies.append(c.post("/v1/classify", json={"texts": [f"the film was great {i}"]},
+                                          headers={"Authorization": "Bearer secret"}))
+
+            threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            while time.monotonic() < deadline and "lmk_queue_depth 8.0" not in client.get("/metrics").text:
+                time.sleep(0.02)  # until all eight wait in the batcher (received, so in flight)
+            proc.send_signal(signal.SIGTERM)
+            for t in threads:
+                t.join(30)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, -signal.SIGTERM), out  # uvicorn re-raises the signal once drained
+    assert [r.status_code for r in replies] == [200] * 8, out
+    assert "model tiny-run ready" in out and "Shutting down" in out
