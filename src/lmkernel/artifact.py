@@ -79,6 +79,10 @@ def load_model_weights(model_dir: Path, card: dict[str, Any], task):
 
     if card["weights"] in ("full", "merged"):
         return load_pretrained(getattr(transformers, task.auto_model), model_dir)
+    if card["weights"] != "adapter":  # int8, onnx, ...: the compression method that wrote it loads it
+        from .compress import load_weights
+
+        return load_weights(model_dir, card, task)
     from peft import PeftModel
 
     base = task.build_model(resolve_model_path(card["base_model"]), card["labels"])

@@ -271,6 +271,67 @@ def _compress_methods_help() -> str:
     return "; ".join(f"{m.name}: {m.summary}" for m in _METHODS.values())
 
 
+# Measurement options shared by `compress` and `compare`.
+MaxExamplesOpt = Annotated[Optional[int], typer.Option(help="Measure on the first N examples only.")]
+MeasureBatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size of the throughput measurement.")]
+LatencyOpt = Annotated[int, typer.Option(help="Single texts timed for the batch-1 latency.")]
+
+
+def _log(quiet: bool):
+    return (lambda _: None) if quiet else (lambda s: typer.echo(s, err=True))
+
+
+@app.command()
+def compress(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder) to compress.")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Compression method. "
+                                        + _compress_methods_help())],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the new run (model/, "
+                                                "compression.md, compression.json); default RUN-METHOD. An "
+                                                "existing run is never overwritten.")] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="Also quantize the result (onnx: int8).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Labelled file to measure on (default: "
+                                                 "the run's validation set).")] = None,
+    max_examples: MaxExamplesOpt = None,
+    batch_size: MeasureBatchOpt = 32,
+    latency_samples: LatencyOpt = 100,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Make a smaller, faster copy of a model and report size, speed and accuracy before and after."""
+    with _guard(debug):
+        from .compress.workflow import compress as run_compress
+
+        result = run_compress(run_dir, method, out, quantize=quantize, data=data, max_examples=max_examples,
+                              batch_size=batch_size, latency_samples=latency_samples, log=_log(quiet))
+        typer.echo(result.table)
+        typer.echo(f"run:    {result.out_dir}")
+        typer.echo(f"report: {result.out_dir / 'compression.md'}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories to compare; ratios are against the first.")],
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Labelled file to measure on (default: the "
+                                                 "first run's validation set).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for compare.md, compare.json and "
+                                      "compare.png.")] = Path("compare"),
+    max_examples: MaxExamplesOpt = None,
+    batch_size: MeasureBatchOpt = 32,
+    latency_samples: LatencyOpt = 100,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Size, latency, throughput and accuracy of several artifacts on the same data; table and plot."""
+    with _guard(debug):
+        from .compress.compare import compare as run_compare
+
+        result = run_compare(runs, data, out, max_examples=max_examples, batch_size=batch_size,
+                             latency_samples=latency_samples, log=_log(quiet))
+        typer.echo(result.table)
+        typer.echo(f"plot:   {result.out_dir / 'compare.png'}")
+
+
 @app.command()
 def fields() -> None:
     """List every spec key with its default and meaning."""

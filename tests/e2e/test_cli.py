@@ -187,7 +187,8 @@ def test_corrupt_weights_give_clear_error(run_dir):
     assert "cannot load model weights" in out.output
 
 
-@pytest.mark.parametrize("command", ["run", "train", "eval", "predict", "inspect", "validate", "fields"])
+@pytest.mark.parametrize("command", ["run", "train", "eval", "predict", "inspect", "validate", "fields",
+                                     "compress", "compare"])
 def test_help_explains_every_option(command):
     out = cli(command, "--help").output
     assert "Usage" in out

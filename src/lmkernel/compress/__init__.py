@@ -1,0 +1,103 @@
+"""Compression methods: one file per method, registered by name in a plain dict.
+
+A method turns a trained artifact into a new one (``build``) and knows how to load the weight
+kind it writes (``load``). The CLI's ``--method`` choices, its ``--help`` and
+``artifact.load_model_weights`` all read this registry, so adding a method is one file plus one
+``register`` line. Entries hold import paths, not functions, so ``lmkernel --help`` never imports
+torch or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LmkError
+
+
+@dataclass(frozen=True)
+class Method:
+    """What the registry knows about a compression method.
+
+    Attributes:
+        name: the ``--method`` value.
+        summary: one line for ``--help`` and the docs.
+        build: ``"module:function"``; ``build(source: Model, tmp_dir: Path, *, quantize) -> dict``
+            writes the new model folder and returns the card fields it changes.
+        load: ``"module:function"``; ``load(model_dir, card, task)`` returns a callable model.
+        weights: the card's ``weights`` value this method writes (what ``load`` reads back).
+        tasks: tasks whose artifacts the method handles.
+        quantize: values ``--quantize`` accepts; empty means the option is rejected.
+    """
+
+    name: str
+    summary: str
+    build: str
+    load: str
+    weights: str
+    tasks: tuple[str, ...]
+    quantize: tuple[str, ...] = ()
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> None:
+    """Add a method; names and weight kinds are unique, names lower-case."""
+    if method.name in _METHODS:
+        raise ValueError(f"compression method {method.name!r} is already registered")
+    if method.name != method.name.lower() or not method.name.replace("_", "").isalnum():
+        raise ValueError(f"method name {method.name!r} must be lower-case letters, digits and underscores")
+    if any(m.weights == method.weights for m in _METHODS.values()):
+        raise ValueError(f"weight kind {method.weights!r} already belongs to another method")
+    _METHODS[method.name] = method
+
+
+def method_names() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> Method:
+    """The registered method, or an LmkError naming the closest one."""
+    if name in _METHODS:
+        return _METHODS[name]
+    close = difflib.get_close_matches(name, list(_METHODS), n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise LmkError(f"unknown compression method {name!r}.{hint}", where="--method",
+                   fix=f"use one of: {', '.join(method_names())}")
+
+
+def weight_kinds() -> list[str]:
+    return sorted(m.weights for m in _METHODS.values())
+
+
+def _resolve(target: str) -> Any:
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_function(method: Method) -> Any:
+    return _resolve(method.build)
+
+
+def load_weights(model_dir: Path, card: dict[str, Any], task: Any) -> Any:
+    """Load a compressed artifact's model; ``artifact.load_model_weights`` delegates here."""
+    for method in _METHODS.values():
+        if method.weights == card["weights"]:
+            return _resolve(method.load)(model_dir, card, task)
+    raise LmkError(f"unknown weight kind {card['weights']!r} in {model_dir}", where=str(model_dir / "lmkernel.json"),
+                   fix="the artifact comes from a newer lmkernel or is damaged; upgrade lmkernel or re-create it")
+
+
+register(Method(
+    name="int8", weights="int8", tasks=("classification",),
+    summary="dynamic int8 quantization of every nn.Linear (torch.ao), embeddings stored int8 weight-only",
+    build="lmkernel.compress.int8:build", load="lmkernel.compress.int8:load_model"))
+register(Method(
+    name="onnx", weights="onnx", tasks=("classification",), quantize=("int8",),
+    summary="ONNX export (torch.onnx dynamo exporter), run by onnxruntime; --quantize int8 adds "
+    "onnxruntime dynamic int8 quantization",
+    build="lmkernel.compress.onnx:build", load="lmkernel.compress.onnx:load_model"))

@@ -1,0 +1,63 @@
+"""compare(runs): measure several artifacts on the same batches; table, JSON and a PNG.
+
+Behind ``lmkernel compare``. The first run is the reference for every ratio, and, unless
+``data`` is given, the source of the evaluation data (its spec.yaml or compression.json).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LmkError
+from .measure import Measurement, eval_data, measure, run_dir_of
+
+
+@dataclass
+class CompareResult:
+    out_dir: Path
+    table: str
+    rows: list[Measurement]
+
+
+def _names(paths: list[Path]) -> list[str]:
+    """Run folder names, or full paths where two runs share a name."""
+    names = [p.name for p in paths]
+    return [str(p) if names.count(p.name) > 1 else p.name for p in paths]
+
+
+def compare(runs: list[Path], data: Path | None = None, out: Path = Path("compare"), *,
+            max_examples: int | None = None, batch_size: int = 32, latency_samples: int = 100,
+            log: Callable[[str], None] = lambda _: None) -> CompareResult:
+    """Measure every run in ``runs`` (one at a time, to keep memory flat) and write the report.
+
+    Raises:
+        LmkError: no runs, a missing run, runs with different label sets, or no evaluation data.
+    """
+    from ..artifact import find_model_dir, load
+    from .report import environment, write_comparison
+
+    if not runs:
+        raise LmkError("no runs to compare", where="compare", fix="pass one or more run directories")
+    paths = [run_dir_of(find_model_dir(r)) for r in runs]  # every path checked before any slow work
+    names = _names(paths)
+    rows: list[Measurement] = []
+    examples = None
+    for path, name in zip(paths, names):
+        model = load(path)
+        if examples is None:
+            examples = eval_data(model, data, max_examples)
+            labels = model.labels
+            log(f"measuring on {len(examples.examples)} examples of {examples.source}")
+        elif model.labels != labels:
+            raise LmkError(f"{path} predicts labels {model.labels}, the first run {labels}", where=str(path),
+                           fix="compare artifacts of the same task and label set")
+        log(f"measuring {path} ({model.card['weights']})")
+        rows.append(measure(model, examples, batch_size, latency_samples, name=name))
+        del model
+    info = {"data": {"source": examples.source, **examples.record}, "examples": len(examples.examples),
+            "batch_size": batch_size, "latency_samples": min(latency_samples, len(examples.examples)),
+            "environment": environment()}
+    table = write_comparison(Path(out), info, rows)
+    return CompareResult(Path(out), table, rows)

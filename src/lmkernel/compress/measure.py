@@ -1,0 +1,168 @@
+"""Measure artifacts the way compression reports compare them.
+
+For each artifact: size of its model folder on disk, parameter count, latency p50 of
+``predict()`` on one text at a time, throughput of the model's forward at batch 32 over the
+whole evaluation set, and the task metrics from those same forwards. Every artifact is measured
+on the same examples cut into the same length-sorted batches (the order ``lmkernel eval`` uses),
+so ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LmkError
+
+LATENCY_WARMUP = 3
+
+
+@dataclass
+class Measurement:
+    """One artifact's figures; ratios in reports are taken against the first one measured."""
+
+    name: str
+    path: str
+    weights: str
+    size_bytes: int
+    params: int
+    latency_p50_ms: float
+    throughput: float  # examples per second at batch_size
+    metrics: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EvalData:
+    """Labelled examples plus how to find them again (stored in compression.json)."""
+
+    examples: list[Any]
+    source: str  # for people: a file, or "validation split of <spec>"
+    record: dict[str, Any]  # for machines: {"file", "format", "text_column", "label_column"} or {"spec"}
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def run_dir_of(model_dir: Path) -> Path:
+    """The run folder that holds an artifact's ``model/`` (the folder itself when it stands alone)."""
+    return model_dir.parent if model_dir.name == "model" else model_dir
+
+
+def _from_file(model: Any, path: Path, record: dict[str, Any]) -> EvalData:
+    columns = model.card.get("data", {})
+    record = {"file": str(path), "format": record.get("format", "auto"),
+              "text_column": record.get("text_column") or columns.get("text_column", "text"),
+              "label_column": record.get("label_column") or columns.get("label_column", "label")}
+    if not Path(path).is_file():
+        raise LmkError(f"evaluation data not found: {path}", where=str(path), fix="pass --data FILE")
+    ds = model.task.read(Path(path), fmt=record["format"], text_column=record["text_column"],
+                         label_column=record["label_column"], labels=model.labels, on_bad_rows="error")
+    return EvalData(ds.examples, str(path), record)
+
+
+def _from_spec(model: Any, spec_path: Path) -> EvalData:
+    from ..pipeline import read_data
+    from ..spec import load_spec
+
+    spec = load_spec(spec_path)
+    d = spec.data
+    if d.validation is not None:
+        return _from_file(model, d.validation, {"format": d.format, "text_column": d.text_column,
+                                                "label_column": d.label_column})
+    if not d.split.validation:
+        raise LmkError(f"the run's spec {spec_path} has no validation data", where=str(spec_path),
+                       fix="pass --data FILE with labelled examples")
+    splits, _ = read_data(model.task, spec)  # re-draws the seeded hold-out exactly as training did
+    kept = [e for e in splits["validation"].examples if e.label in set(model.labels)]
+    return EvalData(kept, f"validation split ({d.split.validation:g}) of {d.train}", {"spec": str(spec_path)})
+
+
+def eval_data(model: Any, data: Path | None = None, max_examples: int | None = None) -> EvalData:
+    """The labelled examples to measure on: ``data`` if given, else the run's validation set.
+
+    A trained run names its validation set in spec.yaml; a compressed run names the data it was
+    measured on in compression.json.
+
+    Raises:
+        LmkError: no data given and none recorded with the run, or the file is missing or bad.
+    """
+    run = run_dir_of(model.path)
+    if data is not None:
+        found = _from_file(model, Path(data), {})
+    elif (run / "spec.yaml").is_file():
+        found = _from_spec(model, run / "spec.yaml")
+    elif (run / "compression.json").is_file():
+        record = json.loads((run / "compression.json").read_text(encoding="utf-8")).get("data", {})
+        if "spec" in record:
+            found = _from_spec(model, Path(record["spec"]))
+        else:
+            found = _from_file(model, record["file"], record)
+    else:
+        raise LmkError(f"no validation data recorded for {run}", where=str(run),
+                       fix="pass --data FILE with labelled examples (columns as in training)")
+    if not found.examples:
+        raise LmkError(f"no usable labelled rows in {found.source}", where=found.source,
+                       fix="check the file and its text/label columns, or pass --data FILE")
+    if max_examples:
+        found.examples = found.examples[:max_examples]
+    return found
+
+
+def latency_p50_ms(model: Any, texts: list[str]) -> float:
+    """Median wall time of ``predict([text])``: tokenize, forward, softmax, one text per call."""
+    for text in texts[:LATENCY_WARMUP]:
+        model.predict([text], batch_size=1)
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        model.predict([text], batch_size=1)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def throughput_and_metrics(model: Any, examples: list[Any], batch_size: int) -> tuple[float, dict[str, float]]:
+    """Examples/s of the forward alone at ``batch_size``, and the task metrics from those forwards."""
+    import torch
+
+    from ..data.batching import eval_batches
+
+    task = model.task
+    features = task.encode(examples, model.tokenizer, model.labels, model.card.get("max_length", 512))
+    pad = model.tokenizer.pad_token_id or 0
+    batches = [task.collate([features[i] for i in idx], pad)
+               for idx in eval_batches([len(f["input_ids"]) for f in features], batch_size)]
+    outputs: dict[str, list] = {}
+    seconds = 0.0
+    with torch.inference_mode():
+        model.model(**batches[0])  # warm-up on the longest batch: allocators, ORT arenas, fbgemm packing
+        for batch in batches:
+            start = time.perf_counter()
+            logits = model.model(**batch).logits
+            seconds += time.perf_counter() - start
+            for k, v in task.step_outputs(logits.float(), batch).items():
+                outputs.setdefault(k, []).extend(v)
+    metrics = task.metrics(outputs, model.labels)
+    return len(features) / seconds, {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+
+def measure(model: Any, data: EvalData, batch_size: int = 32, latency_samples: int = 100,
+            name: str | None = None) -> Measurement:
+    """All figures for one loaded artifact (``lmkernel.load``) on ``data``."""
+    from ..tuning import count_parameters
+
+    model.model.eval()
+    throughput, metrics = throughput_and_metrics(model, data.examples, batch_size)
+    latency = latency_p50_ms(model, [e.text for e in data.examples[:latency_samples]])
+    params = model.card.get("total_params") or count_parameters(model.model)[1]
+    run = run_dir_of(model.path)
+    return Measurement(name=name or run.name, path=str(run), weights=model.card["weights"],
+                       size_bytes=dir_size(model.path), params=int(params), latency_p50_ms=latency,
+                       throughput=throughput, metrics=metrics)

@@ -1,0 +1,120 @@
+"""compress(run, method): load -> check -> build the new artifact -> measure both -> report.
+
+The one orchestration function behind ``lmkernel compress``; methods only build a model folder,
+so the checks, the artifact layout and the before/after report are the same for all of them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LmkError
+from . import Method, build_function, get_method
+from .measure import Measurement, eval_data, measure, run_dir_of
+
+SOURCE_WEIGHTS = ("full", "merged", "adapter")  # fp32 torch artifacts a method can start from
+
+
+@dataclass
+class CompressResult:
+    out_dir: Path
+    table: str
+    original: Measurement
+    result: Measurement
+
+
+def check_options(method: Method, quantize: str | None) -> None:
+    """Reject options the method does not take, before anything slow happens."""
+    if quantize is None or quantize in method.quantize:
+        return
+    if not method.quantize:
+        raise LmkError(f"--quantize does not apply to --method {method.name}", where="--quantize",
+                       fix="drop --quantize (int8 is already quantized), or use --method onnx --quantize int8")
+    raise LmkError(f"--quantize {quantize!r} is not supported by --method {method.name}", where="--quantize",
+                   fix=f"use one of: {', '.join(method.quantize)}")
+
+
+def check_source(method: Method, model_dir: Path, card: dict[str, Any]) -> None:
+    """The artifact must be an fp32 torch model of a task the method handles (checked on the card,
+    before loading, so a task this lmkernel does not know still gets a clear answer)."""
+    if card["task"] not in method.tasks:
+        raise LmkError(f"--method {method.name} does not support {card['task']!r} artifacts", where=str(model_dir),
+                       fix=f"it handles: {', '.join(method.tasks)}")
+    if card["weights"] not in SOURCE_WEIGHTS:
+        raise LmkError(f"{model_dir} is already compressed (weights: {card['weights']})", where=str(model_dir),
+                       fix="compress the original run instead (see compression.json in this run for its source)")
+
+
+def default_out(source: Any, method: Method, quantize: str | None) -> Path:
+    run = run_dir_of(source.path)
+    return run.with_name(f"{run.name}-{method.name}" + (f"-{quantize}" if quantize else ""))
+
+
+def write_artifact(method: Method, source: Any, model_dir: Path, quantize: str | None) -> None:
+    """Build the method's model folder next to ``model_dir`` and move it into place whole."""
+    from ..artifact import CARD, FORMAT_VERSION
+    from ..fsutil import atomic_replace_dir, atomic_write_json
+
+    tmp = model_dir.with_name(model_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        changes = build_function(method)(source, tmp, quantize=quantize)
+        source.tokenizer.save_pretrained(str(tmp))
+        card = {**source.card, **changes, "format": FORMAT_VERSION,
+                "compression": {"method": method.name, "quantize": quantize, "source": str(source.path),
+                                "source_weights": source.card["weights"]}}
+        atomic_write_json(tmp / CARD, card)
+        atomic_replace_dir(tmp, model_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _record_metrics(model_dir: Path, result: Measurement, from_validation: bool) -> None:
+    """The new card's metrics are the ones measured on the compressed model, not the source's."""
+    from ..artifact import CARD, read_card
+    from ..fsutil import atomic_write_json
+
+    card = read_card(model_dir)
+    card["metrics"] = {"validation" if from_validation else "eval": dict(result.metrics)}
+    atomic_write_json(model_dir / CARD, card)
+
+
+def compress(run: Path, method: str, out: Path | None = None, *, quantize: str | None = None,
+             data: Path | None = None, max_examples: int | None = None, batch_size: int = 32,
+             latency_samples: int = 100, log: Callable[[str], None] = lambda _: None) -> CompressResult:
+    """Compress the artifact in ``run`` with ``method`` into a new run folder and report the trade-off.
+
+    Raises:
+        LmkError: unknown method, an option it does not take, a missing or already compressed
+            run, an unsupported task or layer type, or no evaluation data.
+    """
+    from ..artifact import find_model_dir, load, read_card
+    from ..pipeline import choose_run_dir
+    from .report import environment, write_compression
+
+    m = get_method(method)
+    check_options(m, quantize)
+    model_dir = find_model_dir(run)
+    check_source(m, model_dir, read_card(model_dir))
+    source = load(model_dir)
+    examples = eval_data(source, data, max_examples)  # fail on bad data before the slow build
+    out_dir = choose_run_dir(Path(out) if out is not None else default_out(source, m, quantize), resume=False)
+    log(f"compressing {source.path} with {m.name} into {out_dir}")
+    write_artifact(m, source, out_dir / "model", quantize)
+    result_model = load(out_dir)
+    log(f"measuring on {len(examples.examples)} examples of {examples.source}")
+    original = measure(source, examples, batch_size, latency_samples)
+    result = measure(result_model, examples, batch_size, latency_samples)
+    _record_metrics(out_dir / "model", result, from_validation=data is None)
+    info = {"method": m.name, "summary": m.summary, "options": {"quantize": quantize},
+            "source": str(run_dir_of(source.path)), "result": str(out_dir),
+            "data": {"source": examples.source, **examples.record}, "examples": len(examples.examples),
+            "batch_size": batch_size, "latency_samples": min(latency_samples, len(examples.examples)),
+            "environment": environment()}
+    table = write_compression(out_dir, info, original, result)
+    return CompressResult(out_dir, table, original, result)

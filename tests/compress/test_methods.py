@@ -1,0 +1,129 @@
+"""Every compression method on the tiny model: a loadable artifact, close outputs, a smaller file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import lmkernel
+
+# Stated tolerances (max absolute difference of class probabilities against the fp32 torch model).
+ONNX_FP32_ATOL = 1e-5  # same graph, different kernels: float rounding only
+INT8_ATOL = 0.05  # int8 weights and activations: small, bounded drift
+INT8_SAME_ARGMAX = 0.9  # share of texts whose predicted label must not change
+
+
+def probabilities(run, texts) -> torch.Tensor:
+    model = lmkernel.load(run)
+    return torch.tensor([[p["probabilities"][lab] for lab in model.labels] for p in model.predict(texts)])
+
+
+def check_close(reference, other, atol: float, same_argmax: float) -> None:
+    diff = (reference - other).abs().max().item()
+    agree = (reference.argmax(-1) == other.argmax(-1)).float().mean().item()
+    assert diff <= atol, f"max probability difference {diff:.2e} > {atol}"
+    assert agree >= same_argmax, f"only {agree:.0%} same labels"
+
+
+def test_int8_artifact_is_int8_safetensors_and_small(trained_run, int8_result):
+    from safetensors import safe_open
+
+    model_dir = int8_result.out_dir / "model"
+    card = json.loads((model_dir / "lmkernel.json").read_text())
+    assert card["weights"] == "int8" and card["compression"]["method"] == "int8"
+    assert card["labels"] == ["negative", "positive"]
+    with safe_open(model_dir / "model.safetensors", "pt") as f:
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    assert dtypes["bert.embeddings.word_embeddings.weight"] == "I8"
+    assert dtypes["bert.encoder.layer.0.attention.self.query.weight"] == "I8"
+    assert dtypes["bert.encoder.layer.0.attention.self.query.weight_scale"] == "F32"
+    fp32_bytes = (trained_run / "model" / "model.safetensors").stat().st_size
+    assert (model_dir / "model.safetensors").stat().st_size <= 0.35 * fp32_bytes
+    assert int8_result.result.size_bytes < int8_result.original.size_bytes
+
+
+def test_int8_loads_as_quantized_and_predicts_close(trained_run, int8_result, dev_texts):
+    import torch.ao.nn.quantized.dynamic as nnqd
+
+    model = lmkernel.load(int8_result.out_dir)
+    assert sum(isinstance(m, nnqd.Linear) for m in model.model.modules()) >= 12  # 2 layers x 6 + pooler + head
+    assert not any(type(m) is torch.nn.Linear for m in model.model.modules())
+    check_close(probabilities(trained_run, dev_texts), probabilities(int8_result.out_dir, dev_texts),
+                INT8_ATOL, INT8_SAME_ARGMAX)
+
+
+def test_int8_reload_holds_exactly_the_quantized_weights(trained_run, int8_result):
+    from lmkernel.compress.int8 import quantize_model
+
+    fresh = quantize_model(lmkernel.load(trained_run).model).bert.encoder.layer[0].attention.self.query.weight()
+    loaded = lmkernel.load(int8_result.out_dir).model.bert.encoder.layer[0].attention.self.query.weight()
+    assert torch.equal(fresh.int_repr(), loaded.int_repr())
+    assert torch.equal(fresh.q_per_channel_scales(), loaded.q_per_channel_scales())
+    assert not loaded.q_per_channel_zero_points().any()
+
+
+def test_quantize_rows_error_is_within_half_a_step():
+    from lmkernel.compress.int8 import quantize_rows
+
+    w = torch.randn(50, 16)
+    values, scale = quantize_rows(w)
+    assert values.dtype == torch.int8 and scale.shape == (50,)
+    assert ((values.float() * scale[:, None] - w).abs() <= scale[:, None] / 2 + 1e-7).all()
+
+
+def test_onnx_fp32_matches_pytorch(trained_run, onnx_result, dev_texts):
+    model_dir = onnx_result.out_dir / "model"
+    card = json.loads((model_dir / "lmkernel.json").read_text())
+    assert card["weights"] == "onnx" and card["onnx"]["quantize"] is None
+    assert (model_dir / "model.onnx").is_file() and not (model_dir / "model.safetensors").exists()
+    check_close(probabilities(trained_run, dev_texts), probabilities(onnx_result.out_dir, dev_texts),
+                ONNX_FP32_ATOL, 1.0)
+
+
+def test_onnx_handles_any_batch_and_length(onnx_result):
+    model = lmkernel.load(onnx_result.out_dir)
+    for batch, length in ((1, 1), (3, 17), (5, 60)):
+        ids = torch.randint(5, 50, (batch, length))
+        assert model.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.shape == (batch, 2)
+
+
+def test_onnx_int8_is_smaller_and_close(trained_run, onnx_result, onnx_int8_result, dev_texts):
+    fp32_bytes = (onnx_result.out_dir / "model" / "model.onnx").stat().st_size
+    int8_bytes = (onnx_int8_result.out_dir / "model" / "model.onnx").stat().st_size
+    assert int8_bytes <= 0.6 * fp32_bytes  # tiny matrices: scales and graph weigh more; MiniLM is ~0.26
+    assert json.loads((onnx_int8_result.out_dir / "model" / "lmkernel.json").read_text())["onnx"]["quantize"] == "int8"
+    check_close(probabilities(trained_run, dev_texts), probabilities(onnx_int8_result.out_dir, dev_texts),
+                INT8_ATOL, INT8_SAME_ARGMAX)
+
+
+@pytest.mark.parametrize("result", ["int8_result", "onnx_result"])
+def test_compressed_artifacts_evaluate_like_any_other(result, request, trained_run, tmp_path):
+    from lmkernel.pipeline import evaluate_run
+
+    out = request.getfixturevalue(result).out_dir
+    metrics = evaluate_run(out, trained_run.parent.parent / "dev.csv", tmp_path / "ev", progress=False)
+    reference = evaluate_run(trained_run, trained_run.parent.parent / "dev.csv", tmp_path / "ref", progress=False)
+    assert abs(metrics["accuracy"] - reference["accuracy"]) <= 0.1
+    assert metrics["loss"] == pytest.approx(reference["loss"], abs=0.1)
+    assert (tmp_path / "ev" / "report.md").exists()
+
+
+@pytest.mark.parametrize("result", ["int8_result", "onnx_result", "onnx_int8_result"])
+def test_compression_report_compares_original_and_result(result, request, trained_run):
+    r = request.getfixturevalue(result)
+    info = json.loads((r.out_dir / "compression.json").read_text())
+    assert info["source"] == str(trained_run) and info["result"] == str(r.out_dir)
+    assert info["examples"] == 40 and info["data"]["file"].endswith("dev.csv")
+    for side in ("original", "compressed"):
+        m = info[side]
+        assert m["size_bytes"] > 0 and m["params"] > 0 and m["latency_p50_ms"] > 0 and m["throughput"] > 0
+        assert 0 <= m["metrics"]["accuracy"] <= 1
+    assert info["original"]["weights"] == "full"
+    if "int8" in result:
+        assert info["ratios"]["size"] < 1
+    md = (r.out_dir / "compression.md").read_text()
+    assert "| tiny |" in md and "examples/s (batch 32)" in md and "accuracy change" in md
+    card = json.loads((r.out_dir / "model" / "lmkernel.json").read_text())
+    assert card["metrics"]["validation"]["accuracy"] == info["compressed"]["metrics"]["accuracy"]
