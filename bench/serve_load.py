@@ -1,0 +1,295 @@
+"""HTTP load test: `lmkernel serve` against a minimal FastAPI + transformers pipeline server.
+
+    .venv/bin/python bench/serve_load.py [--run runs/sst2] [--clients 32] [--seconds 30]
+        [--max-requests 200000] [--serve-arg=--precision=bf16] [--only lmkernel,baseline] [--json out.json]
+
+Both servers serve the same artifact on 127.0.0.1 (nothing else is ever contacted), one after the
+other so they never share the two cores:
+  lmkernel   `lmkernel serve RUN` (dynamic batching, length grouping), extra flags via --serve-arg
+  baseline   a FastAPI app whose handler calls `pipeline("text-classification")` once per request
+N clients each send one SST-2 dev sentence per request, back to back, for T seconds (after a short
+warm-up), bounded by --max-requests in total. Prints throughput, p50/p95/p99 latency, errors by
+status, the ratios, and for lmkernel the useful FLOP/s against an fp32 matmul peak measured here.
+The clients speak minimal HTTP/1.1 over asyncio streams: a full HTTP client library would spend
+a sizeable share of the two cores that the servers are being measured on.
+Without --run, a model is trained first: examples/sentiment.yaml with train.epochs=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+SST2_DEV = REPO.parent / "shared" / "data" / "sst2" / "dev.tsv"
+HOST = "127.0.0.1"  # loopback only, by design
+MAX_SECONDS = 600
+
+
+# ---------------------------------------------------------------- baseline server (a subprocess)
+
+class BaselineBody(BaseModel):  # module level: FastAPI cannot resolve a local class under postponed annotations
+    texts: list[str]
+
+
+def baseline_app(run: Path):
+    """The hand-written server users compare against: one pipeline call per request."""
+    from fastapi import FastAPI
+    from transformers import pipeline
+
+    sys.path.insert(0, str(REPO / "src"))
+    import lmkernel
+
+    model = lmkernel.load(run)  # same weights, adapters merged, as lmkernel serves them
+    clf = pipeline("text-classification", model=model.model, tokenizer=model.tokenizer, top_k=None, device="cpu")
+
+    app = FastAPI()
+
+    @app.get("/readyz")
+    def ready() -> dict:
+        return {"status": "ready"}
+
+    @app.post("/v1/classify")
+    def classify(body: BaselineBody) -> dict:  # sync: FastAPI runs it in its thread pool, as most such apps do
+        out = clf(body.texts, truncation=True)
+        return {"results": [{"label": max(r, key=lambda x: x["score"])["label"],
+                             "probabilities": {x["label"]: x["score"] for x in r}} for r in out]}
+
+    return app
+
+
+def run_baseline_server(run: Path, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(baseline_app(run), host=HOST, port=port, log_level="warning", access_log=False)
+
+
+# ---------------------------------------------------------------- load generation
+
+@dataclass
+class Outcome:
+    latencies: list[float] = field(default_factory=list)  # seconds, successful requests
+    statuses: Counter = field(default_factory=Counter)
+    tokens: list[int] = field(default_factory=list)  # usage.input_tokens per success (lmkernel)
+    seconds: float = 0.0
+
+
+async def _request(reader, writer, path: str, payload: bytes) -> tuple[int, bytes]:
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = next((int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length"), None)
+    if length is None:
+        raise ValueError("response without Content-Length")
+    return status, await reader.readexactly(length)
+
+
+async def _client(port: int, texts: list[str], start: int, stop_at: float, budget: list[int], out: Outcome) -> None:
+    reader = writer = None
+    i = start
+    while time.perf_counter() < stop_at and budget[0] > 0:
+        budget[0] -= 1
+        payload = json.dumps({"texts": [texts[i % len(texts)]]}).encode()
+        i += 1
+        t0 = time.perf_counter()
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(HOST, port)
+            status, body = await _request(reader, writer, "/v1/classify", payload)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
+            out.statuses[type(e).__name__] += 1
+            writer = None
+            continue
+        out.statuses[status] += 1
+        if status == 200:
+            out.latencies.append(time.perf_counter() - t0)
+            usage = json.loads(body).get("usage")
+            if usage:
+                out.tokens.append(usage["input_tokens"])
+    if writer is not None:
+        writer.close()
+
+
+async def load(port: int, texts: list[str], clients: int, seconds: float, max_requests: int) -> Outcome:
+    """``clients`` closed-loop clients for ``seconds`` (or ``max_requests`` in total), after a warm-up."""
+    warm, warm_budget = Outcome(), [clients * 4]
+    await asyncio.gather(*(_client(port, texts, c * 7, time.perf_counter() + 2, warm_budget, warm)
+                           for c in range(clients)))
+    out, budget = Outcome(), [max_requests]
+    start = time.perf_counter()
+    await asyncio.gather(*(_client(port, texts, c * 27, start + seconds, budget, out) for c in range(clients)))
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+# ---------------------------------------------------------------- servers, model, report
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_server(cmd: list[str], port: int, timeout: float = 300) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}: {' '.join(cmd)}\n{proc.stderr.read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit(f"server not ready after {timeout:.0f}s: {' '.join(cmd)}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def build_run(workdir: Path) -> Path:
+    out = workdir / "sentiment-1ep"
+    print(f"no --run given: training examples/sentiment.yaml for 1 epoch into {out}", flush=True)
+    subprocess.run([sys.executable, "-m", "lmkernel.cli", "run", "examples/sentiment.yaml", "-q",
+                    "--set", "train.epochs=1", "--set", f"output.dir={out}"], cwd=REPO, check=True)
+    return out
+
+
+def read_sentences(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as fh:
+        rows = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(rows)
+        return [r[0].strip() for r in rows if r and r[0].strip()]
+
+
+def fp32_peak_gflops(seconds: float = 1.0) -> float:
+    """Median GFLOP/s of 1024^3 fp32 matmuls with torch's default threads (the denominator)."""
+    import torch
+
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    rates = []
+    for _ in range(5):
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 5:
+            torch.mm(a, b)
+            n += 1
+        rates.append(2 * 1024**3 * n / (time.perf_counter() - t0) / 1e9)
+    return statistics.median(rates)
+
+
+def useful_gflop(run: Path, tokens: list[int]) -> float:
+    """Encoder FLOPs without padding: 2 x Linear params x tokens + attention 4 L^2 d per layer."""
+    sys.path.insert(0, str(REPO / "src"))
+    from lmkernel.artifact import find_model_dir, read_card
+    from lmkernel.models.resolve import resolve_model_path
+
+    model_dir = find_model_dir(run)
+    if not (model_dir / "config.json").is_file():  # a LoRA adapter: the sizes are the base model's
+        model_dir = resolve_model_path(read_card(model_dir)["base_model"])
+    cfg = json.loads((model_dir / "config.json").read_text())
+    d, ff, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    linear = layers * (4 * d * d + 2 * d * ff)
+    return sum(2 * linear * n + layers * 4 * n * n * d for n in tokens) / 1e9
+
+
+def summary(name: str, o: Outcome) -> dict:
+    lat = sorted(o.latencies)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000 if lat else float("nan")
+
+    return {"server": name, "ok": len(lat), "seconds": round(o.seconds, 2),
+            "throughput": len(lat) / o.seconds if o.seconds else 0.0,
+            "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
+            "errors": {str(k): v for k, v in o.statuses.items() if k != 200}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, help="run directory to serve (default: train one quickly)")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=30.0, help=f"measured seconds per server (<= {MAX_SECONDS})")
+    ap.add_argument("--max-requests", type=int, default=200_000, help="requests per server at most")
+    ap.add_argument("--serve-arg", action="append", default=[], help="extra `lmkernel serve` flag (repeatable)")
+    ap.add_argument("--only", default="lmkernel,baseline", help="comma-separated: lmkernel, baseline")
+    ap.add_argument("--data", type=Path, default=SST2_DEV, help="TSV with a sentence column")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.baseline_server:
+        return run_baseline_server(args.run, args.port)
+    if not (0 < args.seconds <= MAX_SECONDS and args.clients > 0 and args.max_requests > 0):
+        raise SystemExit(f"--seconds must be in (0, {MAX_SECONDS}], --clients and --max-requests positive")
+    texts = read_sentences(args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = (args.run or build_run(Path(tmp))).resolve()
+        commands = {
+            "lmkernel": lambda p: [sys.executable, "-m", "lmkernel.cli", "serve", str(run), "--host", HOST,
+                                   "--port", str(p), *args.serve_arg],
+            "baseline": lambda p: [sys.executable, __file__, "--baseline-server", "--run", str(run), "--port", str(p)],
+        }
+        rows, outcomes = [], {}
+        for name in [n.strip() for n in args.only.split(",") if n.strip()]:
+            port = free_port()
+            proc = start_server(commands[name](port), port)
+            try:
+                outcomes[name] = asyncio.run(load(port, texts, args.clients, args.seconds, args.max_requests))
+            finally:
+                stop_server(proc)
+            rows.append(summary(name, outcomes[name]))
+        report(rows, outcomes, run, args)  # inside: a run trained here lives in tmp
+
+
+def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argparse.Namespace) -> None:
+    print(f"\n{args.clients} clients x {args.seconds:g} s, one SST-2 dev sentence per request, model {run.name}")
+    print(f"{'server':10} {'ok':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  errors")
+    for r in rows:
+        print(f"{r['server']:10} {r['ok']:7d} {r['throughput']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} "
+              f"{r['p99_ms']:8.1f}  {r['errors'] or '-'}")
+    by = {r["server"]: r for r in rows}
+    if {"lmkernel", "baseline"} <= set(by) and by["baseline"]["throughput"]:
+        lk, bl = by["lmkernel"], by["baseline"]
+        print(f"ratio lmkernel/baseline: throughput {lk['throughput'] / bl['throughput']:.2f}x, "
+              f"p99 {lk['p99_ms'] / bl['p99_ms']:.2f}x")
+    if "lmkernel" in outcomes and outcomes["lmkernel"].seconds:
+        o = outcomes["lmkernel"]
+        peak = fp32_peak_gflops()
+        rate = useful_gflop(run, o.tokens) / o.seconds
+        by["lmkernel"].update(useful_gflops=rate, fp32_peak_gflops=peak)
+        print(f"lmkernel useful {rate:.1f} GFLOP/s = {100 * rate / peak:.0f}% of the fp32 matmul peak "
+              f"{peak:.0f} GFLOP/s measured now")
+    if args.json:
+        args.json.write_text(json.dumps({"clients": args.clients, "seconds": args.seconds,
+                                         "serve_args": args.serve_arg, "results": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
