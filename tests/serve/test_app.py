@@ -153,3 +153,21 @@ def test_slow_model_gives_504_and_a_full_queue_429_with_retry_after():
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     assert refused.json()["error"]["type"] == "overloaded"
     assert running.status_code == 200 and queued.status_code == 200
+
+
+def test_large_requests_span_batches_and_tokenize_safely_beside_others(tiny_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictor = ClassifierPredictor(tiny_model)
+    words = ["great", "awful", "good", "bad", "lovely", "boring", "superb", "poor"]
+    texts = [f"the film was {words[i % 8]} and the hotel was {words[i // 8 % 8]} " * (1 + i % 3)
+             for i in range(200)]  # over the inline-tokenization limit
+    with ThreadPoolExecutor(8) as pool:  # mixed truncation settings at once must not trip the tokenizer
+        outs = list(pool.map(lambda i: predictor.encode(texts[i:i + 20], truncate=i % 2 == 0), range(0, 180, 5)))
+    assert all(len(o) == 20 for o in outs)
+    with serving(lambda: predictor, max_batch=16) as client:
+        r = client.post("/v1/classify", json={"texts": texts})
+    assert r.status_code == 200
+    got = [x["probabilities"]["positive"] for x in r.json()["results"]]
+    assert got == pytest.approx([p["probabilities"]["positive"] for p in tiny_model.predict(texts)], abs=1e-5)
+    assert len(set(got)) > 20

@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-GROUP_OVERHEAD_TOKENS = 96  # fixed cost of one forward call, in padded-token equivalents (see plan_groups)
+# Fixed cost of one forward call in token equivalents: MiniLM on this CPU spends as long on a
+# call's overhead (op dispatch, small matmuls) as on ~40 tokens of a batch (bench/serve_load.py tunes it).
+GROUP_OVERHEAD_TOKENS = 48
 
 
 class QueueFull(Exception):

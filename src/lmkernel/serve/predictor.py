@@ -9,6 +9,7 @@ fake with the same methods; a generation predictor will add its own.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -54,7 +55,11 @@ class ClassifierPredictor:
     def __init__(self, model: Any, *, max_input_tokens: int | None = None, precision: str = "fp32",
                  threads: int | None = None):
         self.model = model.model
+        # One tokenizer per truncation setting: a fast tokenizer mutates its Rust state when the
+        # setting changes between calls, which can fail with "Already borrowed" while another thread
+        # encodes (huggingface/tokenizers#537); with fixed settings, concurrent encodes only read.
         self.tokenizer = model.tokenizer
+        self._truncating = copy.deepcopy(model.tokenizer)
         self.card = model.card
         self.labels = list(model.labels)
         self.name = model_name(model.path)
@@ -64,6 +69,8 @@ class ClassifierPredictor:
         self.precision = precision
         self.threads = threads
         self.device = next(self.model.parameters()).device
+        self.encode(["fix the settings"], truncate=True)  # each tokenizer's state is set once, here
+        self.encode(["fix the settings"], truncate=False)
 
     def info(self) -> dict[str, Any]:
         return {"id": self.name, "task": self.task, "labels": self.labels,
@@ -76,7 +83,7 @@ class ClassifierPredictor:
             ApiError: 413 for the first text over ``max_input_tokens`` unless ``truncate``.
         """
         if truncate:
-            return self.tokenizer(list(texts), truncation=True, max_length=self.max_input_tokens)["input_ids"]
+            return self._truncating(list(texts), truncation=True, max_length=self.max_input_tokens)["input_ids"]
         ids = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
         for i, seq in enumerate(ids):
             if len(seq) > self.max_input_tokens:
