@@ -127,3 +127,13 @@ def test_compression_report_compares_original_and_result(result, request, traine
     assert "| tiny |" in md and "examples/s (batch 32)" in md and "accuracy change" in md
     card = json.loads((r.out_dir / "model" / "lmkernel.json").read_text())
     assert card["metrics"]["validation"]["accuracy"] == info["compressed"]["metrics"]["accuracy"]
+
+
+@pytest.mark.parametrize("result", ["int8_result", "onnx_int8_result"])
+def test_server_predictor_runs_compressed_artifacts(result, request):
+    from lmkernel.serve.predictor import ClassifierPredictor
+
+    predictor = ClassifierPredictor(lmkernel.load(request.getfixturevalue(result).out_dir))
+    out = predictor(predictor.encode(["the film was great", "房间太差"], truncate=True))
+    assert [set(o["probabilities"]) for o in out] == [{"negative", "positive"}] * 2
+    predictor.warm_up()  # a full-length batch: the ONNX graph takes any sequence length

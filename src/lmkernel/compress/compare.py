@@ -1,4 +1,4 @@
-"""compare(runs): measure several artifacts on the same batches; table, JSON and a PNG.
+"""compare(runs): measure several artifacts side by side on the same batches; table, JSON, PNG.
 
 Behind ``lmkernel compare``. The first run is the reference for every ratio, and, unless
 ``data`` is given, the source of the evaluation data (its spec.yaml or compression.json).
@@ -30,7 +30,7 @@ def _names(paths: list[Path]) -> list[str]:
 def compare(runs: list[Path], data: Path | None = None, out: Path = Path("compare"), *,
             max_examples: int | None = None, batch_size: int = 32, latency_samples: int = 100,
             log: Callable[[str], None] = lambda _: None) -> CompareResult:
-    """Measure every run in ``runs`` (one at a time, to keep memory flat) and write the report.
+    """Load every run in ``runs``, measure them side by side on the same data, write the report.
 
     Raises:
         LmkError: no runs, a missing run, runs with different label sets, or no evaluation data.
@@ -41,23 +41,17 @@ def compare(runs: list[Path], data: Path | None = None, out: Path = Path("compar
     if not runs:
         raise LmkError("no runs to compare", where="compare", fix="pass one or more run directories")
     paths = [run_dir_of(find_model_dir(r)) for r in runs]  # every path checked before any slow work
-    names = _names(paths)
-    rows: list[Measurement] = []
-    examples = None
-    for path, name in zip(paths, names):
-        model = load(path)
-        if examples is None:
-            examples = eval_data(model, data, max_examples)
-            labels = model.labels
-            log(f"measuring on {len(examples.examples)} examples of {examples.source}")
-        elif model.labels != labels:
-            raise LmkError(f"{path} predicts labels {model.labels}, the first run {labels}", where=str(path),
-                           fix="compare artifacts of the same task and label set")
-        log(f"measuring {path} ({model.card['weights']})")
-        rows.append(measure(model, examples, batch_size, latency_samples, name=name))
-        del model
+    models = [load(p) for p in paths]
+    for path, model in zip(paths[1:], models[1:]):
+        if model.labels != models[0].labels:
+            raise LmkError(f"{path} predicts labels {model.labels}, the first run {models[0].labels}",
+                           where=str(path), fix="compare artifacts of the same task and label set")
+    examples = eval_data(models[0], data, max_examples)
+    log(f"measuring {len(models)} artifacts on {len(examples.examples)} examples of {examples.source}")
+    env = environment()  # before measuring: the load average then is other processes' work, not ours
+    rows: list[Measurement] = measure(models, examples, batch_size, latency_samples, names=_names(paths))
     info = {"data": {"source": examples.source, **examples.record}, "examples": len(examples.examples),
             "batch_size": batch_size, "latency_samples": min(latency_samples, len(examples.examples)),
-            "environment": environment()}
+            "environment": env}
     table = write_comparison(Path(out), info, rows)
     return CompareResult(Path(out), table, rows)

@@ -4,7 +4,8 @@ For each artifact: size of its model folder on disk, parameter count, latency p5
 ``predict()`` on one text at a time, throughput of the model's forward at batch 32 over the
 whole evaluation set, and the task metrics from those same forwards. Every artifact is measured
 on the same examples cut into the same length-sorted batches (the order ``lmkernel eval`` uses),
-so ratios compare like with like.
+and the artifacts take turns batch by batch and text by text: on a shared CPU, load from other
+processes then slows all of them alike instead of whichever happened to run during it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Measurement:
 
     name: str
     path: str
-    weights: str
+    weights: str  # the card's weight kind, "+int8" where a format was quantized on top ("onnx+int8")
     size_bytes: int
     params: int
     latency_p50_ms: float
@@ -116,53 +117,84 @@ def eval_data(model: Any, data: Path | None = None, max_examples: int | None = N
     return found
 
 
-def latency_p50_ms(model: Any, texts: list[str]) -> float:
-    """Median wall time of ``predict([text])``: tokenize, forward, softmax, one text per call."""
-    for text in texts[:LATENCY_WARMUP]:
-        model.predict([text], batch_size=1)
-    times = []
-    for text in texts:
-        start = time.perf_counter()
-        model.predict([text], batch_size=1)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def weight_kind(card: dict[str, Any]) -> str:
+    """The card's weight kind plus any quantization on top of it ("onnx+int8")."""
+    quantize = card.get("compression", {}).get("quantize")
+    return card["weights"] + (f"+{quantize}" if quantize else "")
 
 
-def throughput_and_metrics(model: Any, examples: list[Any], batch_size: int) -> tuple[float, dict[str, float]]:
-    """Examples/s of the forward alone at ``batch_size``, and the task metrics from those forwards."""
-    import torch
+def _rotated(items: list[Any], turn: int) -> list[Any]:
+    """Who goes first changes every round, so no artifact always runs on a warm or cold cache."""
+    k = turn % len(items)
+    return items[k:] + items[:k]
 
+
+def latencies_p50_ms(models: list[Any], texts: list[str]) -> list[float]:
+    """Median wall time of ``predict([text])`` (tokenize, forward, softmax) for each model,
+    the models taking turns on each text so background load hits them alike."""
+    for model in models:
+        for text in texts[:LATENCY_WARMUP]:
+            model.predict([text], batch_size=1)
+    times: dict[int, list[float]] = {i: [] for i in range(len(models))}
+    for turn, text in enumerate(texts):
+        for i in _rotated(list(range(len(models))), turn):
+            start = time.perf_counter()
+            models[i].predict([text], batch_size=1)
+            times[i].append(time.perf_counter() - start)
+    return [1000 * statistics.median(times[i]) for i in range(len(models))]
+
+
+def _batches(model: Any, examples: list[Any], batch_size: int) -> list[dict[str, Any]]:
     from ..data.batching import eval_batches
 
-    task = model.task
-    features = task.encode(examples, model.tokenizer, model.labels, model.card.get("max_length", 512))
+    features = model.task.encode(examples, model.tokenizer, model.labels, model.card.get("max_length", 512))
     pad = model.tokenizer.pad_token_id or 0
-    batches = [task.collate([features[i] for i in idx], pad)
-               for idx in eval_batches([len(f["input_ids"]) for f in features], batch_size)]
-    outputs: dict[str, list] = {}
-    seconds = 0.0
+    return [model.task.collate([features[i] for i in idx], pad)
+            for idx in eval_batches([len(f["input_ids"]) for f in features], batch_size)]
+
+
+def throughputs_and_metrics(models: list[Any], examples: list[Any],
+                            batch_size: int) -> list[tuple[float, dict[str, float]]]:
+    """For each model: examples/s of the forward alone at ``batch_size``, and the task metrics
+    from those forwards. Models take turns batch by batch, so a slow patch on a shared machine
+    costs them all the same."""
+    import torch
+
+    batches = [_batches(m, examples, batch_size) for m in models]
+    outputs: list[dict[str, list]] = [{} for _ in models]
+    seconds = [0.0] * len(models)
     with torch.inference_mode():
-        model.model(**batches[0])  # warm-up on the longest batch: allocators, ORT arenas, fbgemm packing
-        for batch in batches:
-            start = time.perf_counter()
-            logits = model.model(**batch).logits
-            seconds += time.perf_counter() - start
-            for k, v in task.step_outputs(logits.float(), batch).items():
-                outputs.setdefault(k, []).extend(v)
-    metrics = task.metrics(outputs, model.labels)
-    return len(features) / seconds, {k: v for k, v in metrics.items() if isinstance(v, float)}
+        for model, own in zip(models, batches):
+            model.model(**own[0])  # warm-up on the longest batch: allocators, ORT arenas, fbgemm packing
+        for turn in range(len(batches[0])):
+            for i in _rotated(list(range(len(models))), turn):
+                batch = batches[i][turn]
+                start = time.perf_counter()
+                logits = models[i].model(**batch).logits
+                seconds[i] += time.perf_counter() - start
+                for k, v in models[i].task.step_outputs(logits.float(), batch).items():
+                    outputs[i].setdefault(k, []).extend(v)
+    results = []
+    for model, out, secs in zip(models, outputs, seconds):
+        metrics = model.task.metrics(out, model.labels)
+        results.append((len(examples) / secs, {k: v for k, v in metrics.items() if isinstance(v, float)}))
+    return results
 
 
-def measure(model: Any, data: EvalData, batch_size: int = 32, latency_samples: int = 100,
-            name: str | None = None) -> Measurement:
-    """All figures for one loaded artifact (``lmkernel.load``) on ``data``."""
+def measure(models: list[Any], data: EvalData, batch_size: int = 32, latency_samples: int = 100,
+            names: list[str] | None = None) -> list[Measurement]:
+    """All figures for loaded artifacts (``lmkernel.load``) on ``data``, measured side by side."""
     from ..tuning import count_parameters
 
-    model.model.eval()
-    throughput, metrics = throughput_and_metrics(model, data.examples, batch_size)
-    latency = latency_p50_ms(model, [e.text for e in data.examples[:latency_samples]])
-    params = model.card.get("total_params") or count_parameters(model.model)[1]
-    run = run_dir_of(model.path)
-    return Measurement(name=name or run.name, path=str(run), weights=model.card["weights"],
-                       size_bytes=dir_size(model.path), params=int(params), latency_p50_ms=latency,
-                       throughput=throughput, metrics=metrics)
+    for model in models:
+        model.model.eval()
+    speed = throughputs_and_metrics(models, data.examples, batch_size)
+    latency = latencies_p50_ms(models, [e.text for e in data.examples[:latency_samples]])
+    rows = []
+    for i, model in enumerate(models):
+        params = model.card.get("total_params") or count_parameters(model.model)[1]
+        run = run_dir_of(model.path)
+        rows.append(Measurement(name=names[i] if names else run.name, path=str(run), weights=weight_kind(model.card),
+                                size_bytes=dir_size(model.path), params=int(params), latency_p50_ms=latency[i],
+                                throughput=speed[i][0], metrics=speed[i][1]))
+    return rows

@@ -50,11 +50,14 @@ def ratios(base: Measurement, other: Measurement) -> dict[str, float | None]:
 
 
 def environment() -> dict[str, Any]:
+    """Where the figures were taken; the load average says whether other work shared the CPU."""
+    import os
+
     import torch
 
     return {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "cores": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2), "torch": torch.__version__}
 
 
 def _how(info: dict[str, Any]) -> str:
@@ -62,8 +65,9 @@ def _how(info: dict[str, Any]) -> str:
     return (f"Data: {info['data']['source']}, {info['examples']} examples, length-sorted batches of "
             f"{info['batch_size']}; throughput times the model forward only. Latency: median of `predict()` on "
             f"{info['latency_samples']} single texts (tokenize + forward + softmax).\n"
-            f"Machine: {env['machine']}, CPU capability {env['cpu_capability']}, {env['threads']} threads, "
-            f"torch {env['torch']}.\n")
+            f"Machine: {env['machine']}, CPU capability {env['cpu_capability']}, {env['threads']} threads on "
+            f"{env['cores']} cores, load average {env['load_average_1min']} before measuring (figures from a busy "
+            f"machine are not comparable), torch {env['torch']}.\n")
 
 
 def write_compression(out_dir: Path, info: dict[str, Any], original: Measurement, result: Measurement) -> str:
@@ -96,11 +100,11 @@ def plot(rows: list[Measurement], path: Path, batch_size: int) -> Path:
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for r in rows:
-        y = r.metrics.get(METRIC, float("nan"))
-        ax.scatter(r.throughput, y, s=40)
-        ax.annotate(f"{r.name} ({r.weights}, {_size(r.size_bytes)})", (r.throughput, y), fontsize=8,
-                    xytext=(5, 4), textcoords="offset points")
+    markers = "osD^vP*X"
+    for i, r in enumerate(rows):  # a legend, not annotations: close points would overprint their labels
+        ax.scatter(r.throughput, r.metrics.get(METRIC, float("nan")), s=50, marker=markers[i % len(markers)],
+                   label=f"{r.name} ({r.weights}, {_size(r.size_bytes)})")
+    ax.legend(fontsize=8, loc="best")
     ax.set_xlabel(f"throughput (examples/s, batch {batch_size})")
     ax.set_ylabel(METRIC)
     ax.set_title(f"{METRIC} vs throughput")

@@ -108,13 +108,13 @@ def compress(run: Path, method: str, out: Path | None = None, *, quantize: str |
     write_artifact(m, source, out_dir / "model", quantize)
     result_model = load(out_dir)
     log(f"measuring on {len(examples.examples)} examples of {examples.source}")
-    original = measure(source, examples, batch_size, latency_samples)
-    result = measure(result_model, examples, batch_size, latency_samples)
+    env = environment()  # before measuring: the load average then is other processes' work, not ours
+    original, result = measure([source, result_model], examples, batch_size, latency_samples)
     _record_metrics(out_dir / "model", result, from_validation=data is None)
     info = {"method": m.name, "summary": m.summary, "options": {"quantize": quantize},
             "source": str(run_dir_of(source.path)), "result": str(out_dir),
             "data": {"source": examples.source, **examples.record}, "examples": len(examples.examples),
             "batch_size": batch_size, "latency_samples": min(latency_samples, len(examples.examples)),
-            "environment": environment()}
+            "environment": env}
     table = write_compression(out_dir, info, original, result)
     return CompressResult(out_dir, table, original, result)

@@ -1,0 +1,132 @@
+"""Compression on SST-2 dev: every registered method against the original run, in one process.
+
+    .venv/bin/python bench/compression.py --run runs/sst2-full [--threads 2] [--max-examples N]
+
+Builds every compression variant of ``--run`` (each registered method, plus each ``--quantize``
+value it takes: int8, onnx, onnx+int8), then measures the original and all variants side by
+side on the same length-sorted batches of the run's validation set (SST-2 dev for the run
+below): size on disk, parameters, p50 latency of predict() at batch 1, forward throughput at
+batch 32, accuracy. The artifacts take turns batch by batch, so background load hits them alike;
+still, run it on an otherwise idle machine. Prints the table, the ratios against the original
+and the issue's targets; writes JSON (default bench/results/compression.json).
+
+The run: a full fine-tune of the bundled MiniLM on SST-2 (lmkernel's length-grouped batches; the
+first 20k training rows for 2 epochs take tens of minutes on 2 CPU cores, all 67k rows 3x that):
+
+    head -20001 ../shared/data/sst2/train.tsv > /tmp/sst2-20k.tsv
+    lmkernel run examples/sst2-lora.yaml --set tuning.method=full --set data.train=/tmp/sst2-20k.tsv \\
+        --set train.epochs=2 --set output.dir=runs/sst2-full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+# Targets from issue 5 (BASELINES.md measured int8 at 2.03x and -0.7 points on another CPU).
+TARGETS = {"int8": {"throughput": 1.8, "accuracy_drop_points": 1.0, "size": 0.35}}
+
+
+def variants() -> list[tuple[str, str | None]]:
+    """(method, quantize) for every registered method and every --quantize value it takes."""
+    from lmkernel.compress import _METHODS
+
+    return [(m.name, q) for m in _METHODS.values() for q in (None, *m.quantize)]
+
+
+def build_all(run: Path, workdir: Path) -> tuple[list[Path], dict[str, float]]:
+    """Write each variant's artifact under ``workdir``; returns their run dirs and build seconds."""
+    from lmkernel.artifact import find_model_dir, load, read_card
+    from lmkernel.compress import get_method
+    from lmkernel.compress.workflow import check_source, write_artifact
+
+    model_dir = find_model_dir(run)
+    source = load(model_dir)
+    dirs, seconds = [], {}
+    for name, quantize in variants():
+        method = get_method(name)
+        check_source(method, model_dir, read_card(model_dir))
+        out = workdir / (f"{name}+{quantize}" if quantize else name)
+        start = time.perf_counter()
+        write_artifact(method, source, out / "model", quantize)
+        seconds[out.name] = round(time.perf_counter() - start, 2)
+        print(f"built {out.name} in {seconds[out.name]:.1f} s", flush=True)
+        dirs.append(out)
+    return dirs, seconds
+
+
+def check_targets(rows) -> list[str]:
+    from lmkernel.compress.report import ratios
+
+    lines = []
+    for row in rows[1:]:
+        target = TARGETS.get(row.name)
+        if not target:
+            continue
+        r = ratios(rows[0], row)
+        lines.append(f"{row.name}: throughput {r['throughput']:.2f}x (target >= {target['throughput']}x), "
+                     f"accuracy {r['accuracy_change_points']:+.2f} points (target >= "
+                     f"-{target['accuracy_drop_points']}), "
+                     f"size {r['size']:.2f} (target <= {target['size']})")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True, help="fine-tuned run directory (see above)")
+    ap.add_argument("--data", type=Path, default=None, help="labelled file; default: the run's validation set")
+    ap.add_argument("--max-examples", type=int, default=None, help="first N examples only (smoke tests)")
+    ap.add_argument("--latency-samples", type=int, default=100, help="single texts timed at batch 1")
+    ap.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput pass")
+    ap.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's)")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the built artifacts here (default: temp)")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "compression.json")
+    args = ap.parse_args()
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    import lmkernel
+    from lmkernel.compress.measure import eval_data, measure
+    from lmkernel.compress.report import environment, ratios, table
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # OnnxModel sessions take torch's thread count
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        dirs, build_seconds = build_all(args.run, workdir)
+        models = [lmkernel.load(args.run)] + [lmkernel.load(d) for d in dirs]
+        data = eval_data(models[0], args.data, args.max_examples)
+        print(f"measuring {len(models)} artifacts on {len(data.examples)} examples of {data.source}", flush=True)
+        names = ["original"] + [d.name for d in dirs]
+        env = environment()
+        rows = measure(models, data, args.batch_size, args.latency_samples, names=names)
+
+    print(f"\n{len(data.examples)} examples of {data.source}; {env['machine']}, {env['cpu_capability']}, "
+          f"{env['threads']} threads, load average {env['load_average_1min']} before measuring, torch {env['torch']}\n")
+    print(table(rows, args.batch_size))
+    print()
+    for line in check_targets(rows):
+        print(line)
+    result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "data": {"source": data.source, "examples": len(data.examples)}, "environment": env,
+              "build_seconds": build_seconds, "artifacts": [r.to_json() for r in rows],
+              "ratios": {r.name: ratios(rows[0], r) for r in rows[1:]}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
