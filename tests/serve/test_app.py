@@ -171,3 +171,26 @@ def test_large_requests_span_batches_and_tokenize_safely_beside_others(tiny_mode
     got = [x["probabilities"]["positive"] for x in r.json()["results"]]
     assert got == pytest.approx([p["probabilities"]["positive"] for p in tiny_model.predict(texts)], abs=1e-5)
     assert len(set(got)) > 20
+
+
+def test_bf16_autocast_serves_close_to_fp32(tiny_model):
+    texts = ["the film was great", "房间太差"]
+    with serving(lambda: ClassifierPredictor(tiny_model, precision="bf16")) as client:
+        got = client.post("/v1/classify", json={"texts": texts}).json()["results"]
+    want = tiny_model.predict(texts)
+    for g, w in zip(got, want):
+        assert g["probabilities"]["positive"] == pytest.approx(w["probabilities"]["positive"], abs=2e-2)
+
+
+@pytest.mark.parametrize("requested,weights,expected", [
+    ("fp32", "full", "fp32"), ("bf16", "merged", "bf16"), ("auto", "int8", "fp32"), ("auto", "onnx", "fp32"),
+    ("bf16", "int8", "--precision bf16 needs float weights"),
+])
+def test_precision_fits_the_artifact(requested, weights, expected):
+    from lmkernel.serve.predictor import resolve_precision
+
+    if expected.startswith("--"):
+        with pytest.raises(LmkError, match=expected):
+            resolve_precision(requested, weights)
+    else:
+        assert resolve_precision(requested, weights) == expected

@@ -115,3 +115,20 @@ def test_api_keys_from_env_and_file(tmp_path, monkeypatch):
     with pytest.raises(LmkError, match="cannot read the API key file"):
         read_api_keys(key_file=str(tmp_path / "missing"))
     assert read_api_keys() == frozenset()
+
+
+def test_client_leaving_mid_body_is_not_a_server_error():
+    import asyncio
+
+    from starlette.requests import Request
+
+    from lmkernel.serve.http_errors import ApiError
+    from lmkernel.serve.limits import read_body
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    with pytest.raises(ApiError) as e:
+        asyncio.run(read_body(request, 100))
+    assert e.value.status == 499

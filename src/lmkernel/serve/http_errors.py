@@ -21,7 +21,7 @@ log = logging.getLogger("lmkernel.serve")
 
 _TYPES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
           413: "too_large", 422: "invalid_request", 429: "rate_limited", 503: "unavailable",
-          504: "timeout"}
+          499: "client_closed", 504: "timeout"}
 
 
 class ApiError(Exception):

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from .http_errors import ApiError, validation_error
 
@@ -90,7 +91,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing more than ``limit`` bytes (by Content-Length, or while streaming).
 
     Raises:
-        ApiError: 413 past the limit.
+        ApiError: 413 past the limit; 499 when the client disconnects mid-body.
     """
     too_big = ApiError(413, f"request body is larger than {limit} bytes (server limit --max-body-bytes)",
                        param="body")
@@ -98,11 +99,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            chunks.append(chunk)
+    except ClientDisconnect as e:  # gone mid-body: nobody to answer, but no 500 in the log or metrics
+        raise ApiError(499, "client closed the connection before sending the whole body", param="body") from e
     return b"".join(chunks)
 
 

@@ -46,7 +46,7 @@ class ClassifierPredictor:
         model: a loaded classification artifact (``lmkernel.load``).
         max_input_tokens: per-text limit; None: the training ``max_length``. Never more than the
             model's position embeddings, which would otherwise fail inside the forward pass.
-        precision: "fp32", or "bf16" to run under autocast (see training.device for when it pays).
+        precision: "fp32"; "bf16" runs under autocast; "auto" picks bf16 where it pays (training.device).
         threads: torch intra-op threads for the inference thread; None keeps torch's default.
     """
 
@@ -66,7 +66,7 @@ class ClassifierPredictor:
         ceiling = getattr(self.model.config, "max_position_embeddings", None) or 512
         self.max_input_tokens = min(max_input_tokens or self.card.get("max_length", 512), ceiling)
         self.pad_id = self.tokenizer.pad_token_id or 0
-        self.precision = precision
+        self.precision = resolve_precision(precision, self.card["weights"])
         self.threads = threads
         self.device = next(self.model.parameters()).device
         self.encode(["fix the settings"], truncate=True)  # each tokenizer's state is set once, here
@@ -123,10 +123,21 @@ class ClassifierPredictor:
         self([short[:1] + [short[1]] * (self.max_input_tokens - 2) + short[-1:]])
 
 
-def resolve_precision(requested: str) -> str:
-    """fp32 | bf16 for the serve --precision flag; auto picks bf16 only where it is fast."""
-    if requested != "auto":
-        return requested
-    from ..training.device import choose_precision
+def resolve_precision(requested: str, weights: str) -> str:
+    """fp32 | bf16 for ``--precision``; auto picks bf16 only for float weights on fast-bf16 hardware.
 
-    return "bf16" if choose_precision("auto") == "bf16" else "fp32"
+    Raises:
+        LmkError: bf16 asked for a compressed (int8, ONNX) artifact, whose kernels take no autocast.
+    """
+    from ..errors import LmkError
+
+    float_weights = weights in ("full", "merged", "adapter")
+    if requested == "auto":
+        from ..training.device import choose_precision
+
+        return "bf16" if float_weights and choose_precision("auto") == "bf16" else "fp32"
+    if requested == "bf16" and not float_weights:
+        raise LmkError(f"--precision bf16 needs float weights; this artifact's weights are {weights!r}",
+                       where="--precision", fix="serve it with --precision fp32 (it is already compressed), "
+                       "or serve the uncompressed run with bf16")
+    return requested

@@ -18,17 +18,20 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     """Serve the artifact at ``path`` until SIGINT/SIGTERM.
 
     Raises:
-        LmkError: the path is not an artifact, or its task has no endpoint.
+        LmkError: the path is not an artifact, its task has no endpoint, or --precision does not fit it.
     """
     import uvicorn
 
     from ..artifact import find_model_dir, read_card
     from .app import create_app
+    from .predictor import resolve_precision
     from .routes import load_predictor, serving_for
 
     model_dir = find_model_dir(path)
-    task = read_card(model_dir)["task"]
+    card = read_card(model_dir)
+    task = card["task"]
     serving_for(task, where=str(model_dir))
+    resolve_precision(settings.precision, card["weights"])  # refuse bf16 on int8/ONNX before starting
 
     def load():
         return load_predictor(model_dir, max_input_tokens=settings.max_input_tokens,
