@@ -272,9 +272,10 @@ def _compress_methods_help() -> str:
 
 
 # Measurement options shared by `compress` and `compare`.
-MaxExamplesOpt = Annotated[Optional[int], typer.Option(help="Measure on the first N examples only.")]
-MeasureBatchOpt = Annotated[int, typer.Option("--batch-size", help="Batch size of the throughput measurement.")]
-LatencyOpt = Annotated[int, typer.Option(help="Single texts timed for the batch-1 latency.")]
+MaxExamplesOpt = Annotated[Optional[int], typer.Option(min=1, help="Measure on the first N examples only.")]
+MeasureBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Batch size of the throughput "
+                                              "measurement.")]
+LatencyOpt = Annotated[int, typer.Option(min=1, help="Single texts timed for the batch-1 latency.")]
 
 
 def _log(quiet: bool):

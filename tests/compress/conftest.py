@@ -46,6 +46,12 @@ def compress(run: Path, method: str, out: Path, **kwargs):
 
 
 @pytest.fixture(scope="session")
+def compressor():
+    """``compress(run, method, out, **options)`` with the small measurement bounds."""
+    return compress
+
+
+@pytest.fixture(scope="session")
 def int8_result(trained_run):
     return compress(trained_run, "int8", trained_run.parent / "tiny-int8")
 

@@ -102,3 +102,8 @@ def test_registry_rejects_duplicates_and_bad_names():
         register(Method(name="Int-4", summary="", build="x:y", load="x:y", weights="int4", tasks=()))
     with pytest.raises(ValueError, match="weight kind 'int8'"):
         register(Method(name="int8b", summary="", build="x:y", load="x:y", weights="int8", tasks=()))
+
+
+def test_measurement_bounds_must_be_positive(trained_run, tmp_path):
+    out = cli("compress", str(trained_run), "-m", "int8", "--max-examples", "0", "-o", str(tmp_path / "b"), code=2)
+    assert "--max-examples" in out.output and not (tmp_path / "b").exists()

@@ -137,3 +137,21 @@ def test_server_predictor_runs_compressed_artifacts(result, request):
     out = predictor(predictor.encode(["the film was great", "房间太差"], truncate=True))
     assert [set(o["probabilities"]) for o in out] == [{"negative", "positive"}] * 2
     predictor.warm_up()  # a full-length batch: the ONNX graph takes any sequence length
+
+
+def test_lora_adapter_run_with_split_validation(trained_run, tiny_bert, dev_texts, compressor):
+    """An adapter artifact is merged before quantizing; a seeded validation split is re-drawn."""
+    from lmkernel.spec import parse_spec
+
+    root = trained_run.parent.parent
+    spec = parse_spec({"data": {"train": str(root / "train.csv"), "split": {"validation": 0.25}},
+                       "model": {"name": str(tiny_bert)}, "tuning": {"method": "lora"},
+                       "train": {"epochs": 1, "batch_size": 16, "precision": "fp32"},
+                       "output": {"dir": str(root / "runs" / "lora")}})
+    run = lmkernel.run(spec, progress=False).run_dir
+    assert json.loads((run / "model" / "lmkernel.json").read_text())["weights"] == "adapter"
+    result = compressor(run, "int8", root / "runs" / "lora-int8")
+    info = json.loads((result.out_dir / "compression.json").read_text())
+    assert info["data"]["spec"] == str(run / "spec.yaml") and info["examples"] == 40  # 25% of 160
+    assert info["original"]["weights"] == "adapter" and info["compressed"]["weights"] == "int8"
+    check_close(probabilities(run, dev_texts), probabilities(result.out_dir, dev_texts), INT8_ATOL, INT8_SAME_ARGMAX)
