@@ -27,7 +27,7 @@ def test_minimal_spec_gets_documented_defaults(tmp_path):
 
 def test_lr_default_follows_tuning_method(tmp_path):
     spec = load_spec(write(tmp_path, MINIMAL), ["tuning.method=lora"])
-    assert spec.train.lr == 2e-3
+    assert spec.train.lr == 1e-3
     spec = load_spec(write(tmp_path, MINIMAL), ["tuning.method=lora", "train.lr=1e-4"])
     assert spec.train.lr == 1e-4
 
