@@ -3,12 +3,13 @@
     .venv/bin/python bench/compression.py --run runs/sst2-full [--threads 2] [--max-examples N]
 
 Builds every compression variant of ``--run`` (each registered method, plus each ``--quantize``
-value it takes: int8, onnx, onnx+int8), then measures the original and all variants side by
-side on the same length-sorted batches of the run's validation set (SST-2 dev for the run
-below): size on disk, parameters, p50 latency of predict() at batch 1, forward throughput at
-batch 32, accuracy. The artifacts take turns batch by batch, so background load hits them alike;
-still, run it on an otherwise idle machine. Prints the table, the ratios against the original
-and the issue's targets; writes JSON (default bench/results/compression.json).
+value it takes: int8, onnx, onnx+int8, prune at sparsity 0.4 with 1 recovery epoch), then
+measures the original and all variants side by side on the same length-sorted batches of the
+run's validation set (SST-2 dev for the run below): size on disk, parameters, p50 latency of
+predict() at batch 1, forward throughput at batch 32, accuracy. The artifacts take turns batch
+by batch, so background load hits them alike; still, run it on an otherwise idle machine. Prints
+the table, the ratios against the original and the issue's targets; writes JSON (default
+bench/results/compression.json).
 
 The run: a full fine-tune of the bundled MiniLM on SST-2 (lmkernel's length-grouped batches; the
 first 20k training rows for 2 epochs take tens of minutes on 2 CPU cores, all 67k rows 3x that):
@@ -36,11 +37,16 @@ sys.path.insert(0, str(REPO / "src"))
 TARGETS = {"int8": {"throughput": 1.8, "accuracy_drop_points": 1.0, "size": 0.35}}
 
 
-def variants() -> list[tuple[str, str | None]]:
-    """(method, quantize) for every registered method and every --quantize value it takes."""
+# Options for methods that need some (the issue's example settings).
+METHOD_OPTIONS = {"prune": {"sparsity": 0.4, "finetune": 1}}
+
+
+def variants() -> list[tuple[str, dict]]:
+    """(method, options) for every registered method and every --quantize value it takes."""
     from lmkernel.compress import _METHODS
 
-    return [(m.name, q) for m in _METHODS.values() for q in (None, *m.quantize)]
+    return [(m.name, {**METHOD_OPTIONS.get(m.name, {}), **({"quantize": q} if q else {})})
+            for m in _METHODS.values() for q in (None, *m.quantize)]
 
 
 def build_all(run: Path, workdir: Path) -> tuple[list[Path], dict[str, float]]:
@@ -52,12 +58,12 @@ def build_all(run: Path, workdir: Path) -> tuple[list[Path], dict[str, float]]:
     model_dir = find_model_dir(run)
     source = load(model_dir)
     dirs, seconds = [], {}
-    for name, quantize in variants():
+    for name, options in variants():
         method = get_method(name)
         check_source(method, model_dir, read_card(model_dir))
-        out = workdir / (f"{name}+{quantize}" if quantize else name)
+        out = workdir / (f"{name}+{options['quantize']}" if "quantize" in options else name)
         start = time.perf_counter()
-        write_artifact(method, source, out / "model", quantize)
+        write_artifact(method, source, out / "model", options)
         seconds[out.name] = round(time.perf_counter() - start, 2)
         print(f"built {out.name} in {seconds[out.name]:.1f} s", flush=True)
         dirs.append(out)

@@ -291,6 +291,10 @@ def compress(
                                                 "compression.md, compression.json); default RUN-METHOD. An "
                                                 "existing run is never overwritten.")] = None,
     quantize: Annotated[Optional[str], typer.Option(help="Also quantize the result (onnx: int8).")] = None,
+    sparsity: Annotated[Optional[float], typer.Option(help="prune: fraction of attention heads and FFN neurons "
+                                                      "to remove from every layer, e.g. 0.4.")] = None,
+    finetune: Annotated[Optional[int], typer.Option(help="prune: epochs of recovery fine-tuning on the run's "
+                                                    "training data (default 0).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Labelled file to measure on (default: "
                                                  "the run's validation set).")] = None,
     max_examples: MaxExamplesOpt = None,
@@ -303,8 +307,9 @@ def compress(
     with _guard(debug):
         from .compress.workflow import compress as run_compress
 
-        result = run_compress(run_dir, method, out, quantize=quantize, data=data, max_examples=max_examples,
-                              batch_size=batch_size, latency_samples=latency_samples, log=_log(quiet))
+        result = run_compress(run_dir, method, out, data=data, max_examples=max_examples, batch_size=batch_size,
+                              latency_samples=latency_samples, log=_log(quiet), quantize=quantize,
+                              sparsity=sparsity, finetune=finetune)
         typer.echo(result.table)
         typer.echo(f"run:    {result.out_dir}")
         typer.echo(f"report: {result.out_dir / 'compression.md'}")

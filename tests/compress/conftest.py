@@ -77,5 +77,10 @@ def onnx_int8_result(trained_run, onnx_result):
 
 
 @pytest.fixture(scope="session")
+def prune_result(trained_run):
+    return compress(trained_run, "prune", trained_run.parent / "tiny-prune", sparsity=0.5)
+
+
+@pytest.fixture(scope="session")
 def dev_texts(trained_run) -> list[str]:
     return [text for text, _ in make_rows(40, seed=2)] + ["the film was great", "房间太差", "a b c unknown"]

@@ -51,9 +51,14 @@ def test_compare_reads_data_recorded_by_a_compressed_run(int8_result, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--method", "int9"], "unknown compression method 'int9'. Did you mean 'int8'?"),
-    (["--method", "prune"], "use one of: int8, onnx"),
+    (["--method", "distill"], "use one of: int8, onnx, prune"),
     (["--method", "int8", "--quantize", "int8"], "--quantize does not apply to --method int8"),
     (["--method", "onnx", "--quantize", "int4"], "--quantize 'int4' is not supported by --method onnx"),
+    (["--method", "int8", "--sparsity", "0.4"], "--sparsity does not apply to --method int8"),
+    (["--method", "prune"], "--method prune needs --sparsity"),
+    (["--method", "prune", "--sparsity", "1.5"], "--sparsity 1.5 is outside (0, 1)"),
+    (["--method", "prune", "--sparsity", "0"], "--sparsity 0.0 is outside (0, 1)"),
+    (["--method", "prune", "--sparsity", "0.4", "--finetune", "-1"], "--finetune -1 is negative"),
 ])
 def test_bad_method_options_are_clear_errors(trained_run, tmp_path, args, message):
     out = cli("compress", str(trained_run), *args, "--out", str(tmp_path / "x"), code=2)
@@ -94,7 +99,7 @@ def test_int8_rejects_unsupported_layer_types():
 def test_registry_rejects_duplicates_and_bad_names():
     from lmkernel.compress import Method, method_names, register
 
-    assert {"int8", "onnx"} <= set(method_names())
+    assert {"int8", "onnx", "prune"} <= set(method_names())
     twin = Method(name="int8", summary="", build="x:y", load="x:y", weights="other", tasks=("classification",))
     with pytest.raises(ValueError, match="already registered"):
         register(twin)
@@ -107,3 +112,13 @@ def test_registry_rejects_duplicates_and_bad_names():
 def test_measurement_bounds_must_be_positive(trained_run, tmp_path):
     out = cli("compress", str(trained_run), "-m", "int8", "--max-examples", "0", "-o", str(tmp_path / "b"), code=2)
     assert "--max-examples" in out.output and not (tmp_path / "b").exists()
+
+
+def test_prune_rejects_other_architectures():
+    import torch
+
+    from lmkernel.compress.prune import encoder_layers
+
+    with pytest.raises(LmkError, match="prune does not support Sequential") as e:
+        encoder_layers(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+    assert "BERT-style" in e.value.fix

@@ -25,12 +25,15 @@ class Method:
     Attributes:
         name: the ``--method`` value.
         summary: one line for ``--help`` and the docs.
-        build: ``"module:function"``; ``build(source: Model, tmp_dir: Path, *, quantize) -> dict``
+        build: ``"module:function"``; ``build(source: Model, tmp_dir: Path, **options) -> dict``
             writes the new model folder and returns the card fields it changes.
         load: ``"module:function"``; ``load(model_dir, card, task)`` returns a callable model.
         weights: the card's ``weights`` value this method writes (what ``load`` reads back).
         tasks: tasks whose artifacts the method handles.
         quantize: values ``--quantize`` accepts; empty means the option is rejected.
+        options: other CLI options ``build`` takes as keywords (``--sparsity`` -> ``sparsity``).
+        check: optional ``"module:function"``; ``check(options)`` validates their values before
+            anything slow happens, raising LmkError.
     """
 
     name: str
@@ -40,6 +43,12 @@ class Method:
     weights: str
     tasks: tuple[str, ...]
     quantize: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    check: str | None = None
+
+    def accepts(self) -> tuple[str, ...]:
+        """Every option name this method takes."""
+        return (("quantize",) if self.quantize else ()) + self.options
 
 
 _METHODS: dict[str, Method] = {}
@@ -83,6 +92,20 @@ def build_function(method: Method) -> Any:
     return _resolve(method.build)
 
 
+def check_options(method: Method, options: dict[str, Any]) -> None:
+    """Reject options the method does not take or values it cannot use, before anything slow."""
+    for name, value in options.items():
+        if name not in method.accepts():
+            takers = [m.name for m in _METHODS.values() if name in m.accepts()]
+            raise LmkError(f"--{name} does not apply to --method {method.name}", where=f"--{name}",
+                           fix=f"drop --{name}" + (f"; it is for --method {', '.join(takers)}" if takers else ""))
+        if name == "quantize" and value not in method.quantize:
+            raise LmkError(f"--quantize {value!r} is not supported by --method {method.name}", where="--quantize",
+                           fix=f"use one of: {', '.join(method.quantize)}")
+    if method.check:
+        _resolve(method.check)(options)
+
+
 def load_weights(model_dir: Path, card: dict[str, Any], task: Any) -> Any:
     """Load a compressed artifact's model; ``artifact.load_model_weights`` delegates here."""
     for method in _METHODS.values():
@@ -101,3 +124,9 @@ register(Method(
     summary="ONNX export (torch.onnx dynamo exporter), run by onnxruntime; --quantize int8 adds "
     "onnxruntime dynamic int8 quantization",
     build="lmkernel.compress.onnx:build", load="lmkernel.compress.onnx:load_model"))
+register(Method(
+    name="prune", weights="pruned", tasks=("classification",), options=("sparsity", "finetune"),
+    summary="structured pruning: removes the least important attention heads and FFN neurons of every layer "
+    "(--sparsity), matrices really shrink; --finetune N recovers accuracy with N epochs on the run's data",
+    build="lmkernel.compress.prune:build", load="lmkernel.compress.prune:load_model",
+    check="lmkernel.compress.prune:check_options"))

@@ -95,7 +95,7 @@ def int8_tensors(model: nn.Module, qmodel: nn.Module) -> dict[str, torch.Tensor]
     return tensors
 
 
-def build(source: Any, tmp_dir: Path, *, quantize: str | None = None) -> dict[str, Any]:
+def build(source: Any, tmp_dir: Path) -> dict[str, Any]:
     """Write the int8 model folder (weights + config) for a loaded fp32 artifact."""
     from safetensors.torch import save_file
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmkError
-from . import Method, build_function, get_method
+from . import Method, build_function, check_options, get_method
 from .measure import Measurement, eval_data, measure, run_dir_of
 
 SOURCE_WEIGHTS = ("full", "merged", "adapter")  # fp32 torch artifacts a method can start from
@@ -27,17 +27,6 @@ class CompressResult:
     result: Measurement
 
 
-def check_options(method: Method, quantize: str | None) -> None:
-    """Reject options the method does not take, before anything slow happens."""
-    if quantize is None or quantize in method.quantize:
-        return
-    if not method.quantize:
-        raise LmkError(f"--quantize does not apply to --method {method.name}", where="--quantize",
-                       fix="drop --quantize (int8 is already quantized), or use --method onnx --quantize int8")
-    raise LmkError(f"--quantize {quantize!r} is not supported by --method {method.name}", where="--quantize",
-                   fix=f"use one of: {', '.join(method.quantize)}")
-
-
 def check_source(method: Method, model_dir: Path, card: dict[str, Any]) -> None:
     """The artifact must be an fp32 torch model of a task the method handles (checked on the card,
     before loading, so a task this lmkernel does not know still gets a clear answer)."""
@@ -49,12 +38,14 @@ def check_source(method: Method, model_dir: Path, card: dict[str, Any]) -> None:
                        fix="compress the original run instead (see compression.json in this run for its source)")
 
 
-def default_out(source: Any, method: Method, quantize: str | None) -> Path:
+def default_out(source: Any, method: Method, options: dict[str, Any]) -> Path:
+    """``runs/x`` -> ``runs/x-int8``, ``runs/x-onnx-int8``, ``runs/x-prune-0.4``."""
     run = run_dir_of(source.path)
-    return run.with_name(f"{run.name}-{method.name}" + (f"-{quantize}" if quantize else ""))
+    extra = "".join(f"-{options[k]}" for k in ("quantize", "sparsity") if options.get(k) is not None)
+    return run.with_name(f"{run.name}-{method.name}{extra}")
 
 
-def write_artifact(method: Method, source: Any, model_dir: Path, quantize: str | None) -> None:
+def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[str, Any]) -> None:
     """Build the method's model folder next to ``model_dir`` and move it into place whole."""
     from ..artifact import CARD, FORMAT_VERSION
     from ..fsutil import atomic_replace_dir, atomic_write_json
@@ -63,10 +54,10 @@ def write_artifact(method: Method, source: Any, model_dir: Path, quantize: str |
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        changes = build_function(method)(source, tmp, quantize=quantize)
+        changes = build_function(method)(source, tmp, **options)
         source.tokenizer.save_pretrained(str(tmp))
         card = {**source.card, **changes, "format": FORMAT_VERSION,
-                "compression": {"method": method.name, "quantize": quantize, "source": str(source.path),
+                "compression": {"method": method.name, **options, "source": str(source.path),
                                 "source_weights": source.card["weights"]}}
         atomic_write_json(tmp / CARD, card)
         atomic_replace_dir(tmp, model_dir)
@@ -84,10 +75,12 @@ def _record_metrics(model_dir: Path, result: Measurement, from_validation: bool)
     atomic_write_json(model_dir / CARD, card)
 
 
-def compress(run: Path, method: str, out: Path | None = None, *, quantize: str | None = None,
-             data: Path | None = None, max_examples: int | None = None, batch_size: int = 32,
-             latency_samples: int = 100, log: Callable[[str], None] = lambda _: None) -> CompressResult:
+def compress(run: Path, method: str, out: Path | None = None, *, data: Path | None = None,
+             max_examples: int | None = None, batch_size: int = 32, latency_samples: int = 100,
+             log: Callable[[str], None] = lambda _: None, **options: Any) -> CompressResult:
     """Compress the artifact in ``run`` with ``method`` into a new run folder and report the trade-off.
+
+    ``options`` are the method's own (``quantize="int8"``, ``sparsity=0.4``); None means not given.
 
     Raises:
         LmkError: unknown method, an option it does not take, a missing or already compressed
@@ -98,20 +91,21 @@ def compress(run: Path, method: str, out: Path | None = None, *, quantize: str |
     from .report import environment, write_compression
 
     m = get_method(method)
-    check_options(m, quantize)
+    options = {k: v for k, v in options.items() if v is not None}
+    check_options(m, options)
     model_dir = find_model_dir(run)
     check_source(m, model_dir, read_card(model_dir))
     source = load(model_dir)
     examples = eval_data(source, data, max_examples)  # fail on bad data before the slow build
-    out_dir = choose_run_dir(Path(out) if out is not None else default_out(source, m, quantize), resume=False)
+    out_dir = choose_run_dir(Path(out) if out is not None else default_out(source, m, options), resume=False)
     log(f"compressing {source.path} with {m.name} into {out_dir}")
-    write_artifact(m, source, out_dir / "model", quantize)
+    write_artifact(m, source, out_dir / "model", options)
     result_model = load(out_dir)
     log(f"measuring on {len(examples.examples)} examples of {examples.source}")
     env = environment()  # before measuring: the load average then is other processes' work, not ours
     original, result = measure([source, result_model], examples, batch_size, latency_samples)
     _record_metrics(out_dir / "model", result, from_validation=data is None)
-    info = {"method": m.name, "summary": m.summary, "options": {"quantize": quantize},
+    info = {"method": m.name, "summary": m.summary, "options": options,
             "source": str(run_dir_of(source.path)), "result": str(out_dir),
             "data": {"source": examples.source, **examples.record}, "examples": len(examples.examples),
             "batch_size": batch_size, "latency_samples": min(latency_samples, len(examples.examples)),
