@@ -156,6 +156,7 @@ def test_lora_adapter_run_with_split_validation(trained_run, tiny_bert, dev_text
     info = json.loads((result.out_dir / "compression.json").read_text())
     assert info["data"]["spec"] == str(run / "spec.yaml") and info["examples"] == 40  # 25% of 160
     assert info["original"]["weights"] == "adapter" and info["compressed"]["weights"] == "int8"
+    assert info["ratios"]["size"] < 1  # the adapter's size includes the base model it cannot run without
     check_close(probabilities(run, dev_texts), probabilities(result.out_dir, dev_texts), INT8_ATOL, INT8_SAME_ARGMAX)
 
 

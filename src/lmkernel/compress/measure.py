@@ -52,6 +52,17 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
+def artifact_size(model: Any) -> int:
+    """Bytes on disk needed to run the artifact: a LoRA adapter counts its base model too, or a
+    100 kB adapter would look 200x smaller than the 90 MB model it cannot run without."""
+    size = dir_size(model.path)
+    if model.card["weights"] == "adapter":
+        from ..models.resolve import resolve_model_path
+
+        size += dir_size(resolve_model_path(model.card["base_model"]))
+    return size
+
+
 def run_dir_of(model_dir: Path) -> Path:
     """The run folder that holds an artifact's ``model/`` (the folder itself when it stands alone)."""
     return model_dir.parent if model_dir.name == "model" else model_dir
@@ -195,6 +206,6 @@ def measure(models: list[Any], data: EvalData, batch_size: int = 32, latency_sam
         params = model.card.get("total_params") or count_parameters(model.model)[1]
         run = run_dir_of(model.path)
         rows.append(Measurement(name=names[i] if names else run.name, path=str(run), weights=weight_kind(model.card),
-                                size_bytes=dir_size(model.path), params=int(params), latency_p50_ms=latency[i],
+                                size_bytes=artifact_size(model), params=int(params), latency_p50_ms=latency[i],
                                 throughput=speed[i][0], metrics=speed[i][1]))
     return rows
