@@ -81,6 +81,17 @@ def _summary(spec: Spec, run_dir: Path, model_path: Path) -> dict[str, Any]:
     }
 
 
+UNKNOWN_WARN = 0.05  # above this share of [UNK] tokens a model is mostly guessing
+
+
+def unknown_token_share(features: list[dict], unk_id: int | None) -> float:
+    """Share of input tokens the tokenizer mapped to its unknown token (e.g. Chinese for an English vocab)."""
+    if unk_id is None:
+        return 0.0
+    total = sum(len(f["input_ids"]) for f in features)
+    return sum(f["input_ids"].count(unk_id) for f in features) / max(total, 1)
+
+
 def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
     """Train and evaluate per the spec; write the artifact, metrics.json and report.md."""
     import torch
@@ -121,6 +132,11 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     params = count_parameters(model)
     features = {name: task.encode(ds.examples, tokenizer, labels, spec.data.max_length) for name, ds in splits.items()}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    unknown = unknown_token_share(features["train"], tokenizer.unk_token_id)
+    if unknown > UNKNOWN_WARN and accelerator.is_main_process:
+        print(f"warning: {unknown:.0%} of the training tokens are unknown ({tokenizer.unk_token}) to the "
+              f"{spec.model.name} tokenizer, so the model cannot read much of this text; use a checkpoint "
+              "whose vocabulary covers the language (model.name: path to a local multilingual/Chinese model)")
 
     start = time.perf_counter()
     result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
@@ -146,10 +162,13 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                     "train samples/s": round(result.samples_per_second, 1),
                     "best step": result.best_step, f"best {spec.train.metric}": result.best_metric,
                     "stopped early": result.stopped_early}
+        summary = _summary(spec, run_dir, model_path)
+        summary["unknown tokens in train"] = f"{unknown:.1%}" + (" (the tokenizer cannot read much of this text)"
+                                                                 if unknown > UNKNOWN_WARN else "")
         report = ReportInput(
             title=f"lmkernel run: {run_dir.name}", labels=labels, metrics=metrics,
             data_counts={k: len(v.examples) for k, v in splits.items()},
-            skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=_summary(spec, run_dir, model_path),
+            skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=summary,
             params=params, training=training, history=result.history)
         out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test")
         _cleanup(run_dir, spec.train.keep_optimizer)

@@ -58,3 +58,11 @@ def test_split_off_is_seeded():
     assert len(held) == 20 and sorted(kept + held) == items
     assert split_off(items, 0.2, seed=5) == (kept, held)
     assert split_off(items, 0.2, seed=6)[1] != held
+
+
+def test_unknown_token_share():
+    from lmkernel.pipeline import unknown_token_share
+
+    feats = [{"input_ids": [2, 1, 1, 3]}, {"input_ids": [2, 5, 3, 7]}]
+    assert unknown_token_share(feats, 1) == 0.25
+    assert unknown_token_share(feats, None) == 0.0

@@ -80,7 +80,7 @@ def evaluate(model, task, features: list[dict], labels: list[str], batch_size: i
         count += len(idx)
         for k, v in task.step_outputs(out.logits.float(), batch).items():
             outputs.setdefault(k, []).extend(v)
-        bar.set_postfix(samples_s=f"{count / (time.perf_counter() - start):.0f}")
+        bar.set_postfix(loss=f"{loss_sum / count:.4f}", samples_s=f"{count / (time.perf_counter() - start):.0f}")
     if accelerator.num_processes > 1:
         from accelerate.utils import gather_object
 
