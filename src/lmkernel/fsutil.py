@@ -45,16 +45,21 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, text)
 
 
+def fsync_tree(path: Path) -> None:
+    """Flush every file under ``path`` to disk, so a rename that publishes it publishes complete files."""
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                os.fsync(fh.fileno())
+
+
 def atomic_replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     """Move a fully written ``tmp_dir`` into place as ``final_dir``.
 
     A directory cannot be renamed over a non-empty one, so the old one is first renamed aside
     and removed only after the new one is in place.
     """
-    for root, _dirs, files in os.walk(tmp_dir):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as fh:
-                os.fsync(fh.fileno())
+    fsync_tree(tmp_dir)
     old = final_dir.with_name(final_dir.name + ".old")
     if old.exists():
         shutil.rmtree(old)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmkError
-from ..fsutil import _fsync_dir, atomic_write_json, atomic_write_text
+from ..fsutil import _fsync_dir, atomic_write_json, atomic_write_text, fsync_tree
 
 STATE_FILE = "trainer_state.json"
 
@@ -48,10 +48,7 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, state: dict[str, Any]
     fault_point("save", step)
     if accelerator.is_main_process:
         atomic_write_json(tmp / STATE_FILE, state)
-        for root_dir, _dirs, files in os.walk(tmp):
-            for name in files:
-                with open(os.path.join(root_dir, name), "rb") as fh:
-                    os.fsync(fh.fileno())
+        fsync_tree(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
