@@ -130,7 +130,7 @@ def load(path: str | Path) -> Model:
 
     model_dir = find_model_dir(path)
     card = read_card(model_dir)
-    task = get_task(card["task"])
+    task = get_task(card["task"], card.get("task_options"))
     model = load_model_weights(model_dir, card, task)
     model.eval()
     return Model(model, load_tokenizer(model_dir), task, card, model_dir)

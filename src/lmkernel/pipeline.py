@@ -50,11 +50,10 @@ def choose_run_dir(wanted: Path, resume: bool) -> Path:
 def read_data(task, spec: Spec) -> tuple[dict[str, Dataset], list[str]]:
     """Read train and the evaluation splits (from files or seeded hold-outs) and the label set."""
     d = spec.data
-    opts = dict(fmt=d.format, text_column=d.text_column, label_column=d.label_column, on_bad_rows=d.on_bad_rows)
-    train = task.read(d.train, labels=None, **opts)
+    train = task.read(d.train, d, None)
     if not train.examples:
         raise LmkError(f"no usable training rows in {d.train}", where=str(d.train),
-                       fix="check the file and data.text_column / data.label_column")
+                       fix="check the file and the data.* column settings (lmkernel fields data)")
     splits: dict[str, Dataset] = {"train": train}
     for name, ratio in (("validation", d.split.validation), ("test", d.split.test)):
         if ratio:
@@ -65,11 +64,24 @@ def read_data(task, spec: Spec) -> tuple[dict[str, Dataset], list[str]]:
     for name in ("validation", "test"):
         path = getattr(d, name)
         if path is not None:
-            splits[name] = task.read(path, labels=labels, **opts)
-    for name in ("validation", "test"):  # held-out rows may carry a label too rare to reach train
-        if name in splits:
-            splits[name].examples = [e for e in splits[name].examples if e.label in labels]
+            splits[name] = task.read(path, d, labels)
+    known = getattr(task, "filter_known", None)
+    for name in ("validation", "test"):
+        if name in splits and known is not None:
+            splits[name].examples = known(splits[name].examples, labels)
     return splits, labels
+
+
+def read_labelled(model, path: Path, *, fmt: str = "auto", text_column: str | None = None,
+                  label_column: str | None = None, on_bad_rows: str = "error") -> Dataset:
+    """Read a labelled file for a saved model, with the columns it was trained on unless overridden."""
+    from .spec import DataSpec
+
+    columns = model.card.get("data", {})
+    data = DataSpec(train=Path(path), format=fmt, on_bad_rows=on_bad_rows,
+                    text_column=text_column or columns.get("text_column", "text"),
+                    label_column=label_column or columns.get("label_column", "label"))
+    return model.task.read(Path(path), data, model.labels)
 
 
 def _summary(spec: Spec, run_dir: Path, model_path: Path) -> dict[str, Any]:
@@ -117,10 +129,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         run_dir.mkdir(parents=True, exist_ok=True)
         save_spec(spec, run_dir / "spec.yaml")
 
-    task = get_task(spec.task.type)
-    if spec.train.metric not in task.metric_names:
-        raise LmkError(f"train.metric {spec.train.metric!r} is not computed by the {task.name} task",
-                       where="train.metric", fix=f"use one of {', '.join(task.metric_names)}")
+    task = get_task(spec.task.type, spec.task.options())
     splits, labels = read_data(task, spec)
     model_path = resolve_model_path(spec.model.name)
     tokenizer = load_tokenizer(model_path)
@@ -146,12 +155,17 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         if features.get(name):
             metrics[name] = evaluate(model, task, features[name], labels, spec.train.eval_batch_size,
                                      accelerator, pad_id, progress)
+            generated = getattr(task, "generation_metrics", None)  # BLEU/ROUGE: slow, so final eval only
+            if generated is not None and accelerator.is_main_process:
+                metrics[name].update(generated(accelerator.unwrap_model(model), tokenizer, splits[name].examples,
+                                               spec.train.eval_batch_size))
     wall = time.perf_counter() - start
 
     accelerator.wait_for_everyone()
     out: dict[str, Any] = {}
     if accelerator.is_main_process:
-        card = {"task": task.name, "labels": labels, "base_model": spec.model.name, "tuning": t.method,
+        card = {"task": task.name, "task_options": spec.task.options(), "labels": labels,
+                "base_model": spec.model.name, "tuning": t.method,
                 "max_length": spec.data.max_length, "trainable_params": params[0], "total_params": params[1],
                 "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
                 "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}
@@ -198,11 +212,8 @@ def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | No
     from .training.device import make_accelerator
 
     model = load(path)
-    columns = model.card.get("data", {})
-    text_column = text_column or columns.get("text_column", "text")
-    label_column = label_column or columns.get("label_column", "label")
-    ds = model.task.read(Path(data), fmt=fmt, text_column=text_column, label_column=label_column,
-                         labels=model.labels, on_bad_rows=on_bad_rows)
+    ds = read_labelled(model, Path(data), fmt=fmt, text_column=text_column, label_column=label_column,
+                       on_bad_rows=on_bad_rows)
     if not ds.examples:
         raise LmkError(f"no usable rows in {data}", where=str(data), fix="check the file and its columns")
     features = model.task.encode(ds.examples, model.tokenizer, model.labels, model.card.get("max_length", 512))
@@ -210,6 +221,9 @@ def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | No
     torch_model = accelerator.prepare(model.model)
     pad_id = model.tokenizer.pad_token_id or 0
     metrics = evaluate(torch_model, model.task, features, model.labels, batch_size, accelerator, pad_id, progress)
+    generated = getattr(model.task, "generation_metrics", None)
+    if generated is not None:
+        metrics.update(generated(model.model, model.tokenizer, ds.examples, batch_size))
     report = ReportInput(title=f"lmkernel eval: {Path(data).name}", labels=model.labels, metrics={"eval": metrics},
                          data_counts={"eval": len(ds.examples)}, skipped={"eval": ds.bad} if ds.bad else {},
                          summary={"model": f"`{model.path}`", "data": f"`{data}`", "task": model.card["task"]})

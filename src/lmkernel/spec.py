@@ -37,7 +37,36 @@ class _Section(BaseModel):
 
 
 class TaskSpec(_Section):
-    type: str = Field("classification", description="What the model learns: classification.")
+    """The task and its options. Options belong to one task each (see ``tasks.register``); setting
+    an option of another task is an error, so a typo'd task type cannot silently ignore them."""
+
+    type: str = Field("classification", description="What the model learns: classification, ner, chat, "
+                      "translation, summarization or pretrain (the registered tasks).")
+    # ner
+    tag_column: int = Field(-1, description="ner, CoNLL files: column holding the tag (0-based; -1 = last).")
+    tag_scheme: Literal["auto", "bio", "iob1"] = Field(
+        "auto", description="ner: tag scheme of the files (auto: IOB1 if an I- tag starts an entity, else BIO).")
+    # chat / translation / summarization (causal LM)
+    system_prompt: str | None = Field(None, description="chat/translation/summarization: system message added "
+                                      "to every conversation that has none.")
+    source_column: str = Field("source", description="translation/summarization: column (or JSON key) of the "
+                               "source text.")
+    target_column: str = Field("target", description="translation/summarization: column (or JSON key) of the "
+                               "target text.")
+    source_lang: str = Field("en", description="translation: source language code (also the suffix of aligned "
+                             "text files, e.g. train.en).")
+    target_lang: str = Field("de", description="translation: target language code (suffix of the aligned file).")
+    prompt_template: str | None = Field(None, description="translation/summarization: instruction turning a "
+                                        "source into a prompt; placeholders {source}, {source_lang}, {target_lang}.")
+    max_new_tokens: int = Field(64, gt=0, description="translation/summarization: token limit when generating "
+                                "for evaluation.")
+    eval_samples: int | None = Field(200, gt=0, description="translation/summarization: validation examples "
+                                     "generated for BLEU/chrF/ROUGE (generation is slow; null = all).")
+    # pretrain
+    objective: Literal["mlm", "clm"] = Field("clm", description="pretrain: mlm (masked LM, encoders) or clm "
+                                            "(next-token, decoders).")
+    mask_prob: float = Field(0.15, gt=0, lt=1, description="pretrain mlm: share of tokens masked (80/10/10).")
+    whole_word_mask: bool = Field(False, description="pretrain mlm: mask whole words (Chinese words via jieba).")
 
     @field_validator("type")
     @classmethod
@@ -45,6 +74,24 @@ class TaskSpec(_Section):
         from .tasks import task_names
 
         return _one_of(v, task_names(), "task")
+
+    @model_validator(mode="after")
+    def _options_of_this_task(self) -> TaskSpec:
+        from .tasks import task_info
+
+        allowed = set(task_info(self.type).options) | {"type"}
+        wrong = sorted(set(self.model_fields_set) - allowed)
+        if wrong:
+            mine = ", ".join(sorted(allowed - {"type"})) or "none"
+            raise ValueError(f"option(s) {', '.join(wrong)} do not apply to task {self.type!r} "
+                             f"(its options: {mine})")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The options this task reads, as stored in the artifact card."""
+        from .tasks import task_info
+
+        return {k: getattr(self, k) for k in task_info(self.type).options}
 
 
 class SplitSpec(_Section):
@@ -94,7 +141,8 @@ class FreezeSpec(_Section):
 
 
 class TuningSpec(_Section):
-    method: str = Field("full", description="full | lora | freeze.")
+    method: str | None = Field(None, description="full | lora | freeze (default: the task's, lora for chat, "
+                               "translation and summarization, else full).")
     lora: LoraSpec = Field(default_factory=LoraSpec)
     freeze: FreezeSpec = Field(default_factory=FreezeSpec)
     merge: bool = Field(False, description="LoRA: also save merged full weights loadable by plain transformers.")
@@ -104,7 +152,7 @@ class TuningSpec(_Section):
     def _known_method(cls, v: str) -> str:
         from .tuning import method_names
 
-        return _one_of(v, method_names(), "tuning method")
+        return v if v is None else _one_of(v, method_names(), "tuning method")
 
 
 class TrainSpec(_Section):
@@ -128,7 +176,8 @@ class TrainSpec(_Section):
     checkpoint_every: int | None = Field(
         None, gt=0, description="Save a resumable checkpoint every N steps (default: at each evaluation)."
     )
-    metric: str = Field("accuracy", description="Validation metric for best checkpoint and early stopping.")
+    metric: str | None = Field(None, description="Validation metric for the best checkpoint and early stopping "
+                               "(default: the task's: accuracy, f1 for ner, loss for generative tasks).")
     patience: int | None = Field(None, gt=0, description="Stop after N evaluations without improvement.")
     keep_optimizer: bool = Field(False, description="Keep the last resumable checkpoint after the run ends.")
     log_every: int = Field(10, gt=0, description="Record the training loss every N steps.")
@@ -150,6 +199,16 @@ class Spec(_Section):
 
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Spec:
+        from .tasks import task_info
+
+        info = task_info(self.task.type)
+        if self.tuning.method is None:
+            self.tuning.method = info.tuning
+        if self.train.metric is None:
+            self.train.metric = info.metric
+        elif self.train.metric not in info.metrics:
+            raise ValueError(f"train.metric {self.train.metric!r} is not computed by the {self.task.type} task "
+                             f"(use one of {', '.join(info.metrics)})")
         if self.train.lr is None:
             self.train.lr = DEFAULT_LR.get(self.tuning.method, 5e-5)
         if self.data.validation is not None and self.data.split.validation is not None:
@@ -162,7 +221,9 @@ class Spec(_Section):
         return self
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        tree = self.model_dump(mode="json")
+        tree["task"] = {"type": self.task.type, **self.task.model_dump(mode="json", include=set(self.task.options()))}
+        return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lmkernel.spec import DataSpec
 from lmkernel.tasks import get_task
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -23,8 +24,7 @@ needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is
 ])
 def test_shared_classification_files_read_without_bad_rows(path, text, rows, labels):
     task = get_task("classification")
-    ds = task.read(SHARED / path, fmt="auto", text_column=text, label_column="label", labels=None,
-                   on_bad_rows="error")
+    ds = task.read(SHARED / path, DataSpec(train=SHARED / path, text_column=text), None)
     assert len(ds.examples) == rows and not ds.bad
     assert task.infer_labels(ds.examples) == labels
 

@@ -3,15 +3,16 @@ import json
 import pytest
 
 from lmkernel.errors import LmkError
+from lmkernel.spec import DataSpec
 from lmkernel.tasks import get_task
 
 TASK = get_task("classification")
 
 
 def read(path, labels=None, on_bad_rows="error", **kw):
-    opts = dict(fmt="auto", text_column="text", label_column="label")
+    opts = dict(format=kw.pop("fmt", "auto"), text_column="text", label_column="label")
     opts.update(kw)
-    return TASK.read(path, labels=labels, on_bad_rows=on_bad_rows, **opts)
+    return TASK.read(path, DataSpec(train=path, on_bad_rows=on_bad_rows, **opts), labels)
 
 
 def test_csv_with_quotes_multiline_and_chinese(tmp_path):

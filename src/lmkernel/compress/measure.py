@@ -75,8 +75,10 @@ def _from_file(model: Any, path: Path, record: dict[str, Any]) -> EvalData:
               "label_column": record.get("label_column") or columns.get("label_column", "label")}
     if not Path(path).is_file():
         raise LmkError(f"evaluation data not found: {path}", where=str(path), fix="pass --data FILE")
-    ds = model.task.read(Path(path), fmt=record["format"], text_column=record["text_column"],
-                         label_column=record["label_column"], labels=model.labels, on_bad_rows="error")
+    from ..pipeline import read_labelled
+
+    ds = read_labelled(model, Path(path), fmt=record["format"], text_column=record["text_column"],
+                       label_column=record["label_column"])
     return EvalData(ds.examples, str(path), record)
 
 
@@ -181,9 +183,9 @@ def throughputs_and_metrics(models: list[Any], examples: list[Any],
             for i in _rotated(list(range(len(models))), turn):
                 batch = batches[i][turn]
                 start = time.perf_counter()
-                logits = models[i].model(**batch).logits
+                out = models[i].model(**batch)
                 seconds[i] += time.perf_counter() - start
-                for k, v in models[i].task.step_outputs(logits.float(), batch).items():
+                for k, v in models[i].task.step_outputs(out, batch).items():
                     outputs[i].setdefault(k, []).extend(v)
     results = []
     for model, out, secs in zip(models, outputs, seconds):

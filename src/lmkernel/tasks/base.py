@@ -6,7 +6,7 @@ new task (NER, generation, ...) is one new file plus one ``register`` line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -18,10 +18,15 @@ Batch = dict[str, Any]  # collated tensors ready for model(**batch)
 
 @dataclass
 class Example:
+    """One validated record. ``text`` is what a person would read (and what the [UNK] check
+    looks at); ``label`` is the task's target (a class name, a tag list, None for LM tasks);
+    ``fields`` holds task-specific parts (tokens, messages, source/target)."""
+
     text: str
-    label: str | None
+    label: Any
     file: str
     line: int
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -33,12 +38,26 @@ class Dataset:
 
 
 class Task(Protocol):
+    """What a task implements. Instances are made by ``tasks.get_task(name, options)`` with the
+    ``task:`` section of the spec (``self.options``: a ``spec.TaskSpec``).
+
+    Optional hooks, looked up with ``getattr`` by the pipeline:
+
+    - ``filter_known(examples, labels) -> list[Example]``: drop held-out examples whose label
+      never occurs in train (classification).
+    - ``generation_metrics(model, tokenizer, examples, batch_size) -> dict``: metrics that need
+      generation (BLEU, ROUGE), computed in the final evaluation only because they are slow.
+    - ``generate(model, tokenizer, prompts, **sampling)``: text generation for causal LM tasks.
+    """
+
     name: ClassVar[str]
     auto_model: ClassVar[str]  # transformers Auto* class that loads this task's artifacts
-    metric_names: ClassVar[tuple[str, ...]]  # scalar validation metrics train.metric may name
 
-    def read(self, path: Path, *, fmt: str, text_column: str, label_column: str,
-             labels: list[str] | None, on_bad_rows: str) -> Dataset: ...
+    def __init__(self, options: Any) -> None: ...
+
+    def read(self, path: Path, data: Any, labels: list[str] | None) -> Dataset:
+        """Read and validate one split. ``data`` is the spec's ``DataSpec`` (format, columns,
+        on_bad_rows); ``labels`` is None for train, else the training label set."""
 
     def infer_labels(self, examples: list[Example]) -> list[str]: ...
 
@@ -48,9 +67,12 @@ class Task(Protocol):
 
     def collate(self, features: list[Feature], pad_id: int) -> Batch: ...
 
-    def step_outputs(self, logits: Any, batch: Batch) -> dict[str, list]: ...
+    def step_outputs(self, out: Any, batch: Batch) -> dict[str, list]:
+        """Per-example results of one eval forward (``out`` is the model output: logits, loss)."""
 
-    def metrics(self, outputs: dict[str, list], labels: list[str]) -> dict[str, Any]: ...
+    def metrics(self, outputs: dict[str, list], labels: list[str]) -> dict[str, Any]:
+        """Metrics from the gathered step outputs. A ``loss`` key here wins over the loop's
+        per-example mean (LM tasks weight the loss by tokens)."""
 
     def predict(self, model: Any, tokenizer: Any, texts: list[str], labels: list[str], *,
                 max_length: int, batch_size: int) -> list[dict[str, Any]]: ...

@@ -42,11 +42,13 @@ def check_bad_rows(bad: list[BadRow], on_bad_rows: str, what: str) -> None:
 class ClassificationTask:
     name: ClassVar[str] = "classification"
     auto_model: ClassVar[str] = "AutoModelForSequenceClassification"
-    metric_names: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1", "loss")
 
-    def read(self, path: Path, *, fmt: str, text_column: str, label_column: str,
-             labels: list[str] | None, on_bad_rows: str) -> Dataset:
-        result = read_rows(path, [text_column, label_column], fmt)
+    def __init__(self, options: Any = None) -> None:
+        self.options = options
+
+    def read(self, path: Path, data: Any, labels: list[str] | None) -> Dataset:
+        text_column, label_column, on_bad_rows = data.text_column, data.label_column, data.on_bad_rows
+        result = read_rows(path, [text_column, label_column], data.format)
         bad = list(result.bad)
         examples = []
         known = set(labels) if labels is not None else None
@@ -66,6 +68,10 @@ class ClassificationTask:
         bad.sort(key=lambda b: b.line)
         check_bad_rows(bad, on_bad_rows, str(path))
         return Dataset(examples, bad)
+
+    def filter_known(self, examples: list[Example], labels: list[str]) -> list[Example]:
+        """Held-out rows may carry a label too rare to reach train: they cannot be scored."""
+        return [e for e in examples if e.label in labels]
 
     def infer_labels(self, examples: list[Example]) -> list[str]:
         labels = sorted({e.label for e in examples if e.label is not None}, key=_natural_key)
@@ -110,8 +116,8 @@ class ClassificationTask:
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
         return batch
 
-    def step_outputs(self, logits, batch: Batch) -> dict[str, list]:
-        return {"pred": logits.argmax(-1).tolist(), "gold": batch["labels"].tolist()}
+    def step_outputs(self, out, batch: Batch) -> dict[str, list]:
+        return {"pred": out.logits.argmax(-1).tolist(), "gold": batch["labels"].tolist()}
 
     def metrics(self, outputs: dict[str, list], labels: list[str]) -> dict[str, Any]:
         from ..evaluation.metrics import classification_metrics

@@ -78,7 +78,7 @@ def evaluate(model, task, features: list[dict], labels: list[str], batch_size: i
             out = model(**batch)
         loss_sum += float(out.loss.detach()) * len(idx)
         count += len(idx)
-        for k, v in task.step_outputs(out.logits.float(), batch).items():
+        for k, v in task.step_outputs(out, batch).items():
             outputs.setdefault(k, []).extend(v)
         bar.set_postfix(loss=f"{loss_sum / count:.4f}", samples_s=f"{count / (time.perf_counter() - start):.0f}")
     if accelerator.num_processes > 1:
@@ -90,7 +90,7 @@ def evaluate(model, task, features: list[dict], labels: list[str], batch_size: i
         keys = {k for p in parts for k in p[2]}
         outputs = {k: [x for p in parts for x in p[2].get(k, [])] for k in keys}
     metrics = task.metrics(outputs, labels)
-    metrics["loss"] = loss_sum / max(count, 1)
+    metrics.setdefault("loss", loss_sum / max(count, 1))
     model.train(was_training)
     return metrics
 
@@ -223,10 +223,11 @@ class _Loop:
         metrics = evaluate(self.model, self.task, self.val_features, self.labels, o.eval_batch_size, self.acc,
                            self.pad_id, self.progress)
         r.history.append({"step": r.global_step, "epoch": self.pos["epoch"], "eval": metrics})
-        shown = {k: v for k, v in metrics.items() if k in ("loss", "accuracy", "macro_f1") and isinstance(v, float)}
+        shown = {k: v for k, v in metrics.items()
+                 if k in ("loss", "accuracy", "macro_f1", "f1", "perplexity") and isinstance(v, float)}
         for key, value in shown.items():
             writer.scalar(f"eval/{key}", value, r.global_step)
-        value = metrics[o.metric]  # the pipeline checked the name against task.metric_names
+        value = metrics[o.metric]  # the spec checked the name against the task's metrics
         if _improved(value, r.best_metric, o.metric):
             r.best_metric, r.best_step = value, r.global_step
             self.pos["bad_evals"] = 0
