@@ -119,8 +119,54 @@ class Model:
         return self.task.predict(self.model, self.tokenizer, texts, self.labels,
                                  max_length=self.card.get("max_length", 512), batch_size=batch_size)
 
+    def _check_generative(self) -> None:
+        if not hasattr(self.model, "generate") or not type(self.model).__name__.endswith("ForCausalLM"):
+            raise LmkError(f"the {self.card['task']} model in {self.path} is a {type(self.model).__name__}, "
+                           "which cannot generate text", where=str(self.path),
+                           fix="generate with a causal LM: a chat/translation/summarization/pretrain (clm) run, "
+                           "a model alias such as smollm2, or a local Hugging Face causal-LM folder")
+
+    def generate(self, prompts, **params: Any) -> list[dict[str, Any]]:
+        """Text for one prompt (a string or a list of {"role", "content"} messages) or a list of
+        them, batched: ``[{"text", "tokens", "token_ids", "prompt_tokens", "finish_reason"}]``.
+        Parameters: temperature (0 = greedy), top_p, top_k, max_new_tokens, repetition_penalty,
+        stop (strings), seed, system, raw (no chat template), batch_size."""
+        from .generation import generate
+
+        self._check_generative()
+        params.setdefault("system", self.card.get("task_options", {}).get("system_prompt"))
+        return generate(self.model, self.tokenizer, prompts, **params)
+
+    def stream(self, prompt, **params: Any):
+        """An iterator of text pieces as they are generated (same parameters as ``generate``); its
+        ``result`` attribute holds the ``generate``-style dict once it is exhausted."""
+        from .generation import TextStream
+
+        self._check_generative()
+        params.setdefault("system", self.card.get("task_options", {}).get("system_prompt"))
+        return TextStream(self.model, self.tokenizer, prompt, **params)
+
     def __repr__(self) -> str:
         return f"Model(task={self.card['task']!r}, labels={self.labels}, path='{self.path}')"
+
+
+def load_generator(name: str | Path) -> Model:
+    """A ``Model`` to generate with: an lmkernel run/artifact directory, a model alias
+    (``smollm2``) or a local Hugging Face causal-LM folder."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .models.resolve import ALIASES, load_pretrained, load_tokenizer, resolve_model_path
+    from .tasks import get_task
+
+    path = Path(name)
+    if str(name) not in ALIASES and ((path / CARD).is_file() or (path / "model" / CARD).is_file()):
+        return load(path)
+    model_path = resolve_model_path(str(name))
+    model = load_pretrained(AutoModelForCausalLM, model_path, dtype=torch.float32)
+    model.eval()
+    card = {"task": "chat", "labels": [], "weights": "full", "base_model": str(name), "task_options": {}}
+    return Model(model, load_tokenizer(model_path), get_task("chat"), card, model_path)
 
 
 def load(path: str | Path) -> Model:

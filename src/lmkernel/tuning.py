@@ -91,8 +91,11 @@ def _lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.0,
                 where="tuning.lora.target_modules",
                 fix="use names of nn.Linear modules in the model, e.g. " + ", ".join(_linear_names(model)[:8]),
             )
+    heads = _head_names(model)
+    if type(model).__name__.endswith("ForCausalLM"):  # the LM head is the (tied) embedding: nothing to save
+        task_type, heads = "CAUSAL_LM", None
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
-                        task_type=task_type, modules_to_save=_head_names(model))
+                        task_type=task_type, modules_to_save=heads)
     return get_peft_model(model, config)
 
 

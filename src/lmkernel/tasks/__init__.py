@@ -62,3 +62,10 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Any:
 
 register("classification", "lmkernel.tasks.classification:ClassificationTask",
          metrics=("accuracy", "macro_f1", "loss"))
+register("chat", "lmkernel.tasks.chat:ChatTask", metrics=("loss", "perplexity"), tuning="lora",
+         options=("system_prompt",))
+_SEQ2SEQ = ("source_column", "target_column", "prompt_template", "max_new_tokens", "eval_samples", "system_prompt")
+register("translation", "lmkernel.tasks.seq2seq:TranslationTask", metrics=("loss", "perplexity"), tuning="lora",
+         options=_SEQ2SEQ + ("source_lang", "target_lang"))
+register("summarization", "lmkernel.tasks.seq2seq:SummarizationTask", metrics=("loss", "perplexity"),
+         tuning="lora", options=_SEQ2SEQ)
