@@ -67,7 +67,8 @@ def _print_metrics(metrics: dict, run_dir: Path, report_dir: Path) -> None:
     for split in ("validation", "test", "eval"):
         m = metrics.get(split)
         if isinstance(m, dict):
-            shown = ", ".join(f"{k}={m[k]:.4f}" for k in ("accuracy", "macro_f1", "loss") if k in m)
+            shown = ", ".join(f"{k}={m[k]:.4f}" for k in ("accuracy", "macro_f1", "f1", "precision", "recall", "loss")
+                              if k in m)
             typer.echo(f"{split}: {shown}")
     typer.echo(f"run:    {run_dir}")
     typer.echo(f"report: {report_dir / 'report.md'}")
@@ -151,6 +152,8 @@ def _texts_from_file(path: Path, text_column: str) -> list[str]:
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder).")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify.")] = None,
+    text_opt: Annotated[Optional[list[str]], typer.Option("--text", "-t", help="A text to predict (repeatable; "
+                                                          "same as a positional text).")] = None,
     input_: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of texts: .txt (one per line), "
                                                    ".jsonl, .csv or .tsv.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write JSONL predictions here.")] = None,
@@ -163,7 +166,7 @@ def predict(
     with _guard(debug):
         from .artifact import load
 
-        items = list(texts or [])
+        items = list(texts or []) + list(text_opt or [])
         model = load(run_dir)
         if input_ is not None:
             column = text_column or model.card.get("data", {}).get("text_column", "text")
@@ -177,7 +180,7 @@ def predict(
 
             atomic_write_text(output, "\n".join(lines) + "\n")
             typer.echo(f"wrote {len(preds)} predictions to {output}")
-        elif as_json:
+        elif as_json or (preds and "label" not in preds[0]):  # NER: entity spans print as JSON
             typer.echo("\n".join(lines))
         else:
             for p in preds:

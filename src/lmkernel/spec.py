@@ -107,7 +107,7 @@ class DataSpec(_Section):
     train: Path = Field(description="Training file (.csv, .tsv, .jsonl).")
     validation: Path | None = Field(None, description="Validation file; or use data.split.validation.")
     test: Path | None = Field(None, description="Test file; or use data.split.test.")
-    format: Literal["auto", "csv", "tsv", "jsonl"] = Field(
+    format: Literal["auto", "csv", "tsv", "jsonl", "conll"] = Field(
         "auto", description="File format; auto picks it from the file extension."
     )
     text_column: str = Field("text", description="Column (or JSON key) holding the input text.")
