@@ -341,6 +341,64 @@ def compare(
         typer.echo(f"plot:   {result.out_dir / 'compare.png'}")
 
 
+def _stream_reply(stream, out) -> dict:
+    """Print a reply piece by piece as the model produces it; return its result dict."""
+    for piece in stream:
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+    return stream.result or {}
+
+
+@app.command()
+def generate(
+    model: Annotated[str, typer.Argument(help="Run directory, model alias (smollm2) or local Hugging Face "
+                                         "causal-LM folder.")],
+    prompt: Annotated[Optional[str], typer.Argument(help="Prompt (chat-templated unless --raw).")] = None,
+    chat: Annotated[bool, typer.Option("--chat", help="Interactive conversation: one prompt per line, "
+                                       "/reset starts over, /exit or Ctrl-D quits.")] = False,
+    temperature: Annotated[float, typer.Option(help="0 = greedy; higher = more random.")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (1 = off).")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Sample among the k likeliest tokens (0 = off).")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens to generate per reply.")] = 256,
+    repetition_penalty: Annotated[float, typer.Option(help="> 1 discourages repeating tokens (1 = off).")] = 1.0,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop before this text (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for sampling (same seed, same text).")] = None,
+    system: Annotated[Optional[str], typer.Option(help="System message (default: the run's system_prompt).")]
+    = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as-is, without the chat template.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Generate text with a causal LM, streaming tokens to stdout as they come."""
+    with _guard(debug):
+        from .artifact import load_generator
+        from .generation import Conversation, sampling
+
+        params = sampling(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
+                          repetition_penalty=repetition_penalty, stop=stop or (), seed=seed)
+        if not chat and prompt is None:
+            raise LmkError("no prompt given", where="generate", fix='pass a prompt ("Hello!") or use --chat')
+        lm = load_generator(model)
+        kwargs = {k: getattr(params, k) for k in params.__dataclass_fields__}
+        if not chat:
+            _stream_reply(lm.stream(prompt, raw=raw, **({"system": system} if system else {}), **kwargs), sys.stdout)
+            return
+        lm._check_generative()
+        talk = Conversation(system=system or lm.card.get("task_options", {}).get("system_prompt"))
+        typer.echo("chat: type a message; /reset starts over, /exit quits", err=True)
+        first = [prompt] if prompt else []
+        while True:
+            line = first.pop() if first else sys.stdin.readline()
+            if not line or line.strip() == "/exit":
+                break
+            if line.strip() == "/reset":
+                talk.messages.clear()
+                continue
+            if line.strip():
+                result = _stream_reply(talk.ask(lm.model, lm.tokenizer, line.strip(), **kwargs), sys.stdout)
+                talk.answered(result.get("text", ""))
+
+
 @app.command()
 def fields() -> None:
     """List every spec key with its default and meaning."""
