@@ -141,6 +141,7 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     results: dict[str, dict] = {}
+    load_start = os.getloadavg()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -166,7 +167,8 @@ def main() -> None:
     total = time.perf_counter() - start
     print(f"\nMiniLM on CoNLL-2003, batch {args.batch_size}, lr {args.lr}; machine {platform.machine()}, "
           f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
-          f"total wall {total / 60:.1f} min\n")
+          f"total wall {total / 60:.1f} min; load average at start {load_start[0]:.1f}, at end "
+          f"{os.getloadavg()[0]:.1f}\n")
     if "speed-lmkernel" in results:
         lmk, hf = results["speed-lmkernel"]["samples_per_s"], results["speed-trainer"]["samples_per_s"]
         print(f"speed, first {args.speed_sentences} sentences x 1 epoch: lmkernel {lmk:.1f} samples/s, "
@@ -179,7 +181,8 @@ def main() -> None:
               f"{r['wall_s'] / 60:.1f} min; target >= 0.85: {'met' if r['test_f1'] >= 0.85 else 'MISSED'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
-                                    "total_wall_s": round(total, 1)}, indent=2))
+                                    "total_wall_s": round(total, 1),
+                                    "load_average": [load_start[0], os.getloadavg()[0]]}, indent=2))
 
 
 if __name__ == "__main__":

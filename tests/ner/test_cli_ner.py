@@ -75,3 +75,31 @@ def test_ner_options_are_validated(ner_spec, monkeypatch):
     out = cli("validate", str(ner_spec), "--set", "task.tag_scheme=bioes", code=2)
     assert "tag_scheme" in out.output
     cli("validate", str(ner_spec), "--set", "task.tag_scheme=iob1", "--set", "task.tag_column=2")
+
+
+def test_lora_run_predicts_spans(ner_spec, monkeypatch):
+    monkeypatch.chdir(ner_spec.parent)
+    out = cli("run", str(ner_spec), "-q", "--set", "tuning.method=lora", "--set", "train.lr=2e-2")
+    run_dir = Path(next(line for line in out.output.splitlines() if line.startswith("run:")).split(None, 1)[1])
+    import lmkernel
+
+    model = lmkernel.load(run_dir)
+    assert model.card["weights"] == "adapter"
+    (pred,) = model.predict(["the film was good"])
+    assert set(pred) == {"text", "entities"}
+
+
+@pytest.mark.slow
+def test_example_spec_on_minilm(tmp_path, monkeypatch):
+    """examples/ner.yaml on the real MiniLM: English and Chinese entities with exact offsets."""
+    monkeypatch.chdir(tmp_path)
+    spec = Path(__file__).resolve().parents[2] / "examples" / "ner.yaml"
+    out = cli("run", str(spec), "-q", "--set", f"output.dir={tmp_path / 'run'}")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["f1"] > 0.8, out.output
+    import lmkernel
+
+    en, zh = lmkernel.load(tmp_path / "run").predict(["Maria Garcia works for Siemens in Berlin .", "张伟去了上海。"])
+    assert {(e["type"], e["text"]) for e in en["entities"]} == {("PER", "Maria Garcia"), ("ORG", "Siemens"),
+                                                                ("LOC", "Berlin")}
+    assert {(e["type"], e["text"], e["start"], e["end"]) for e in zh["entities"]} == {("PER", "张伟", 0, 2),
+                                                                                      ("LOC", "上海", 4, 6)}
