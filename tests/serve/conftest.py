@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import LABELS, serving
+from serve_helpers import LABELS, load_chat, serving
 
 from lmkernel.serve.predictor import ClassifierPredictor
 
@@ -40,3 +40,23 @@ def tiny_model(tiny_run):
 def tiny_client(tiny_model) -> Iterator[TestClient]:
     with serving(lambda: ClassifierPredictor(tiny_model), max_wait_ms=2) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def chat_run(tiny_llama, tmp_path_factory) -> Path:
+    """A chat artifact on the tiny Llama: its HF weights and tokenizer plus an lmkernel card."""
+    import json
+    import shutil
+
+    run = tmp_path_factory.mktemp("serve-chat") / "tiny-chat"
+    shutil.copytree(tiny_llama, run / "model")
+    card = {"task": "chat", "labels": [], "weights": "full", "format": 1, "task_options": {},
+            "base_model": str(tiny_llama)}
+    (run / "model" / "lmkernel.json").write_text(json.dumps(card), encoding="utf-8")
+    return run
+
+
+@pytest.fixture(scope="session")
+def chat_model(chat_run):
+    """The chat artifact loaded: by ``lmkernel.load`` once task ``chat`` is registered, else directly."""
+    return load_chat(chat_run)

@@ -79,3 +79,62 @@ async def async_serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             while (await client.get("/readyz")).status_code != 200:
                 await asyncio.sleep(0.01)
             yield client
+
+
+def load_chat(run):
+    """``lmkernel.load(run)`` when task ``chat`` is registered; until then the same object by hand."""
+    import json
+    import types
+    from pathlib import Path
+
+    from lmkernel.tasks import task_names
+
+    if "chat" in task_names():
+        import lmkernel
+
+        return lmkernel.load(run)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(run) / "model"
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    card = json.loads((model_dir / "lmkernel.json").read_text(encoding="utf-8"))
+    return types.SimpleNamespace(model=model, tokenizer=AutoTokenizer.from_pretrained(model_dir), card=card,
+                                 path=model_dir)
+
+
+@contextlib.contextmanager
+def chat_serving(model, **settings: Any) -> Iterator[TestClient]:
+    """A TestClient on a chat app around ``model`` (a loaded chat artifact)."""
+    from lmkernel.serve.generation.predictor import GenerationPredictor
+
+    app = create_app(ServeSettings(**settings), task="chat", load=lambda: GenerationPredictor(model))
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client
+
+
+@contextlib.contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """``app`` under a real uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base) as client:
+            deadline = time.monotonic() + 30
+            while not server.started and time.monotonic() < deadline:
+                time.sleep(0.02)
+            wait_ready(client)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(30)

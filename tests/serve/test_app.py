@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 
@@ -117,16 +118,35 @@ def test_metrics_count_requests_by_route_and_status(tiny_client):
         assert line in text, line
 
 
-def test_openapi_documents_the_routes_and_bodies(tiny_client):
-    spec = tiny_client.get("/openapi.json").json()
-    assert {"/v1/classify", "/v1/models", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
-    op = spec["paths"]["/v1/classify"]["post"]
-    body = op["requestBody"]["content"]["application/json"]["schema"]
-    assert set(body["properties"]) == {"texts", "truncate"} and body["required"] == ["texts"]
-    assert body["additionalProperties"] is False
-    assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ClassifyResponse")
-    assert {"401", "413", "422", "429", "503", "504"} <= set(op["responses"])
+def check_openapi(client, task: str, body_models: dict[str, str]) -> dict:
+    """Every route the app serves is in the schema, each body a named model with its fields, every
+    $ref resolves. ``body_models``: route path -> request model name."""
+    from fastapi.routing import APIRoute
+
+    from lmkernel.serve.routes import serving_for, system
+
+    spec = client.get("/openapi.json").json()
+    served = {r.path for r in system.router.routes + serving_for(task).router.routes if isinstance(r, APIRoute)}
+    assert served == set(spec["paths"]), served ^ set(spec["paths"])
     schemas = spec["components"]["schemas"]
+    for path, name in body_models.items():
+        op = spec["paths"][path]["post"]
+        assert op["requestBody"]["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{name}"}
+        assert schemas[name]["additionalProperties"] is False
+        assert {"401", "413", "422", "429", "503", "504"} <= set(op["responses"])
+    refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert refs <= set(schemas), refs - set(schemas)
+    return spec
+
+
+def test_openapi_documents_the_routes_and_bodies(tiny_client):
+    spec = check_openapi(tiny_client, "classification", {"/v1/classify": "ClassifyRequest"})
+    assert {"/v1/classify", "/v1/models", "/healthz", "/readyz", "/metrics"} == set(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    body = schemas["ClassifyRequest"]
+    assert set(body["properties"]) == {"texts", "truncate"} and body["required"] == ["texts"]
+    op = spec["paths"]["/v1/classify"]["post"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ClassifyResponse")
     assert set(schemas["ClassifyResponse"]["properties"]) == {"model", "results", "usage"}
     assert set(schemas["Classification"]["properties"]) == {"label", "score", "probabilities"}
     assert "ErrorResponse" in schemas

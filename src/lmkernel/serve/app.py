@@ -25,6 +25,7 @@ from .limits import ApiKeys, RateLimiter
 from .metrics import Metrics, MetricsMiddleware
 from .predictor import Predictor
 from .routes import serving_for, system
+from .schemas import add_body_schemas
 from .settings import ServeSettings, parse_rate
 
 log = logging.getLogger("lmkernel.serve")
@@ -49,6 +50,8 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
             service.status = "stopping"
             if service.batcher is not None:
                 service.batcher.close(timeout=settings.timeout_s)
+            if service.engine is not None:
+                service.engine.close(timeout=settings.timeout_s)
 
     app = FastAPI(title="lmkernel", version=__version__, lifespan=lifespan,
                   description="Serve an lmkernel artifact. Errors: {\"error\": {\"message\", \"type\", \"param\"}}.")
@@ -57,7 +60,20 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     app.include_router(system.router)
     app.include_router(serving_for(task).router)
+    _document_bodies(app)
     return app
+
+
+def _document_bodies(app: FastAPI) -> None:
+    """Routes parse their bodies themselves (limits.parse_body); name those models in the schema too."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_body_schemas(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _load(service: Service, load: Callable[[], Predictor]) -> None:
@@ -66,8 +82,12 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
     try:
         predictor = load()
         predictor.warm_up()
-        batcher = Batcher(predictor, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
-                          length=len, on_start=predictor.setup_thread, on_batch=service.metrics.on_batch)
+        if getattr(predictor, "kind", "batch") == "generate":  # continuous batching of decode steps
+            worker = predictor.make_engine(max_batch=s.max_batch, max_queue=s.max_queue,
+                                           on_step=service.metrics.on_decode_step)
+        else:  # dynamic batching of whole forward passes
+            worker = Batcher(predictor, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
+                             length=len, on_start=predictor.setup_thread, on_batch=service.metrics.on_batch)
     except LmkError as e:
         service.status, service.detail = "failed", e.what
         log.error("could not load the model: %s", e.render())
@@ -78,8 +98,13 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
         return
     if service.status == "stopping":
         return
-    batcher.start()
-    service.metrics.track_queue(lambda: batcher.depth)
-    service.predictor, service.batcher = predictor, batcher
+    worker.start()
+    service.metrics.track_queue(lambda: worker.depth)
+    if isinstance(worker, Batcher):
+        service.batcher = worker
+    else:
+        service.metrics.track_running(lambda: worker.running)
+        service.engine = worker
+    service.predictor = predictor
     service.status = "ready"
     log.info("model %s ready", predictor.name)

@@ -31,6 +31,7 @@ class Service:
     metrics: Metrics
     predictor: Predictor | None = None
     batcher: Batcher | None = None
+    engine: Any = None  # generation.engine.Engine for causal-LM artifacts (imported lazily: torch)
     status: str = "loading"  # loading -> ready | failed; stopping on shutdown
     detail: str | None = None
 
@@ -51,6 +52,21 @@ class Service:
         except TimeoutError as e:
             raise ApiError(504, f"request took longer than the server deadline of {self.settings.timeout_s:g}s "
                            "(--timeout-s); send fewer texts or retry later") from e
+
+    def submit_generation(self, prompt: list[int], params: Any, sink: Any) -> Any:
+        """Queue a generation in the engine.
+
+        Raises:
+            ApiError: 429 + Retry-After when the wait queue is full, 503 while stopping.
+        """
+        assert self.engine is not None, "submit_generation() without an engine (bug, please report)"
+        try:
+            return self.engine.submit(prompt, params, sink)
+        except QueueFull as e:
+            raise ApiError(429, f"server busy: {self.engine.max_queue} requests already wait; retry after "
+                           f"{e.retry_after}s", type_="overloaded", headers={"Retry-After": str(e.retry_after)}) from e
+        except BatcherClosed as e:
+            raise ApiError(503, "server is shutting down", headers={"Retry-After": "1"}) from e
 
 
 # Dependencies are async on purpose: FastAPI runs sync ones in a thread pool, a hop per request.

@@ -8,7 +8,9 @@ the label space; unmatched paths count as ``unmatched``.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -16,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+RATE_WINDOW_S = 10.0
 
 
 class Metrics:
@@ -33,6 +36,17 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("lmk_queue_depth", "Texts waiting for the batcher.", registry=r)
         self.input_tokens = Counter("lmk_input_tokens", "Input tokens accepted for inference.", registry=r)
+        self.generated_tokens = Counter("lmk_generated_tokens", "Completion tokens generated.", registry=r)
+        self.decode_batch = Histogram("lmk_decode_batch_size", "Requests per continuous-batching decode step.",
+                                      buckets=BATCH_BUCKETS, registry=r)
+        self.first_token = Histogram("lmk_time_to_first_token_seconds", "Request arrival to first token.",
+                                     buckets=LATENCY_BUCKETS, registry=r)
+        self.running = Gauge("lmk_running_requests", "Generations in the running batch.", registry=r)
+        self.tokens_per_second = Gauge("lmk_generated_tokens_per_second",
+                                       f"Tokens generated per second over the last {RATE_WINDOW_S:g} s.", registry=r)
+        self._steps: deque[tuple[float, int]] = deque()  # (time, tokens) of recent decode steps
+        self._steps_lock = threading.Lock()
+        self.tokens_per_second.set_function(self._token_rate)
 
     def track_queue(self, depth: Callable[[], float]) -> None:
         self.queue_depth.set_function(depth)
@@ -40,6 +54,23 @@ class Metrics:
     def on_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
+
+    def track_running(self, running: Callable[[], float]) -> None:
+        self.running.set_function(running)
+
+    def on_decode_step(self, size: int, seconds: float, tokens: int) -> None:
+        """Called by the generation engine's thread after each decode step."""
+        self.decode_batch.observe(size)
+        now = time.monotonic()
+        with self._steps_lock:
+            self._steps.append((now, tokens))
+            while self._steps and self._steps[0][0] < now - RATE_WINDOW_S:
+                self._steps.popleft()
+
+    def _token_rate(self) -> float:
+        now = time.monotonic()
+        with self._steps_lock:
+            return sum(n for t, n in self._steps if t >= now - RATE_WINDOW_S) / RATE_WINDOW_S
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

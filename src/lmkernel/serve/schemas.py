@@ -82,13 +82,30 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+BODY_MODELS: dict[str, type[BaseModel]] = {}  # request bodies named in routes, added to the OpenAPI components
+
+
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` declaring a body we parse ourselves (see limits.parse_body), so the
-    schema still documents it. Flat models only: nested ones would need their $defs hoisted."""
-    schema = model.model_json_schema()
-    if "$defs" in schema:
-        raise ValueError(f"{model.__name__} has nested models; json_body supports flat ones (bug, please report)")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    schema still documents it, by name (``#/components/schemas/<Model>``; see ``add_body_schemas``)."""
+    BODY_MODELS[model.__name__] = model
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def add_body_schemas(spec: dict[str, Any]) -> dict[str, Any]:
+    """Put the request models that ``spec``'s paths refer to (and the models they nest) into its components."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for path in spec.get("paths", {}).values():
+        for op in path.values():
+            ref = (op.get("requestBody", {}).get("content", {}).get("application/json", {})
+                   .get("schema", {}).get("$ref", ""))
+            model = BODY_MODELS.get(ref.rsplit("/", 1)[-1])
+            if model is not None:
+                full = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(full.pop("$defs", {}))
+                schemas[model.__name__] = full
+    return spec
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -26,7 +26,8 @@ class ServeSettings:
     max_queue: int = 1024  # texts waiting at most; more is answered 429 + Retry-After
     max_body_bytes: int = 1_000_000
     max_texts: int = 256  # texts per request
-    max_input_tokens: int | None = None  # per text; None: the model's training max_length
+    max_input_tokens: int | None = None  # per text; None: the model's training max_length (generation: context)
+    max_new_tokens: int = 256  # generation: completion tokens per request at most (the default when not asked)
     rate_limit: str | None = None  # per API key (per client address without keys), e.g. "600/min"
     timeout_s: float = 30.0  # deadline of a request, queueing included; past it: 504
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the CPU/GPU has fast bf16 matmuls)
@@ -35,7 +36,8 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         positive = {"max_batch": self.max_batch, "max_queue": self.max_queue, "max_body_bytes": self.max_body_bytes,
-                    "max_texts": self.max_texts, "timeout_s": self.timeout_s}
+                    "max_texts": self.max_texts, "timeout_s": self.timeout_s,
+                    "max_new_tokens": self.max_new_tokens}
         if self.max_input_tokens is not None:
             positive["max_input_tokens"] = self.max_input_tokens
         if self.threads is not None:

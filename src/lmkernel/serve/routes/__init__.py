@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from ...errors import LmkError
+from ..generation.predictor import GenerationPredictor
 from ..predictor import ClassifierPredictor, Predictor
-from . import classify
+from . import classify, generate
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,4 @@ def load_predictor(path: Any, **options: Any) -> Predictor:
 
 
 register("classification", classify.router, ClassifierPredictor)
+register("chat", generate.router, GenerationPredictor)

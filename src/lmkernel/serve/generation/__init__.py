@@ -1,0 +1,1 @@
+"""Text generation for causal-LM artifacts: continuous batching, sampling, streamed text."""

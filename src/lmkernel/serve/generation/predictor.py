@@ -1,0 +1,118 @@
+"""The generation predictor: prompts to token ids (413 / truncation), and the engine that runs them.
+
+Encoding happens on the request path so a too-long prompt is answered 413 before it takes a
+slot. The tokenizer is only ever called with fixed settings (no truncation state, which a fast
+tokenizer mutates per call), so the engine thread decoding while a request thread encodes is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ..http_errors import ApiError
+from ..predictor import model_name
+from .engine import Engine
+from .schemas import ChatMessage
+
+
+class GenerationPredictor:
+    """A causal-LM artifact behind the generation endpoints.
+
+    Args:
+        model: a loaded causal-LM artifact (``lmkernel.load``): ``.model``, ``.tokenizer``, ``.card``, ``.path``.
+        max_input_tokens: prompt tokens at most; None: the model's context minus one.
+        precision: "fp32", or "bf16" to cast the weights (fast only where the CPU has bf16 units).
+        threads: torch intra-op threads for the engine thread; None keeps torch's default.
+    """
+
+    task: ClassVar[str] = "chat"
+    kind: ClassVar[str] = "generate"
+
+    def __init__(self, model: Any, *, max_input_tokens: int | None = None, precision: str = "fp32",
+                 threads: int | None = None):
+        import torch
+
+        from ..predictor import resolve_precision
+
+        self.model = model.model
+        self.tokenizer = model.tokenizer
+        self.card = model.card
+        self.name = model_name(model.path)
+        self.context = int(getattr(self.model.config, "max_position_embeddings", None) or 2048)
+        self.max_input_tokens = min(max_input_tokens or self.context - 1, self.context - 1)
+        self.precision = resolve_precision(precision, self.card.get("weights", "full"))
+        if self.precision == "bf16":
+            self.model = self.model.to(torch.bfloat16)
+        self.threads = threads
+        eos = {self.tokenizer.eos_token_id}
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        eos.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+        self.eos_ids = sorted(e for e in eos if e is not None)
+
+    def info(self) -> dict[str, Any]:
+        return {"id": self.name, "task": self.task, "base_model": self.card.get("base_model"),
+                "max_input_tokens": self.max_input_tokens}
+
+    # ---------------------------------------------------------------- request side
+
+    def encode_prompt(self, prompt: str, truncate: bool, param: str = "prompt") -> list[int]:
+        ids = self.tokenizer(prompt, truncation=False, verbose=False)["input_ids"]
+        return self._fit(ids, truncate, param)
+
+    def encode_chat(self, messages: Sequence[ChatMessage], truncate: bool) -> list[int]:
+        """The chat formatted by the model's template, ending with the assistant's turn opening.
+
+        Raises:
+            ApiError: 422 when the model has no chat template; 413 when the prompt is too long.
+        """
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ApiError(422, f"model {self.name} has no chat template: send a plain prompt to /v1/completions",
+                           param="messages")
+        chat = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in messages]
+        try:
+            text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        except Exception as e:  # a template may raise on a role order it does not support
+            raise ApiError(422, f"the model's chat template refused these messages: {e}", param="messages") from e
+        ids = self.tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        return self._fit(ids, truncate, "messages")
+
+    def _fit(self, ids: list[int], truncate: bool, param: str) -> list[int]:
+        if not ids:
+            raise ApiError(422, f"{param}: the prompt has no tokens", param=param)
+        if len(ids) <= self.max_input_tokens:
+            return ids
+        if truncate:
+            return ids[-self.max_input_tokens:]  # keep the end: generation continues from there
+        raise ApiError(413, f"{param} has {len(ids)} tokens, more than the limit of {self.max_input_tokens}; "
+                       "shorten it or send \"truncate\": true to keep its end", param=param)
+
+    def room(self, prompt_tokens: int) -> int:
+        """New tokens that still fit in the model's context after the prompt."""
+        return max(1, self.context - prompt_tokens)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # ---------------------------------------------------------------- engine side
+
+    def setup_thread(self) -> None:
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+
+    def warm_up(self) -> None:
+        """A prefill and two batched decode steps, so first-call allocations happen before readiness."""
+        from .sampling import SamplingParams
+
+        engine = self.make_engine(max_batch=2, max_queue=2)
+        ids = self.encode_prompt("warm up", truncate=True)
+        for _ in range(2):
+            engine.submit(ids, SamplingParams(max_new_tokens=3, temperature=0.0, ignore_eos=True), lambda _: None)
+        while engine.running or engine.depth:
+            engine.iterate()
+
+    def make_engine(self, *, max_batch: int, max_queue: int, on_step: Any = None) -> Engine:
+        return Engine(self.model, decode=self.decode, eos_ids=self.eos_ids, max_batch=max_batch,
+                      max_queue=max_queue, on_start=self.setup_thread, on_step=on_step)
