@@ -294,12 +294,20 @@ def compress(
                                                 "compression.md, compression.json); default RUN-METHOD. An "
                                                 "existing run is never overwritten.")] = None,
     quantize: Annotated[Optional[str], typer.Option(help="Also quantize the result (onnx: int8).")] = None,
-    sparsity: Annotated[Optional[float], typer.Option(help="prune: fraction of attention heads and FFN neurons "
-                                                      "to remove from every layer, e.g. 0.4.")] = None,
+    sparsity: Annotated[Optional[float], typer.Option(help="prune: fraction of the linear weights (with "
+                                                      "--structured: of heads / FFN neurons per layer) to remove, "
+                                                      "e.g. 0.4.")] = None,
+    structured: Annotated[Optional[str], typer.Option(help="prune: heads,ffn (or heads, ffn) removes whole "
+                                                      "structures; none (default) is global unstructured "
+                                                      "magnitude pruning.")] = None,
+    layers: Annotated[Optional[int], typer.Option(help="distill: transformer layers of the student, fewer than "
+                                                  "the teacher's, e.g. 3.")] = None,
     finetune: Annotated[Optional[int], typer.Option(help="prune: epochs of recovery fine-tuning on the run's "
-                                                    "training data (default 0).")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Labelled file to measure on (default: "
-                                                 "the run's validation set).")] = None,
+                                                    "training data (default 0); distill: training epochs "
+                                                    "(default the spec's).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Labelled file to measure on, or a spec "
+                                                 "YAML (its validation set; distill and prune also train on its "
+                                                 "data). Default: the run's spec.yaml.")] = None,
     max_examples: MaxExamplesOpt = None,
     batch_size: MeasureBatchOpt = 32,
     latency_samples: LatencyOpt = 100,
@@ -312,7 +320,7 @@ def compress(
 
         result = run_compress(run_dir, method, out, data=data, max_examples=max_examples, batch_size=batch_size,
                               latency_samples=latency_samples, log=_log(quiet), quantize=quantize,
-                              sparsity=sparsity, finetune=finetune)
+                              sparsity=sparsity, structured=structured, layers=layers, finetune=finetune)
         typer.echo(result.table)
         typer.echo(f"run:    {result.out_dir}")
         typer.echo(f"report: {result.out_dir / 'compression.md'}")

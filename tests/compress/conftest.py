@@ -78,7 +78,7 @@ def onnx_int8_result(trained_run, onnx_result):
 
 @pytest.fixture(scope="session")
 def prune_result(trained_run):
-    return compress(trained_run, "prune", trained_run.parent / "tiny-prune", sparsity=0.5)
+    return compress(trained_run, "prune", trained_run.parent / "tiny-prune", sparsity=0.5, structured="heads,ffn")
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ def test_compare_reads_data_recorded_by_a_compressed_run(int8_result, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--method", "int9"], "unknown compression method 'int9'. Did you mean 'int8'?"),
-    (["--method", "distill"], "use one of: int8, onnx, prune"),
+    (["--method", "zzz"], "use one of: distill, int8, onnx, prune"),
     (["--method", "int8", "--quantize", "int8"], "--quantize does not apply to --method int8"),
     (["--method", "onnx", "--quantize", "int4"], "--quantize 'int4' is not supported by --method onnx"),
     (["--method", "int8", "--sparsity", "0.4"], "--sparsity does not apply to --method int8"),

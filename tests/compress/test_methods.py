@@ -201,7 +201,8 @@ def test_prune_keeps_the_most_important_heads(trained_run):
 
 
 def test_prune_recovery_finetune_trains_the_pruned_model(trained_run, prune_result, compressor):
-    result = compressor(trained_run, "prune", trained_run.parent / "tiny-prune-ft", sparsity=0.5, finetune=1)
+    result = compressor(trained_run, "prune", trained_run.parent / "tiny-prune-ft", sparsity=0.5, finetune=1,
+                        structured="heads,ffn")
     card = json.loads((result.out_dir / "model" / "lmkernel.json").read_text())
     assert card["pruning"]["finetune_epochs"] == 1 and card["compression"]["finetune"] == 1
     before = lmkernel.load(prune_result.out_dir).model.classifier.weight

@@ -34,6 +34,10 @@ class Method:
         options: other CLI options ``build`` takes as keywords (``--sparsity`` -> ``sparsity``).
         check: optional ``"module:function"``; ``check(options)`` validates their values before
             anything slow happens, raising LmkError.
+        fits: optional ``"module:function"``; ``fits(source, options, spec)`` checks the loaded
+            artifact (and training spec) against the options before the output folder is made.
+        uses_spec: ``build`` also gets ``spec=`` (the loaded training spec: ``--data SPEC.yaml``,
+            else the run's own spec.yaml, else None) for methods that train or need training data.
     """
 
     name: str
@@ -45,6 +49,8 @@ class Method:
     quantize: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
     check: str | None = None
+    fits: str | None = None
+    uses_spec: bool = False
 
     def accepts(self) -> tuple[str, ...]:
         """Every option name this method takes."""
@@ -106,6 +112,12 @@ def check_options(method: Method, options: dict[str, Any]) -> None:
         _resolve(method.check)(options)
 
 
+def check_fits(method: Method, source: Any, options: dict[str, Any], spec: Any) -> None:
+    """Run the method's ``fits`` check, if any (raises LmkError)."""
+    if method.fits:
+        _resolve(method.fits)(source, options, spec)
+
+
 def load_weights(model_dir: Path, card: dict[str, Any], task: Any) -> Any:
     """Load a compressed artifact's model; ``artifact.load_model_weights`` delegates here."""
     for method in _METHODS.values():
@@ -125,8 +137,17 @@ register(Method(
     "onnxruntime dynamic int8 quantization",
     build="lmkernel.compress.onnx:build", load="lmkernel.compress.onnx:load_model"))
 register(Method(
-    name="prune", weights="pruned", tasks=("classification",), options=("sparsity", "finetune"),
-    summary="structured pruning: removes the least important attention heads and FFN neurons of every layer "
-    "(--sparsity), matrices really shrink; --finetune N recovers accuracy with N epochs on the run's data",
+    name="prune", weights="pruned", tasks=("classification",), options=("sparsity", "structured", "finetune"),
+    summary="pruning to --sparsity: global unstructured magnitude pruning of the encoder's linear weights "
+    "(default; zeros only, dense kernels run no faster), or with --structured heads,ffn removal of the least "
+    "important attention heads and FFN neurons of every layer (matrices really shrink); --finetune N recovers "
+    "accuracy with N epochs on the run's data",
     build="lmkernel.compress.prune:build", load="lmkernel.compress.prune:load_model",
-    check="lmkernel.compress.prune:check_options"))
+    check="lmkernel.compress.prune:check_options", fits="lmkernel.compress.prune:fits", uses_spec=True))
+register(Method(
+    name="distill", weights="distilled", tasks=("classification", "ner"), options=("layers", "finetune"),
+    summary="knowledge distillation into a student with --layers of the teacher's layers (evenly spread), "
+    "trained on --data SPEC.yaml (default: the run's spec) with temperature-scaled KL on the teacher's logits "
+    "plus the label loss; --finetune N epochs (default: the spec's)",
+    build="lmkernel.compress.distill:build", load="lmkernel.compress.distill:load_model",
+    check="lmkernel.compress.distill:check_options", fits="lmkernel.compress.distill:fits", uses_spec=True))

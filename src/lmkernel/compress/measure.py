@@ -100,7 +100,8 @@ def _from_spec(model: Any, spec_path: Path) -> EvalData:
 
 
 def eval_data(model: Any, data: Path | None = None, max_examples: int | None = None) -> EvalData:
-    """The labelled examples to measure on: ``data`` if given, else the run's validation set.
+    """The labelled examples to measure on: ``data`` if given (a labelled file, or a spec YAML whose
+    validation set counts), else the run's validation set.
 
     A trained run names its validation set in spec.yaml; a compressed run names the data it was
     measured on in compression.json.
@@ -109,7 +110,11 @@ def eval_data(model: Any, data: Path | None = None, max_examples: int | None = N
         LmkError: no data given and none recorded with the run, or the file is missing or bad.
     """
     run = run_dir_of(model.path)
-    if data is not None:
+    if data is not None and Path(data).suffix.lower() in (".yaml", ".yml"):
+        if not Path(data).is_file():
+            raise LmkError(f"spec not found: {data}", where="--data", fix="pass an existing spec YAML file")
+        found = _from_spec(model, Path(data))
+    elif data is not None:
         found = _from_file(model, Path(data), {})
     elif (run / "spec.yaml").is_file():
         found = _from_spec(model, run / "spec.yaml")

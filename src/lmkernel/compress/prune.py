@@ -1,8 +1,14 @@
-"""prune: structured pruning of attention heads and FFN neurons, so the matrices really shrink.
+"""prune: global unstructured magnitude pruning, or structured pruning of attention heads and
+FFN neurons so the matrices really shrink.
 
 Why this shape:
 
-- Structured, not unstructured: a removed head takes its rows of Q/K/V and its columns of the
+- Unstructured (the default, ``--structured none``): the given share of all linear weights with
+  the smallest magnitude, pooled over every layer (global, so layers that matter keep more),
+  become zero, through ``torch.nn.utils.prune``. The files and dense CPU kernels do not get
+  smaller or faster from zeros (bench/compression.py measures it); it is the starting point for
+  sparse formats and a measure of redundancy, and it keeps every architecture's shapes.
+- Structured (``--structured heads,ffn``): a removed head takes its rows of Q/K/V and its columns of the
   attention output with it, a removed FFN neuron its row of the intermediate projection and its
   column of the output projection. What is left are smaller dense matrices, faster on any
   kernel; zeros inside dense matrices would cost the same time as before.
@@ -33,15 +39,37 @@ IMPORTANCE_EXAMPLES = 512  # training examples whose gradients rank heads and ne
 WEIGHTS_FILE = "model.safetensors"
 
 
+STRUCTURES = ("heads", "ffn")  # what --structured may name; "none" means unstructured
+
+
+def parse_structured(value: str | None) -> tuple[str, ...]:
+    """``--structured heads,ffn`` -> ("heads", "ffn"); None or "none" -> () (unstructured).
+
+    Raises:
+        LmkError: a part that is neither heads nor ffn.
+    """
+    if value is None or str(value).strip().lower() in ("", "none"):
+        return ()
+    parts = tuple(dict.fromkeys(p.strip().lower() for p in str(value).split(",") if p.strip()))
+    bad = [p for p in parts if p not in STRUCTURES]
+    if bad or not parts:
+        raise LmkError(f"--structured {value!r}: unknown part(s) {', '.join(bad) or repr(value)}", where="--structured",
+                       fix="use heads, ffn, heads,ffn, or none (global unstructured magnitude pruning)")
+    return parts
+
+
 def check_options(options: dict[str, Any]) -> None:
-    """Raises LmkError for a missing or out-of-range ``--sparsity`` or a negative ``--finetune``."""
+    """Raises LmkError for a missing or out-of-range ``--sparsity``, a bad ``--structured`` or a
+    negative ``--finetune``."""
     sparsity = options.get("sparsity")
     if sparsity is None:
         raise LmkError("--method prune needs --sparsity", where="--sparsity",
-                       fix="the fraction of attention heads and FFN neurons to remove per layer, e.g. --sparsity 0.4")
+                       fix="the fraction of weights (or with --structured, of heads and FFN neurons) to remove, "
+                       "e.g. --sparsity 0.4")
     if not 0 < float(sparsity) < 1:
         raise LmkError(f"--sparsity {sparsity} is outside (0, 1)", where="--sparsity",
-                       fix="the fraction of heads and FFN neurons to remove, e.g. 0.4 removes 40%")
+                       fix="the fraction of weights (or heads and FFN neurons) to remove, e.g. 0.4 removes 40%")
+    parse_structured(options.get("structured"))
     if int(options.get("finetune") or 0) < 0:
         raise LmkError(f"--finetune {options['finetune']} is negative", where="--finetune",
                        fix="the number of recovery epochs: 0 (none) or more")
@@ -139,15 +167,12 @@ def _keep(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     return torch.topk(scores, k).indices.sort().values
 
 
-def _source_spec(source: Any):
-    from ..spec import load_spec
-    from .measure import run_dir_of
-
-    path = run_dir_of(source.path) / "spec.yaml"
-    if not path.is_file():
-        raise LmkError(f"--method prune needs the run's training data, but {path} does not exist",
-                       where=str(source.path), fix="prune a run directory written by `lmkernel run`")
-    return load_spec(path)
+def _need_spec(spec: Any, why: str) -> Any:
+    if spec is None:
+        raise LmkError(f"--method prune {why} needs the run's training data, but none was found", where="--data",
+                       fix="prune a run directory written by `lmkernel run` (its spec.yaml is used) or pass "
+                       "--data SPEC.yaml")
+    return spec
 
 
 def _features(source: Any, spec: Any) -> dict[str, list[dict]]:
@@ -185,37 +210,95 @@ def recover(model: nn.Module, source: Any, spec: Any, features: dict[str, list[d
     model.eval()
 
 
-def build(source: Any, tmp_dir: Path, *, sparsity: float, finetune: int = 0) -> dict[str, Any]:
-    """Write the pruned (and optionally recovered) model folder for a loaded fp32 artifact."""
-    from safetensors.torch import save_file
+def prunable_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
+    """Every nn.Linear except the task head (its few rows decide the output directly)."""
+    heads = ("classifier", "score", "lm_head", "qa_outputs")
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, nn.Linear) and not any(part in heads for part in name.split("."))]
 
-    spec = _source_spec(source)
-    model = copy.deepcopy(source.model)  # the original is measured against the result afterwards
-    for p in model.parameters():
-        p.requires_grad_(True)  # a merged LoRA artifact comes back with its base weights frozen
+
+def magnitude_prune(model: nn.Module, sparsity: float) -> None:
+    """Global unstructured L1 pruning (``torch.nn.utils.prune``): the ``sparsity`` share of all
+    prunable linear weights with the smallest magnitude, wherever they are, become zero. The
+    masks stay attached (``weight_orig`` * ``weight_mask``) until ``prune.remove``, so a recovery
+    fine-tune in between trains the kept weights only."""
+    from torch.nn.utils import prune
+
+    params = [(m, "weight") for _, m in prunable_linears(model)]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(sparsity))
+
+
+def finish_magnitude_prune(model: nn.Module) -> float:
+    """Make the masks permanent (plain weights with zeros again); returns the reached sparsity."""
+    from torch.nn.utils import prune
+
+    zeros = total = 0
+    for _, m in prunable_linears(model):
+        if prune.is_pruned(m):
+            prune.remove(m, "weight")
+        zeros += int((m.weight == 0).sum())
+        total += m.weight.numel()
+    return zeros / max(total, 1)
+
+
+def _structured(model: nn.Module, source: Any, spec: Any, features: dict[str, list[dict]], sparsity: float,
+                parts: tuple[str, ...]) -> list[tuple[int, int]]:
     layers = encoder_layers(model)
-    features = _features(source, spec)
     scores = importance(model, layers, _importance_batches(source, features["train"], spec.train.batch_size))
     kept = []
     for layer, (heads, neurons) in zip(layers, scores):
-        keep_heads, keep_neurons = _keep(heads, sparsity), _keep(neurons, sparsity)
+        keep_heads = _keep(heads, sparsity if "heads" in parts else 0.0)
+        keep_neurons = _keep(neurons, sparsity if "ffn" in parts else 0.0)
         shrink_layer(layer, keep_heads, keep_neurons)
         kept.append((len(keep_heads), len(keep_neurons)))
+    return kept
+
+
+def fits(source: Any, options: dict[str, Any], spec: Any) -> None:
+    """Before any output exists: structured pruning needs BERT-style blocks and training data
+    (gradients rank the structures), a recovery fine-tune needs training data."""
+    if parse_structured(options.get("structured")):
+        encoder_layers(source.model)
+        _need_spec(spec, "--structured (importance from training gradients)")
+    elif options.get("finetune"):
+        _need_spec(spec, "--finetune")
+
+
+def build(source: Any, tmp_dir: Path, *, sparsity: float, structured: str | None = None, finetune: int = 0,
+          spec: Any = None) -> dict[str, Any]:
+    """Write the pruned (and optionally recovered) model folder for a loaded fp32 artifact."""
+    from safetensors.torch import save_file
+
+    parts = parse_structured(structured)
+    fits(source, {"structured": structured, "finetune": finetune}, spec)
+    model = copy.deepcopy(source.model)  # the original is measured against the result afterwards
+    for p in model.parameters():
+        p.requires_grad_(True)  # a merged LoRA artifact comes back with its base weights frozen
+    features = _features(source, spec) if spec is not None and (parts or finetune) else {}
+    if parts:
+        kept = _structured(model, source, spec, features, float(sparsity), parts)
+        info = {"structured": list(parts), "importance": "first-order Taylor, |sum w*grad|",
+                "importance_examples": min(IMPORTANCE_EXAMPLES, len(features["train"])),
+                "heads_per_layer": [h for h, _ in kept], "ffn_per_layer": [n for _, n in kept]}
+    else:
+        magnitude_prune(model, float(sparsity))
+        info = {"structured": [], "importance": "global weight magnitude (L1) over every linear layer but the head"}
     if finetune:
         recover(model, source, spec, features, finetune)
+    if not parts:
+        info["reached_sparsity"] = round(finish_magnitude_prune(model), 6)
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp_dir / WEIGHTS_FILE),
               metadata={"format": "pt", "lmkernel": "pruned"})
     model.config.save_pretrained(str(tmp_dir))
     params = sum(p.numel() for p in model.parameters())
     return {"weights": "pruned", "total_params": params, "trainable_params": params,
-            "pruning": {"sparsity": sparsity, "importance": "first-order Taylor, |sum w*grad|",
-                        "importance_examples": min(IMPORTANCE_EXAMPLES, len(features["train"])),
-                        "heads_per_layer": [h for h, _ in kept], "ffn_per_layer": [n for _, n in kept],
-                        "finetune_epochs": finetune}}
+            "pruning": {"sparsity": sparsity, **info, "finetune_epochs": finetune}}
 
 
 def _fit_shapes(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    """Resize every Linear whose stored weight is smaller, and tell attention its head count."""
+    """Resize every Linear whose stored weight is smaller, and tell attention its head count
+    (nothing to do after unstructured pruning: the shapes are the original ones)."""
+    resized = False
     for name, module in list(model.named_modules()):
         stored = tensors.get(f"{name}.weight")
         if isinstance(module, nn.Linear) and stored is not None and stored.shape != module.weight.shape:
@@ -223,6 +306,9 @@ def _fit_shapes(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
             out_features, in_features = stored.shape
             setattr(model.get_submodule(parent), child, nn.Linear(in_features, out_features,
                                                                   bias=module.bias is not None))
+            resized = True
+    if not resized:
+        return
     for layer in encoder_layers(model):
         attn = layer.attention.self
         attn.all_head_size = attn.query.out_features

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmkError
-from . import Method, build_function, check_options, get_method
+from . import Method, build_function, check_fits, check_options, get_method
 from .measure import Measurement, eval_data, measure, run_dir_of
 
-SOURCE_WEIGHTS = ("full", "merged", "adapter")  # fp32 torch artifacts a method can start from
+SOURCE_WEIGHTS = ("full", "merged", "adapter", "distilled")  # fp32 torch artifacts a method can start from
 
 
 @dataclass
@@ -41,12 +41,30 @@ def check_source(method: Method, model_dir: Path, card: dict[str, Any]) -> None:
 def default_out(source: Any, method: Method, options: dict[str, Any]) -> Path:
     """``runs/x`` -> ``runs/x-int8``, ``runs/x-onnx-int8``, ``runs/x-prune-0.4``."""
     run = run_dir_of(source.path)
-    extra = "".join(f"-{options[k]}" for k in ("quantize", "sparsity") if options.get(k) is not None)
+    extra = "".join(f"-{options[k]}" for k in ("quantize", "sparsity", "layers") if options.get(k) is not None)
     return run.with_name(f"{run.name}-{method.name}{extra}")
 
 
-def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[str, Any]) -> None:
-    """Build the method's model folder next to ``model_dir`` and move it into place whole."""
+def is_spec(path: Path | None) -> bool:
+    """``--data`` names a spec (training data and its validation set) rather than a labelled file."""
+    return path is not None and Path(path).suffix.lower() in (".yaml", ".yml")
+
+
+def training_spec(source: Any, data: Path | None) -> Any:
+    """The spec a training method learns from: ``--data SPEC.yaml``, else the run's spec.yaml, else None."""
+    from ..spec import load_spec
+
+    path = Path(data) if is_spec(data) else run_dir_of(source.path) / "spec.yaml"
+    if is_spec(data) and not path.is_file():
+        raise LmkError(f"spec not found: {path}", where="--data", fix="pass an existing spec YAML file")
+    return load_spec(path) if path.is_file() else None
+
+
+def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[str, Any],
+                   spec: Any = None) -> None:
+    """Build the method's model folder next to ``model_dir`` and move it into place whole.
+
+    ``spec`` (see ``training_spec``) reaches ``build`` only for methods with ``uses_spec``."""
     from ..artifact import CARD, FORMAT_VERSION
     from ..fsutil import atomic_replace_dir, atomic_write_json
 
@@ -54,7 +72,8 @@ def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[s
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        changes = build_function(method)(source, tmp, **options)
+        extra = {"spec": spec} if method.uses_spec else {}
+        changes = build_function(method)(source, tmp, **options, **extra)
         source.tokenizer.save_pretrained(str(tmp))
         card = {**source.card, **changes, "format": FORMAT_VERSION,
                 "compression": {"method": method.name, **options, "source": str(source.path),
@@ -81,6 +100,8 @@ def compress(run: Path, method: str, out: Path | None = None, *, data: Path | No
     """Compress the artifact in ``run`` with ``method`` into a new run folder and report the trade-off.
 
     ``options`` are the method's own (``quantize="int8"``, ``sparsity=0.4``); None means not given.
+    ``data`` is a labelled file to measure on, or a spec YAML: its validation set is measured on
+    and methods that train (distill, prune) learn from its training data.
 
     Raises:
         LmkError: unknown method, an option it does not take, a missing or already compressed
@@ -97,9 +118,11 @@ def compress(run: Path, method: str, out: Path | None = None, *, data: Path | No
     check_source(m, model_dir, read_card(model_dir))
     source = load(model_dir)
     examples = eval_data(source, data, max_examples)  # fail on bad data before the slow build
+    spec = training_spec(source, data) if m.uses_spec else None
+    check_fits(m, source, options, spec)
     out_dir = choose_run_dir(Path(out) if out is not None else default_out(source, m, options), resume=False)
     log(f"compressing {source.path} with {m.name} into {out_dir}")
-    write_artifact(m, source, out_dir / "model", options)
+    write_artifact(m, source, out_dir / "model", options, spec)
     result_model = load(out_dir)
     log(f"measuring on {len(examples.examples)} examples of {examples.source}")
     env = environment()  # before measuring: the load average then is other processes' work, not ours
