@@ -63,9 +63,9 @@ def wait_ready(client: TestClient | httpx.Client, timeout: float = 20.0) -> None
 
 
 @contextlib.contextmanager
-def serving(load, **settings: Any) -> Iterator[TestClient]:
+def serving(load, task: str = "classification", **settings: Any) -> Iterator[TestClient]:
     """A TestClient (lifespan running) around an app whose predictor comes from ``load``; waits for ready."""
-    app = create_app(ServeSettings(**settings), task="classification", load=load)
+    app = create_app(ServeSettings(**settings), task=task, load=load)
     with TestClient(app) as client:
         wait_ready(client)
         yield client

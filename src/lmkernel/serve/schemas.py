@@ -49,6 +49,33 @@ class ClassifyResponse(BaseModel):
     usage: Usage
 
 
+class EntitiesRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid",
+                              json_schema_extra={"examples": [{"texts": ["Angela Merkel visited Paris."]}]})
+
+    texts: list[Text] = Field(min_length=1, description="Texts to tag (at most --max-texts per request).")
+    truncate: bool = Field(False, description="Cut texts longer than the input-token limit instead of "
+                           "rejecting the request with 413.")
+
+
+class Entity(BaseModel):
+    type: str = Field(description="Entity type, e.g. PER, LOC, ORG.")
+    text: str = Field(description="The entity as it appears in the text: text[start:end].")
+    start: int = Field(description="Character offset of the first character.")
+    end: int = Field(description="Character offset after the last character.")
+    score: float = Field(description="Mean probability of the entity's words.")
+
+
+class EntitiesResult(BaseModel):
+    entities: list[Entity]
+
+
+class EntitiesResponse(BaseModel):
+    model: str
+    results: list[EntitiesResult] = Field(description="One entry per input text, in order.")
+    usage: Usage
+
+
 class ModelInfo(BaseModel):
     id: str
     object: Literal["model"] = "model"

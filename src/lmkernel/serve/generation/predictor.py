@@ -26,7 +26,7 @@ class GenerationPredictor:
         threads: torch intra-op threads for the engine thread; None keeps torch's default.
     """
 
-    task: ClassVar[str] = "chat"
+    task: str = "chat"  # the artifact's: chat, translation or summarization
     kind: ClassVar[str] = "generate"
 
     def __init__(self, model: Any, *, max_input_tokens: int | None = None, precision: str = "fp32",
@@ -38,6 +38,7 @@ class GenerationPredictor:
         self.model = model.model
         self.tokenizer = model.tokenizer
         self.card = model.card
+        self.task = self.card.get("task", "chat")
         self.name = model_name(model.path)
         self.context = int(getattr(self.model.config, "max_position_embeddings", None) or 2048)
         self.max_input_tokens = min(max_input_tokens or self.context - 1, self.context - 1)

@@ -14,9 +14,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from ...errors import LmkError
+from ..entities import NerPredictor
 from ..generation.predictor import GenerationPredictor
 from ..predictor import ClassifierPredictor, Predictor
-from . import classify, generate
+from . import classify, entities, generate
 
 
 @dataclass(frozen=True)
@@ -58,4 +59,6 @@ def load_predictor(path: Any, **options: Any) -> Predictor:
 
 
 register("classification", classify.router, ClassifierPredictor)
-register("chat", generate.router, GenerationPredictor)
+register("ner", entities.router, NerPredictor)
+for _task in ("chat", "translation", "summarization"):  # causal LMs: the prompt formats are theirs
+    register(_task, generate.router, GenerationPredictor)
