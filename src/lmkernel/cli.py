@@ -234,16 +234,20 @@ def serve(
     = None,
     api_key_file: Annotated[Optional[Path], typer.Option(help="File with one API key per line (# comments).")]
     = None,
-    max_batch: Annotated[int, typer.Option(help="Texts per forward pass of the dynamic batcher.")] = _Serve.max_batch,
+    max_batch: Annotated[int, typer.Option(help="Texts per forward pass of the dynamic batcher; for generation, "
+                                           "requests decoded together.")] = _Serve.max_batch,
     max_wait_ms: Annotated[float, typer.Option(help="How long a queued text waits for others to fill its "
                                                "batch.")] = _Serve.max_wait_ms,
-    max_queue: Annotated[int, typer.Option(help="Texts waiting at most; beyond, 429 with Retry-After.")]
+    max_queue: Annotated[int, typer.Option(help="Texts (generation: requests) waiting at most; beyond, 429 with "
+                                           "Retry-After.")]
     = _Serve.max_queue,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body; beyond, 413.")] = _Serve.max_body_bytes,
     max_texts: Annotated[int, typer.Option(help="Texts per request; beyond, 413.")] = _Serve.max_texts,
-    max_input_tokens: Annotated[Optional[int], typer.Option(help="Tokens per text; beyond, 413 unless the "
-                                                            "request sets truncate (default: the training "
-                                                            "max_length).")] = None,
+    max_input_tokens: Annotated[Optional[int], typer.Option(help="Tokens per text or prompt; beyond, 413 unless "
+                                                            "the request sets truncate (default: the training "
+                                                            "max_length; generation: the context).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Generation: completion tokens per request at most (and "
+                                                "the default); asking for more is a 422.")] = _Serve.max_new_tokens,
     rate_limit: Annotated[Optional[str], typer.Option(help="Requests per API key (per client address without "
                                                       "keys), e.g. 600/min or 10/s; beyond, 429.")] = None,
     timeout_s: Annotated[float, typer.Option(help="Deadline per request, queueing included; beyond, 504.")]
@@ -255,7 +259,8 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request (off: /metrics counts them).")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Serve a model over HTTP: POST /v1/classify, /v1/models, /healthz, /readyz, /metrics (docs at /docs)."""
+    """Serve a model over HTTP: /v1/classify, /v1/entities or /v1/generate + OpenAI /v1/chat/completions and
+    /v1/completions by task; /v1/models, /healthz, /readyz, /metrics (docs at /docs)."""
     with _guard(debug):
         from .serve.server import serve as run_server
         from .serve.settings import read_api_keys
@@ -263,7 +268,8 @@ def serve(
         keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None)
         settings = _Serve(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
                                  max_body_bytes=max_body_bytes, max_texts=max_texts,
-                                 max_input_tokens=max_input_tokens, rate_limit=rate_limit, timeout_s=timeout_s,
+                                 max_input_tokens=max_input_tokens, max_new_tokens=max_new_tokens,
+                                 rate_limit=rate_limit, timeout_s=timeout_s,
                                  precision=precision, threads=threads, api_keys=keys)
         run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
 

@@ -85,3 +85,52 @@ def test_sigterm_finishes_in_flight_requests(tiny_run):
     assert proc.returncode in (0, -signal.SIGTERM), out  # uvicorn re-raises the signal once drained
     assert [r.status_code for r in replies] == [200] * 8, out
     assert "model tiny-run ready" in out and "Shutting down" in out
+
+
+def test_cli_serves_a_chat_artifact_and_drains_generations_on_sigterm(chat_run):
+    """`lmkernel serve` on a chat artifact; one slot, so at SIGTERM one generation runs and three wait:
+    all four (two streamed) still finish."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(chat_run), "--port", str(port),
+                             "--max-batch", "1", "--max-new-tokens", "120", "--threads", "1"],
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    replies: list[tuple[int, str]] = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            wait_ready(client, timeout=60)
+            assert client.get("/v1/models").json()["data"][0]["task"] == "chat"
+
+            def post(i: int) -> None:
+                body = {"messages": [{"role": "user", "content": f"hello {i}"}], "max_tokens": 120,
+                        "temperature": 0, "stream": i % 2 == 0}
+                with httpx.Client(base_url=base, timeout=60) as c:
+                    r = c.post("/v1/chat/completions", json=body)
+                    replies.append((r.status_code, r.text))
+
+            threads = [threading.Thread(target=post, args=(i,)) for i in range(4)]
+            for t in threads:
+                t.start()
+            while "lmk_queue_depth 3.0" not in client.get("/metrics").text:  # one generating, three waiting
+                assert time.monotonic() < deadline, "the requests never queued up"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)
+            for t in threads:
+                t.join(60)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert sorted(status for status, _ in replies) == [200] * 4, (replies, out)
+    for _, text in replies:
+        assert text.endswith("data: [DONE]\n\n") or '"finish_reason":' in text
+    assert "Shutting down" in out and "Traceback" not in out
