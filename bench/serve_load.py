@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serve_load.py [--run runs/sst2] [--clients 32] [--seconds 30]
         [--max-requests 200000] [--serve-arg=--precision=bf16] [--only lmkernel,baseline] [--json out.json]
+    .venv/bin/python bench/serve_load.py --task generate --run CHAT_RUN --clients 8 --max-tokens 64
 
 Both servers serve the same artifact on 127.0.0.1 (nothing else is ever contacted), one after the
 other so they never share the two cores:
@@ -13,6 +14,12 @@ status, the ratios, and for lmkernel the useful FLOP/s against an fp32 matmul pe
 The clients speak minimal HTTP/1.1 over asyncio streams: a full HTTP client library would spend
 a sizeable share of the two cores that the servers are being measured on.
 Without --run, a model is trained first: examples/sentiment.yaml with train.epochs=1.
+
+--task generate serves a chat artifact instead: N clients each ask /v1/chat/completions for
+--max-tokens greedy tokens, back to back. lmkernel runs them with continuous batching; the
+baseline is a FastAPI app that calls `model.generate` once per request, one request at a time
+(a lock, as a single-model hand-written server or `litgpt serve` does). Prints aggregate
+completion tokens/s, the ratio and per-request latency.
 """
 
 from __future__ import annotations
@@ -74,10 +81,49 @@ def baseline_app(run: Path):
     return app
 
 
-def run_baseline_server(run: Path, port: int) -> None:
+class BaselineChat(BaseModel):
+    messages: list[dict]
+    max_tokens: int = 64
+
+
+def baseline_generate_app(run: Path):
+    """The hand-written generation server: `generate` once per request, one request at a time."""
+    import threading
+
+    import torch
+    from fastapi import FastAPI
+
+    sys.path.insert(0, str(REPO / "src"))
+    import lmkernel
+
+    loaded = lmkernel.load(run)
+    model, tok = loaded.model, loaded.tokenizer
+    lock = threading.Lock()
+    app = FastAPI()
+
+    @app.get("/readyz")
+    def ready() -> dict:
+        return {"status": "ready"}
+
+    @app.post("/v1/chat/completions")
+    def chat(body: BaselineChat) -> dict:
+        text = tok.apply_chat_template(body.messages, tokenize=False, add_generation_prompt=True)
+        ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with lock, torch.inference_mode():
+            out = model.generate(ids, max_new_tokens=body.max_tokens, do_sample=False,
+                                 pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        new = out[0, ids.shape[1]:]
+        return {"choices": [{"message": {"role": "assistant", "content": tok.decode(new, skip_special_tokens=True)}}],
+                "usage": {"prompt_tokens": ids.shape[1], "completion_tokens": len(new)}}
+
+    return app
+
+
+def run_baseline_server(run: Path, port: int, task: str = "classify") -> None:
     import uvicorn
 
-    uvicorn.run(baseline_app(run), host=HOST, port=port, log_level="warning", access_log=False)
+    app = baseline_generate_app(run) if task == "generate" else baseline_app(run)
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
 
 
 # ---------------------------------------------------------------- load generation
@@ -86,7 +132,7 @@ def run_baseline_server(run: Path, port: int) -> None:
 class Outcome:
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests
     statuses: Counter = field(default_factory=Counter)
-    tokens: list[int] = field(default_factory=list)  # usage.input_tokens per success (lmkernel)
+    tokens: list[int] = field(default_factory=list)  # usage.input_tokens (generate: completion_tokens) per success
     seconds: float = 0.0
 
 
@@ -103,18 +149,36 @@ async def _request(reader, writer, path: str, payload: bytes) -> tuple[int, byte
     return status, await reader.readexactly(length)
 
 
-async def _client(port: int, texts: list[str], start: int, stop_at: float, budget: list[int], out: Outcome) -> None:
+@dataclass(frozen=True)
+class Work:
+    """What one request is: the path, its body for a text, and which usage field counts its tokens."""
+
+    path: str = "/v1/classify"
+    max_tokens: int = 0  # > 0: a chat completion of this many tokens
+
+    def payload(self, text: str) -> bytes:
+        if self.max_tokens:
+            return json.dumps({"messages": [{"role": "user", "content": f"Say something about: {text}"}],
+                               "max_tokens": self.max_tokens, "temperature": 0}).encode()
+        return json.dumps({"texts": [text]}).encode()
+
+    def tokens(self, usage: dict) -> int:
+        return usage["completion_tokens"] if self.max_tokens else usage["input_tokens"]
+
+
+async def _client(port: int, texts: list[str], start: int, stop_at: float, budget: list[int], out: Outcome,
+                  work: Work) -> None:
     reader = writer = None
     i = start
     while time.perf_counter() < stop_at and budget[0] > 0:
         budget[0] -= 1
-        payload = json.dumps({"texts": [texts[i % len(texts)]]}).encode()
+        payload = work.payload(texts[i % len(texts)])
         i += 1
         t0 = time.perf_counter()
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection(HOST, port)
-            status, body = await _request(reader, writer, "/v1/classify", payload)
+            status, body = await _request(reader, writer, work.path, payload)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
             out.statuses[type(e).__name__] += 1
             writer = None
@@ -124,19 +188,21 @@ async def _client(port: int, texts: list[str], start: int, stop_at: float, budge
             out.latencies.append(time.perf_counter() - t0)
             usage = json.loads(body).get("usage")
             if usage:
-                out.tokens.append(usage["input_tokens"])
+                out.tokens.append(work.tokens(usage))
     if writer is not None:
         writer.close()
 
 
-async def load(port: int, texts: list[str], clients: int, seconds: float, max_requests: int) -> Outcome:
+async def load(port: int, texts: list[str], clients: int, seconds: float, max_requests: int,
+               work: Work = Work()) -> Outcome:
     """``clients`` closed-loop clients for ``seconds`` (or ``max_requests`` in total), after a warm-up."""
-    warm, warm_budget = Outcome(), [clients * 4]
-    await asyncio.gather(*(_client(port, texts, c * 7, time.perf_counter() + 2, warm_budget, warm)
+    warm, warm_budget = Outcome(), [clients * (1 if work.max_tokens else 4)]
+    await asyncio.gather(*(_client(port, texts, c * 7, time.perf_counter() + 2, warm_budget, warm, work)
                            for c in range(clients)))
     out, budget = Outcome(), [max_requests]
     start = time.perf_counter()
-    await asyncio.gather(*(_client(port, texts, c * 27, start + seconds, budget, out) for c in range(clients)))
+    await asyncio.gather(*(_client(port, texts, c * 27, start + seconds, budget, out, work)
+                           for c in range(clients)))
     out.seconds = time.perf_counter() - start
     return out
 
@@ -227,6 +293,7 @@ def summary(name: str, o: Outcome) -> dict:
 
     return {"server": name, "ok": len(lat), "seconds": round(o.seconds, 2),
             "throughput": len(lat) / o.seconds if o.seconds else 0.0,
+            "tokens_per_s": sum(o.tokens) / o.seconds if o.seconds else 0.0,
             "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
             "errors": {str(k): v for k, v in o.statuses.items() if k != 200}}
 
@@ -234,6 +301,9 @@ def summary(name: str, o: Outcome) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, help="run directory to serve (default: train one quickly)")
+    ap.add_argument("--task", choices=("classify", "generate"), default="classify",
+                    help="generate: a chat artifact, /v1/chat/completions, against generate() per request")
+    ap.add_argument("--max-tokens", type=int, default=64, help="generate: completion tokens per request")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=30.0, help=f"measured seconds per server (<= {MAX_SECONDS})")
     ap.add_argument("--max-requests", type=int, default=200_000, help="requests per server at most")
@@ -245,23 +315,27 @@ def main() -> None:
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.baseline_server:
-        return run_baseline_server(args.run, args.port)
+        return run_baseline_server(args.run, args.port, args.task)
     if not (0 < args.seconds <= MAX_SECONDS and args.clients > 0 and args.max_requests > 0):
         raise SystemExit(f"--seconds must be in (0, {MAX_SECONDS}], --clients and --max-requests positive")
     texts = read_sentences(args.data)
+    work = Work("/v1/chat/completions", args.max_tokens) if args.task == "generate" else Work()
+    if work.max_tokens and not args.run:
+        raise SystemExit("--task generate needs --run: a chat artifact")
     with tempfile.TemporaryDirectory() as tmp:
         run = (args.run or build_run(Path(tmp))).resolve()
         commands = {
             "lmkernel": lambda p: [sys.executable, "-m", "lmkernel.cli", "serve", str(run), "--host", HOST,
                                    "--port", str(p), *args.serve_arg],
-            "baseline": lambda p: [sys.executable, __file__, "--baseline-server", "--run", str(run), "--port", str(p)],
+            "baseline": lambda p: [sys.executable, __file__, "--baseline-server", "--run", str(run), "--port", str(p),
+                                   "--task", args.task],
         }
         rows, outcomes = [], {}
         for name in [n.strip() for n in args.only.split(",") if n.strip()]:
             port = free_port()
             proc = start_server(commands[name](port), port)
             try:
-                outcomes[name] = asyncio.run(load(port, texts, args.clients, args.seconds, args.max_requests))
+                outcomes[name] = asyncio.run(load(port, texts, args.clients, args.seconds, args.max_requests, work))
             finally:
                 stop_server(proc)
             rows.append(summary(name, outcomes[name]))
@@ -269,17 +343,20 @@ def main() -> None:
 
 
 def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argparse.Namespace) -> None:
-    print(f"\n{args.clients} clients x {args.seconds:g} s, one SST-2 dev sentence per request, model {run.name}")
-    print(f"{'server':10} {'ok':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  errors")
+    what = (f"{args.max_tokens}-token greedy chat completions" if args.task == "generate"
+            else "one SST-2 dev sentence per request")
+    print(f"\n{args.clients} clients x {args.seconds:g} s, {what}, model {run.name}")
+    print(f"{'server':10} {'ok':>7} {'req/s':>8} {'tok/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  errors")
     for r in rows:
-        print(f"{r['server']:10} {r['ok']:7d} {r['throughput']:8.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} "
-              f"{r['p99_ms']:8.1f}  {r['errors'] or '-'}")
+        print(f"{r['server']:10} {r['ok']:7d} {r['throughput']:8.2f} {r['tokens_per_s']:8.1f} {r['p50_ms']:8.1f} "
+              f"{r['p95_ms']:8.1f} {r['p99_ms']:8.1f}  {r['errors'] or '-'}")
     by = {r["server"]: r for r in rows}
     if {"lmkernel", "baseline"} <= set(by) and by["baseline"]["throughput"]:
         lk, bl = by["lmkernel"], by["baseline"]
-        print(f"ratio lmkernel/baseline: throughput {lk['throughput'] / bl['throughput']:.2f}x, "
+        rate = "tokens_per_s" if args.task == "generate" else "throughput"
+        print(f"ratio lmkernel/baseline: {rate} {lk[rate] / bl[rate]:.2f}x, p50 {lk['p50_ms'] / bl['p50_ms']:.2f}x, "
               f"p99 {lk['p99_ms'] / bl['p99_ms']:.2f}x")
-    if "lmkernel" in outcomes and outcomes["lmkernel"].seconds:
+    if "lmkernel" in outcomes and outcomes["lmkernel"].seconds and args.task == "classify":
         o = outcomes["lmkernel"]
         peak = fp32_peak_gflops()
         rate = useful_gflop(run, o.tokens) / o.seconds
@@ -287,7 +364,7 @@ def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argp
         print(f"lmkernel useful {rate:.1f} GFLOP/s = {100 * rate / peak:.0f}% of the fp32 matmul peak "
               f"{peak:.0f} GFLOP/s measured now")
     if args.json:
-        args.json.write_text(json.dumps({"clients": args.clients, "seconds": args.seconds,
+        args.json.write_text(json.dumps({"task": args.task, "clients": args.clients, "seconds": args.seconds,
                                          "serve_args": args.serve_arg, "results": rows}, indent=2))
 
 
