@@ -170,3 +170,32 @@ def test_text_stream_holds_back_partial_stops_and_characters(pieces, stop, want_
     stream = TextStream(lambda toks: pieces[len(toks) - 1], stop)
     deltas = [stream.push(list(range(i + 1))) for i in range(len(pieces))]
     assert deltas == want_deltas and stream.text == want_text
+
+
+def test_extreme_sampling_parameters_never_fail(lm):
+    ids = prompt(lm, "the cat sat on the mat")
+    greedy = alone(lm, ids, SamplingParams(max_new_tokens=6, ignore_eos=True, **GREEDY))
+    assert alone(lm, ids, SamplingParams(max_new_tokens=6, ignore_eos=True, temperature=1e-30, seed=1)) == greedy
+    for params in (SamplingParams(max_new_tokens=6, ignore_eos=True, temperature=2.0, top_p=1e-9, top_k=1_000_000),
+                   SamplingParams(max_new_tokens=6, ignore_eos=True, temperature=2.0, repetition_penalty=10.0,
+                                  frequency_penalty=-2.0, presence_penalty=2.0, seed=2**63 - 1)):
+        assert len(alone(lm, ids, params)) == 6
+
+
+def test_a_request_cancelled_while_waiting_frees_its_queue_place(lm):
+    from lmkernel.serve.batcher import QueueFull
+
+    engine = make_engine(lm, max_batch=1, max_queue=1)
+    ids = prompt(lm, "hello")
+    params = SamplingParams(max_new_tokens=3, ignore_eos=True, **GREEDY)
+    engine.submit(ids, params, lambda _: None)
+    engine.iterate()
+    events: list = []
+    waiting = engine.submit(ids, params, events.append)
+    with pytest.raises(QueueFull):
+        engine.submit(ids, params, lambda _: None)
+    engine.cancel(waiting)
+    engine.iterate()
+    assert engine.depth == 0 and events[-1].finish_reason == "cancelled"
+    engine.submit(ids, params, lambda _: None)  # room again
+    drain(engine)

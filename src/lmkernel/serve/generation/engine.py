@@ -175,6 +175,10 @@ class Engine:
         with torch.inference_mode():
             self._leave([r for r in self._rows if r.cancelled], "cancelled")
             with self._cond:
+                if any(r.cancelled for r in self._waiting):  # abandoned while waiting: free their queue places
+                    for r in [r for r in self._waiting if r.cancelled]:
+                        self._finish(r, "cancelled")
+                    self._waiting = deque(r for r in self._waiting if not r.cancelled)
                 admit = []
                 while self._waiting and len(self._rows) + len(admit) < self.max_batch:
                     r = self._waiting.popleft()
@@ -232,6 +236,16 @@ class Engine:
         self._leave(done, None)
 
     def _advance(self, r: GenRequest, logits: Any) -> bool:
+        """``_next`` for one request; if its own sampling or decoding fails, only that request fails."""
+        try:
+            return self._next(r, logits)
+        except Exception as e:
+            log.exception("sampling failed for one request")
+            r.finish_reason = "error"
+            self._emit(r, Failed(e))
+            return True
+
+    def _next(self, r: GenRequest, logits: Any) -> bool:
         """Sample the request's next token, emit its text; True when the request has finished."""
         assert r.sampler is not None and r.stream is not None
         token = r.sampler(logits, r.prompt + r.tokens)

@@ -78,10 +78,10 @@ class Sampler:
             scores[0, ids] -= p.frequency_penalty * n + p.presence_penalty
         if self.processors:
             scores = self.processors(torch.tensor([seen]), scores)
-        if p.greedy:
+        probs = None if p.greedy else torch.softmax(scores, -1)
+        if probs is None or not bool(torch.isfinite(probs).all()):  # a temperature of 1e-30 is greedy, not NaN
             token = int(scores.argmax(-1))
         else:
-            probs = torch.softmax(scores, -1)
             token = int(torch.multinomial(probs, 1, generator=self.generator))
         self.counts[token] = self.counts.get(token, 0) + 1
         return token
