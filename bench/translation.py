@@ -1,0 +1,128 @@
+"""SmolLM2 on Multi30k en->de: BLEU/chrF before and after a LoRA fine-tune, against LitGPT's figures.
+
+The peer setup (issue 3): LoRA on the first 1,000 training pairs for 1 epoch, greedy decoding of at
+most 64 new tokens on the first 200 sentences of test_2016_flickr, sacreBLEU. LitGPT 0.5.13 on this
+machine: BLEU 0.12 -> 2.57, 2.65 training samples/s, 4.2 GB peak memory (its figures, not re-run
+here: LitGPT is not installed). Everything below runs through lmkernel's own code: the
+translation task's ``generation_metrics`` before training, then ``lmkernel.run`` on a spec.
+
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/translation.py [--train-pairs 1000] [--test 200]
+
+The data slices are written to a temporary folder (never into the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
+PEER = {"bleu_before": 0.12, "bleu_after": 2.57, "samples_per_s": 2.65, "peak_gb": 4.2}
+
+
+def write_slice(src: Path, dst: Path, n: int) -> None:
+    lines = src.read_text(encoding="utf-8").splitlines()[:n]
+    dst.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def spec_text(tmp: Path, args) -> str:
+    return f"""task:
+  type: translation
+  source_lang: en
+  target_lang: de
+  system_prompt: {json.dumps(args.system)}
+  prompt_template: {json.dumps(args.template)}
+  max_new_tokens: {args.max_new_tokens}
+  eval_samples: {args.test}
+data: {{train: {tmp / 'train'}, validation: {tmp / 'test'}, max_length: 256}}
+model: {{name: {args.model}}}
+tuning: {{method: lora, lora: {{r: {args.r}, alpha: {2 * args.r}}}}}
+train: {{epochs: {args.epochs}, batch_size: {args.batch_size}, eval_batch_size: {args.eval_batch_size},
+         lr: {args.lr}, precision: fp32, threads: 2, log_every: 5}}
+output: {{dir: {tmp / 'run'}}}
+"""
+
+
+def before(tmp: Path, args) -> tuple[dict, float]:
+    """Scores of the untuned model, by the same code the run uses for its final evaluation."""
+    from lmkernel.models.resolve import load_tokenizer, resolve_model_path
+    from lmkernel.spec import DataSpec
+    from lmkernel.tasks import get_task
+
+    path = resolve_model_path(args.model)
+    task = get_task("translation", {"source_lang": "en", "target_lang": "de", "system_prompt": args.system,
+                                    "prompt_template": args.template,
+                                    "max_new_tokens": args.max_new_tokens, "eval_samples": args.test})
+    data = task.read(tmp / "test", DataSpec(train=tmp / "test"), [])
+    model = task.build_model(path, []).eval()
+    t0 = time.perf_counter()
+    scores = task.generation_metrics(model, load_tokenizer(path), data.examples, args.eval_batch_size)
+    return scores, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train-pairs", type=int, default=1000)
+    ap.add_argument("--test", type=int, default=200)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--eval-batch-size", type=int, default=25)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--r", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--system", default="Translate English to German.")
+    ap.add_argument("--template", default="{source}", help="user turn; the system prompt carries the instruction")
+    ap.add_argument("--skip-before", action="store_true")
+    ap.add_argument("--model", default="smollm2", help="another causal LM (a local folder) for a smoke test")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+
+    import lmkernel
+
+    with tempfile.TemporaryDirectory(prefix="lmk-mt-") as name:
+        tmp = Path(name)
+        for lang in ("en", "de"):
+            write_slice(DATA / f"train.{lang}", tmp / f"train.{lang}", args.train_pairs)
+            write_slice(DATA / f"test_2016_flickr.{lang}", tmp / f"test.{lang}", args.test)
+        (tmp / "spec.yaml").write_text(spec_text(tmp, args), encoding="utf-8")
+        pre, pre_s = ({}, 0.0) if args.skip_before else before(tmp, args)
+        t0 = time.perf_counter()
+        result = lmkernel.run(tmp / "spec.yaml", progress=False)
+        wall = time.perf_counter() - t0
+        post = result.metrics["validation"]
+        training = result.metrics["training"]
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    sps = training["train samples/s"]
+    rows = [
+        ("BLEU before", pre.get("bleu"), PEER["bleu_before"]),
+        ("BLEU after", post["bleu"], PEER["bleu_after"]),
+        ("chrF before", pre.get("chrf"), None),
+        ("chrF after", post["chrf"], None),
+        ("training samples/s", sps, PEER["samples_per_s"]),
+        ("train time (s)", training["train time (s)"], None),
+        (f"outputs at the {args.max_new_tokens}-token limit, before", pre.get("hit_token_limit"), None),
+        (f"outputs at the {args.max_new_tokens}-token limit, after", post["hit_token_limit"], None),
+        (f"generation before, {args.test} sentences (s)", round(pre_s, 1), None),
+        ("run wall time incl. evals (s)", round(wall, 1), None),
+        ("peak RSS, whole process (GB)", round(peak_gb, 2), PEER["peak_gb"]),
+    ]
+    print(f"\n{args.train_pairs} pairs x {args.epochs} epoch, LoRA r={args.r}, batch {args.batch_size}, "
+          f"lr {args.lr}, fp32, {args.test} test sentences, greedy <= {args.max_new_tokens} tokens")
+    print(f"{'':42} {'lmkernel':>10} {'LitGPT':>8}")
+    for label, ours, peer in rows:
+        print(f"{label:42} {ours if ours is not None else '-':>10} {peer if peer is not None else '-':>8}")
+    print(f"training samples/s ratio vs LitGPT: {sps / PEER['samples_per_s']:.2f}x")
+    for s in post["samples"][:3]:
+        print(json.dumps(s, ensure_ascii=False))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
