@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/compression.py --run runs/sst2-full [--threads 2] [--max-examples N]
 
-Builds every compression variant of ``--run`` (each registered method, plus each ``--quantize``
-value it takes: int8, onnx, onnx+int8, prune at sparsity 0.4 with 1 recovery epoch), then
+Builds every compression variant of ``--run`` (VARIANTS: int8, onnx, onnx+int8, unstructured
+magnitude pruning to 0.4, structured heads+FFN pruning at 0.4 with 1 recovery epoch, a 3-layer
+student distilled for 1 epoch on the run's training data), then
 measures the original and all variants side by side on the same length-sorted batches of the
 run's validation set (SST-2 dev for the run below): size on disk, parameters, p50 latency of
 predict() at batch 1, forward throughput at batch 32, accuracy. The artifacts take turns batch
@@ -34,38 +35,50 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 # Targets from issue 5 (BASELINES.md measured int8 at 2.03x and -0.7 points on another CPU).
-TARGETS = {"int8": {"throughput": 1.8, "accuracy_drop_points": 1.0, "size": 0.35}}
+TARGETS = {"int8": {"throughput": 1.8, "accuracy_drop_points": 1.0, "size": 0.35},
+           "distill-3": {"throughput": 1.8, "accuracy_drop_points": 2.5}}
+
+# (name, method, options): every registered method, each --quantize value, both kinds of pruning.
+VARIANTS = [
+    ("int8", "int8", {}),
+    ("onnx", "onnx", {}),
+    ("onnx+int8", "onnx", {"quantize": "int8"}),
+    ("prune-0.4", "prune", {"sparsity": 0.4}),  # global unstructured magnitude: zeros in dense matrices
+    ("prune-heads-ffn-0.4", "prune", {"sparsity": 0.4, "structured": "heads,ffn", "finetune": 1}),
+    ("distill-3", "distill", {"layers": 3, "finetune": 1}),
+]
 
 
-# Options for methods that need some (the issue's example settings).
-METHOD_OPTIONS = {"prune": {"sparsity": 0.4, "finetune": 1}}
+def variants() -> list[tuple[str, str, dict]]:
+    """VARIANTS, checked to cover every registered method (a new method must be benchmarked too)."""
+    from lmkernel.compress import method_names
+
+    missing = set(method_names()) - {method for _, method, _ in VARIANTS}
+    if missing:
+        raise SystemExit(f"bench/compression.py has no variant for method(s) {sorted(missing)}")
+    return VARIANTS
 
 
-def variants() -> list[tuple[str, dict]]:
-    """(method, options) for every registered method and every --quantize value it takes."""
-    from lmkernel.compress import _METHODS
-
-    return [(m.name, {**METHOD_OPTIONS.get(m.name, {}), **({"quantize": q} if q else {})})
-            for m in _METHODS.values() for q in (None, *m.quantize)]
-
-
-def build_all(run: Path, workdir: Path) -> tuple[list[Path], dict[str, float]]:
+def build_all(run: Path, workdir: Path, only: list[str] | None) -> tuple[list[Path], dict[str, float]]:
     """Write each variant's artifact under ``workdir``; returns their run dirs and build seconds."""
     from lmkernel.artifact import find_model_dir, load, read_card
     from lmkernel.compress import get_method
-    from lmkernel.compress.workflow import check_source, write_artifact
+    from lmkernel.compress.workflow import check_source, training_spec, write_artifact
 
     model_dir = find_model_dir(run)
-    source = load(model_dir)
+    source = load(model_dir, backend="exact")
+    spec = training_spec(source, None)
     dirs, seconds = [], {}
-    for name, options in variants():
-        method = get_method(name)
+    for name, method_name, options in variants():
+        if only and name not in only:
+            continue
+        method = get_method(method_name)
         check_source(method, model_dir, read_card(model_dir))
-        out = workdir / (f"{name}+{options['quantize']}" if "quantize" in options else name)
+        out = workdir / name
         start = time.perf_counter()
-        write_artifact(method, source, out / "model", options)
-        seconds[out.name] = round(time.perf_counter() - start, 2)
-        print(f"built {out.name} in {seconds[out.name]:.1f} s", flush=True)
+        write_artifact(method, source, out / "model", options, spec)
+        seconds[name] = round(time.perf_counter() - start, 2)
+        print(f"built {name} in {seconds[name]:.1f} s", flush=True)
         dirs.append(out)
     return dirs, seconds
 
@@ -79,10 +92,10 @@ def check_targets(rows) -> list[str]:
         if not target:
             continue
         r = ratios(rows[0], row)
+        size = f", size {r['size']:.2f} (target <= {target['size']})" if "size" in target else ""
         lines.append(f"{row.name}: throughput {r['throughput']:.2f}x (target >= {target['throughput']}x), "
                      f"accuracy {r['accuracy_change_points']:+.2f} points (target >= "
-                     f"-{target['accuracy_drop_points']}), "
-                     f"size {r['size']:.2f} (target <= {target['size']})")
+                     f"-{target['accuracy_drop_points']}){size}")
     return lines
 
 
@@ -94,14 +107,16 @@ def main() -> None:
     ap.add_argument("--latency-samples", type=int, default=100, help="single texts timed at batch 1")
     ap.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput pass")
     ap.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads (default: torch's)")
-    ap.add_argument("--workdir", type=Path, default=None, help="keep the built artifacts here (default: temp)")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the built artifacts here (default: temp); "
+                    "then the run also records the fastest backend for serving (backends.json)")
+    ap.add_argument("--only", nargs="*", default=None, help="build only these variants (names as in VARIANTS)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "compression.json")
     args = ap.parse_args()
 
     import torch
     from transformers.utils import logging as hf_logging
 
-    import lmkernel
+    from lmkernel.artifact import load
     from lmkernel.compress.measure import eval_data, measure
     from lmkernel.compress.report import environment, ratios, table
 
@@ -111,13 +126,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)  # OnnxModel sessions take torch's thread count
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
-        dirs, build_seconds = build_all(args.run, workdir)
-        models = [lmkernel.load(args.run)] + [lmkernel.load(d) for d in dirs]
+        dirs, build_seconds = build_all(args.run, workdir, args.only)
+        models = [load(args.run, backend="exact")] + [load(d, backend="exact") for d in dirs]
         data = eval_data(models[0], args.data, args.max_examples)
         print(f"measuring {len(models)} artifacts on {len(data.examples)} examples of {data.source}", flush=True)
         names = ["original"] + [d.name for d in dirs]
         env = environment()
         rows = measure(models, data, args.batch_size, args.latency_samples, names=names)
+        if args.workdir:  # the artifacts stay: serve the run with the fastest measured backend
+            from lmkernel.compress.backend import record
+
+            record(models, rows)
 
     print(f"\n{len(data.examples)} examples of {data.source}; {env['machine']}, {env['cpu_capability']}, "
           f"{env['threads']} threads, load average {env['load_average_1min']} before measuring, torch {env['torch']}\n")

@@ -169,12 +169,19 @@ def load_generator(name: str | Path) -> Model:
     return Model(model, load_tokenizer(model_path), get_task("chat"), card, model_path)
 
 
-def load(path: str | Path) -> Model:
-    """Load a run directory (or its model folder) for prediction."""
+def load(path: str | Path, backend: str = "auto") -> Model:
+    """Load a run directory (or its model folder) for prediction.
+
+    ``backend="auto"`` loads the fastest runtime variant a comparison recorded for this run
+    (``compress/backend.py``: e.g. its ONNX int8 copy); ``"exact"`` loads exactly ``path``."""
     from .models.resolve import load_tokenizer
     from .tasks import get_task
 
     model_dir = find_model_dir(path)
+    if backend == "auto":
+        from .compress.backend import resolve
+
+        model_dir = resolve(model_dir)
     card = read_card(model_dir)
     task = get_task(card["task"], card.get("task_options"))
     model = load_model_weights(model_dir, card, task)

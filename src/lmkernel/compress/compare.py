@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LmkError
+from .backend import record as record_backends
 from .measure import Measurement, eval_data, measure, run_dir_of
 
 
@@ -41,7 +42,7 @@ def compare(runs: list[Path], data: Path | None = None, out: Path = Path("compar
     if not runs:
         raise LmkError("no runs to compare", where="compare", fix="pass one or more run directories")
     paths = [run_dir_of(find_model_dir(r)) for r in runs]  # every path checked before any slow work
-    models = [load(p) for p in paths]
+    models = [load(p, backend="exact") for p in paths]
     for path, model in zip(paths[1:], models[1:]):
         if model.labels != models[0].labels:
             raise LmkError(f"{path} predicts labels {model.labels}, the first run {models[0].labels}",
@@ -50,6 +51,7 @@ def compare(runs: list[Path], data: Path | None = None, out: Path = Path("compar
     log(f"measuring {len(models)} artifacts on {len(examples.examples)} examples of {examples.source}")
     env = environment()  # before measuring: the load average then is other processes' work, not ours
     rows: list[Measurement] = measure(models, examples, batch_size, latency_samples, names=_names(paths))
+    record_backends(models, rows)  # an original measured with its runtime variants serves the fastest
     info = {"data": {"source": examples.source, **examples.record}, "examples": len(examples.examples),
             "batch_size": batch_size, "latency_samples": min(latency_samples, len(examples.examples)),
             "environment": env}

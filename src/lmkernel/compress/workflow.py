@@ -116,14 +116,14 @@ def compress(run: Path, method: str, out: Path | None = None, *, data: Path | No
     check_options(m, options)
     model_dir = find_model_dir(run)
     check_source(m, model_dir, read_card(model_dir))
-    source = load(model_dir)
+    source = load(model_dir, backend="exact")
     examples = eval_data(source, data, max_examples)  # fail on bad data before the slow build
     spec = training_spec(source, data) if m.uses_spec else None
     check_fits(m, source, options, spec)
     out_dir = choose_run_dir(Path(out) if out is not None else default_out(source, m, options), resume=False)
     log(f"compressing {source.path} with {m.name} into {out_dir}")
     write_artifact(m, source, out_dir / "model", options, spec)
-    result_model = load(out_dir)
+    result_model = load(out_dir, backend="exact")
     log(f"measuring on {len(examples.examples)} examples of {examples.source}")
     env = environment()  # before measuring: the load average then is other processes' work, not ours
     original, result = measure([source, result_model], examples, batch_size, latency_samples)

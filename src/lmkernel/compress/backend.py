@@ -1,0 +1,86 @@
+"""Which backend serves an artifact: the fastest one a comparison measured for it.
+
+Design: a comparison (``lmkernel compare``, or bench/compression.py with ``--workdir``) that
+timed an original artifact next to runtime variants of the same weights (PyTorch int8, ONNX
+Runtime fp32, ONNX Runtime int8) writes ``backends.json`` into the original's run folder: every
+candidate's throughput and metric, and the fastest one whose metric is within
+``MAX_METRIC_DROP`` of the original. ``lmkernel.load(run)`` (so ``predict`` and ``serve``, which
+load through it) reads that file and loads the winner's folder instead; nothing in ``serve``
+knows about backends. ``lmkernel compress`` alone does not record: it is one pair, and choosing
+the backend is the comparison's job, asked for by running it. The record names the original
+files' sizes and mtimes, so retraining the run in place makes it stale and it is ignored; a
+winner that was deleted is ignored too.
+Compression and measurement code loads with ``backend="exact"``.
+
+Pruned and distilled artifacts are different models, not backends of the same one: they are
+never chosen automatically (serve them by their own path).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BACKENDS_FILE = "backends.json"
+RUNTIME_VARIANTS = ("int8", "onnx")  # methods that re-encode the same weights for another runtime
+MAX_METRIC_DROP = 0.01  # a faster backend may cost at most one accuracy point (the int8 target)
+
+
+def _fingerprint(model_dir: Path) -> list[Any]:
+    """Size and mtime of every file in the original's model folder: changes when it is retrained."""
+    return sorted([p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in Path(model_dir).iterdir() if p.is_file())
+
+
+def _source_dir(card: dict[str, Any]) -> Path | None:
+    """The original model folder a runtime variant was made from (None for other artifacts)."""
+    info = card.get("compression") or {}
+    return Path(info["source"]).resolve() if info.get("method") in RUNTIME_VARIANTS and info.get("source") else None
+
+
+def record(models: list[Any], rows: list[Any], metric: str = "accuracy") -> list[Path]:
+    """Write ``backends.json`` for every original among ``models`` that was measured with at least
+    one of its runtime variants; returns the files written. ``rows`` are the Measurements, in order."""
+    from ..fsutil import atomic_write_json
+    from .measure import run_dir_of
+
+    written = []
+    for model, row in zip(models, rows):
+        if model.card.get("compression"):
+            continue  # only originals get a record
+        mine = Path(model.path).resolve()
+        variants = [(m, r) for m, r in zip(models, rows) if _source_dir(m.card) == mine]
+        if not variants:
+            continue
+        ref = row.metrics.get(metric)
+        candidates = [{"path": str(run_dir_of(Path(m.path).resolve())), "weights": r.weights,
+                       "throughput": r.throughput, metric: r.metrics.get(metric)}
+                      for m, r in [(model, row), *variants]]
+        ok = [c for c in candidates if ref is None or (c[metric] is not None and c[metric] >= ref - MAX_METRIC_DROP)]
+        fastest = max(ok, key=lambda c: c["throughput"])
+        path = run_dir_of(model.path) / BACKENDS_FILE
+        atomic_write_json(path, {"fastest": fastest["path"], "metric": metric, "max_metric_drop": MAX_METRIC_DROP,
+                                 "candidates": candidates, "original": _fingerprint(model.path)})
+        written.append(path)
+    return written
+
+
+def resolve(model_dir: Path) -> Path:
+    """The model folder to load for ``model_dir``: the recorded fastest backend if there is a
+    current record and its artifact still exists, else ``model_dir`` itself."""
+    from ..artifact import CARD
+    from .measure import run_dir_of
+
+    path = run_dir_of(model_dir) / BACKENDS_FILE
+    if not path.is_file():
+        return model_dir
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        fastest = Path(info["fastest"])
+        current = info.get("original") == json.loads(json.dumps(_fingerprint(model_dir)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return model_dir  # a damaged record never stops a model from loading
+    for candidate in (fastest / "model", fastest):
+        if current and (candidate / CARD).is_file():
+            return candidate
+    return model_dir
