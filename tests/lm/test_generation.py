@@ -83,3 +83,26 @@ def test_bad_parameters_are_user_errors(params, where):
     with pytest.raises(LmkError) as e:
         sampling(**params)
     assert e.value.where == where
+
+
+def test_model_without_chat_template_generates_from_the_raw_prompt(tiny_llama, tmp_path):
+    """A model pretrained from scratch has no chat template: load_generator uses the prompt as-is."""
+    import shutil
+
+    from lmkernel.artifact import load_generator
+
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_llama, plain)
+    (plain / "chat_template.jinja").unlink(missing_ok=True)
+    tok = AutoTokenizer.from_pretrained(plain)
+    tok.chat_template = None
+    tok.save_pretrained(plain)
+    (plain / "chat_template.jinja").unlink(missing_ok=True)
+    lm = load_generator(str(plain))
+    assert not lm.tokenizer.chat_template
+    out = lm.generate("the cat sat", max_new_tokens=5)[0]
+    enc = lm.tokenizer("the cat sat", return_tensors="pt")
+    with torch.no_grad():
+        want = lm.model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+    assert out["token_ids"] == want[0, enc["input_ids"].shape[1]:].tolist()[:out["tokens"]]
+    assert out["prompt_tokens"] == enc["input_ids"].shape[1]
