@@ -67,8 +67,9 @@ def _print_metrics(metrics: dict, run_dir: Path, report_dir: Path) -> None:
     for split in ("validation", "test", "eval"):
         m = metrics.get(split)
         if isinstance(m, dict):
-            shown = ", ".join(f"{k}={m[k]:.4f}" for k in ("accuracy", "macro_f1", "f1", "precision", "recall", "loss")
-                              if k in m)
+            keys = ("accuracy", "macro_f1", "f1", "precision", "recall", "loss", "perplexity", "bleu", "chrf",
+                    "rouge1", "rouge2", "rougeL")
+            shown = ", ".join(f"{k}={m[k]:.4f}" for k in keys if k in m)
             typer.echo(f"{split}: {shown}")
     typer.echo(f"run:    {run_dir}")
     typer.echo(f"report: {report_dir / 'report.md'}")
