@@ -112,6 +112,32 @@ def train(
     _train_command(spec, set_, resume, quiet, debug, final_eval=False)
 
 
+@app.command()
+def pretrain(
+    spec: Annotated[Path, typer.Argument(help="YAML spec with task.type: pretrain (see examples/pretrain.yaml).")],
+    set_: SetOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint (model, optimizer, "
+                                         "RNG, position in the corpus stream).")] = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Pretrain from raw text (mlm or clm): train a tokenizer if needed, stream the corpus, save the model."""
+    with _guard(debug):
+        from .pretrain import pretrain as run_pretrain
+        from .spec import load_spec
+
+        loaded = load_spec(spec, set_ or [])
+        if loaded.task.type != "pretrain":
+            raise LmkError(f"lmkernel pretrain needs task.type: pretrain, not {loaded.task.type!r}", where=str(spec),
+                           fix=f"use `lmkernel run {spec}` for this task, or set task.type: pretrain")
+        result = run_pretrain(loaded, resume=resume, progress=not quiet)
+        m = result.metrics.get("validation")
+        if isinstance(m, dict):
+            typer.echo(f"validation: loss={m['loss']:.4f}, perplexity={m['perplexity']:.2f}")
+        typer.echo(f"run:    {result.run_dir}")
+        typer.echo(f"model:  {result.run_dir / 'model'}")
+
+
 @app.command("eval")
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder).")],

@@ -106,6 +106,10 @@ def unknown_token_share(features: list[dict], unk_id: int | None) -> float:
 
 def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
     """Train and evaluate per the spec; write the artifact, metrics.json and report.md."""
+    if spec.task.type == "pretrain":  # streams its corpus and may build its model: its own pipeline
+        from .pretrain import pretrain
+
+        return pretrain(spec, resume=resume, progress=progress)
     import torch
     from accelerate.utils import broadcast_object_list, set_seed
 

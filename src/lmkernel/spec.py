@@ -116,11 +116,26 @@ class DataSpec(_Section):
     on_bad_rows: Literal["error", "skip"] = Field(
         "error", description="error: stop at the first bad row; skip: drop bad rows and count them in the report."
     )
-    max_length: int = Field(128, gt=0, le=8192, description="Longest input in tokens; longer texts are truncated.")
+    max_length: int = Field(128, gt=0, le=8192, description="Longest input in tokens; longer texts are truncated. "
+                            "pretrain: the block size (texts are packed into blocks of exactly this many tokens).")
 
 
 class ModelSpec(_Section):
-    name: str = Field("minilm", description="Model alias (minilm) or path to a local Hugging Face checkpoint dir.")
+    name: str | None = Field("minilm", description="Model alias (minilm) or path to a local Hugging Face checkpoint "
+                             "dir (pretrain: the backbone to continue pretraining; not used with model.arch).")
+    # pretraining from scratch (task: pretrain): an architecture, a size preset and optional overrides
+    arch: Literal["encoder", "decoder"] | None = Field(
+        None, description="pretrain from scratch: encoder (BERT, masked LM) or decoder (Llama, causal LM).")
+    preset: Literal["tiny", "small", "base"] = Field(
+        "tiny", description="pretrain: size preset (tiny 2x128, small 8x256, base 12x768 layers x hidden).")
+    hidden_size: int | None = Field(None, gt=0, description="pretrain: override the preset's hidden size.")
+    num_layers: int | None = Field(None, gt=0, description="pretrain: override the preset's layer count.")
+    num_heads: int | None = Field(None, gt=0, description="pretrain: override the attention head count.")
+    num_kv_heads: int | None = Field(None, gt=0, description="pretrain decoder: key/value heads (grouped-query "
+                                     "attention; default = num_heads).")
+    intermediate_size: int | None = Field(None, gt=0, description="pretrain: override the MLP width.")
+    max_position_embeddings: int | None = Field(None, gt=0, description="pretrain: longest sequence the model "
+                                                "accepts (default: max(512, data.max_length)).")
 
 
 class LoraSpec(_Section):
@@ -188,11 +203,25 @@ class OutputSpec(_Section):
     dir: Path | None = Field(None, description="Run directory (default: runs/<spec name> in the current directory).")
 
 
+class TokenizerSpec(_Section):
+    """How ``lmkernel pretrain`` trains a tokenizer when the model brings none (model.arch)."""
+
+    vocab_size: int = Field(8000, ge=100, le=1_000_000, description="pretrain: vocabulary size of the trained "
+                            "tokenizer (WordPiece for encoders, byte-level BPE for decoders).")
+    min_frequency: int = Field(2, ge=1, description="pretrain: a merge/word needs this many occurrences.")
+    special_tokens: list[str] | None = Field(None, description="pretrain: extra special tokens added to the "
+                                             "vocabulary (the architecture's own are always present).")
+    lowercase: bool = Field(False, description="pretrain encoder: lowercase text before WordPiece.")
+    max_texts: int | None = Field(None, gt=0, description="pretrain: train the tokenizer on at most this many "
+                                  "texts from the start of the corpus (default: all, streamed).")
+
+
 class Spec(_Section):
     seed: int = Field(42, description="Seeds Python, NumPy, torch and the data order.")
     task: TaskSpec = Field(default_factory=TaskSpec)
     data: DataSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
@@ -211,6 +240,7 @@ class Spec(_Section):
                              f"(use one of {', '.join(info.metrics)})")
         if self.train.lr is None:
             self.train.lr = DEFAULT_LR.get(self.tuning.method, 5e-5)
+        self._check_model_source()
         if self.data.validation is not None and self.data.split.validation is not None:
             raise ValueError("give data.validation or data.split.validation, not both")
         if self.data.test is not None and self.data.split.test is not None:
@@ -219,6 +249,26 @@ class Spec(_Section):
         if held_out >= 1:
             raise ValueError(f"data.split ratios add up to {held_out}; they must leave some training data")
         return self
+
+    def _check_model_source(self) -> None:
+        """model.arch (pretrain from scratch) replaces model.name; both or neither is an error."""
+        m = self.model
+        if m.arch is None:
+            if m.name is None:
+                raise ValueError("model.name is empty: give a model alias or a checkpoint path (or, for task "
+                                 "pretrain, model.arch: encoder | decoder)")
+            return
+        if self.task.type != "pretrain":
+            raise ValueError(f"model.arch builds an untrained model; task {self.task.type!r} needs a trained one "
+                             "(set model.name, or use task.type: pretrain)")
+        if "name" in m.model_fields_set and m.name is not None:
+            raise ValueError("give model.name (continue pretraining it) or model.arch (train from scratch), not both")
+        if m.name is not None:
+            m.name = None
+        want = "mlm" if m.arch == "encoder" else "clm"
+        if self.task.objective != want:
+            raise ValueError(f"model.arch {m.arch} trains with objective {want}, not {self.task.objective} "
+                             f"(set task.objective: {want})")
 
     def to_yaml(self) -> str:
         tree = self.model_dump(mode="json")

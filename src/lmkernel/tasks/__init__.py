@@ -64,6 +64,8 @@ register("classification", "lmkernel.tasks.classification:ClassificationTask",
          metrics=("accuracy", "macro_f1", "loss"))
 register("ner", "lmkernel.tasks.ner:NerTask", metrics=("f1", "precision", "recall", "loss"),
          options=("tag_column", "tag_scheme"))
+register("pretrain", "lmkernel.tasks.pretrain:PretrainTask", metrics=("loss", "perplexity"),
+         options=("objective", "mask_prob", "whole_word_mask"))
 register("chat", "lmkernel.tasks.chat:ChatTask", metrics=("loss", "perplexity"), tuning="lora",
          options=("system_prompt",))
 _SEQ2SEQ = ("source_column", "target_column", "prompt_template", "max_new_tokens", "eval_samples", "system_prompt")

@@ -4,6 +4,11 @@ Only Accelerate objects touch devices and processes, so the same code runs on on
 or N processes under ``accelerate launch`` / ``torchrun``. Batches come from our own
 length-grouped scheduler, sharded by rank, which makes "where were we" a pair of integers
 (epoch, batch) that a checkpoint can store and a resumed run can skip to.
+
+Training data is either a list of features (batched here by ``train_batches``) or a streaming
+``BatchSource`` (pretraining: a corpus read, tokenized and packed on the fly, never held in
+memory). Both give an epoch a known number of batches and a deterministic order from
+(seed, epoch), so resume is the same pair of integers for both.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -21,6 +26,17 @@ from ..data.batching import eval_batches, train_batches
 from ..fsutil import atomic_write
 from ..spec import TrainSpec
 from .checkpoint import checkpoint_root, fault_point, latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """Streaming training data: batches of features made on the fly, in an order fixed by the epoch."""
+
+    def num_batches(self) -> int:
+        """Batches per epoch on this process (the same on every process)."""
+
+    def iter_batches(self, epoch: int, start: int) -> Any:
+        """Yield this process's batches (lists of features) of ``epoch``, skipping the first ``start``."""
 
 
 @dataclass
@@ -153,8 +169,9 @@ class _Loop:
         self.opts, self.seed, self.run_dir, self.acc, self.pad_id, self.progress = (
             opts, seed, run_dir, accelerator, pad_id, progress)
         self.world, self.rank = accelerator.num_processes, accelerator.process_index
-        self.lengths = [len(f["input_ids"]) for f in train_features]
-        per_epoch = len(self.epoch_batches(0))
+        self.stream = train_features if isinstance(train_features, BatchSource) else None
+        self.lengths = [] if self.stream else [len(f["input_ids"]) for f in train_features]
+        per_epoch = self.stream.num_batches() if self.stream else len(self.epoch_batches(0))
         self.steps_per_epoch = math.ceil(per_epoch / opts.grad_accum)
         self.total_steps = opts.max_steps or self.steps_per_epoch * opts.epochs
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
@@ -175,6 +192,13 @@ class _Loop:
         o = self.opts
         return train_batches(self.lengths, o.batch_size, self.seed, epoch, o.group_by_length, self.world, self.rank)
 
+    def epoch_iter(self, epoch: int, start: int) -> tuple[int, Any]:
+        """(batches in the epoch, iterator over them from ``start``): index lists, or features when streaming."""
+        if self.stream:
+            return self.stream.num_batches(), iter(self.stream.iter_batches(epoch, start))
+        batches = self.epoch_batches(epoch)
+        return len(batches), iter(batches[start:])
+
     def resume(self) -> None:
         found = latest_checkpoint(self.run_dir)
         if found is None:
@@ -190,10 +214,13 @@ class _Loop:
         state = {"loop": self.pos, "result": {k: getattr(self.result, k) for k in self.STATE_KEYS}}
         save_checkpoint(self.acc, self.run_dir, self.result.global_step, state)
 
-    def micro_step(self, batch_idx: list[int], sync: bool, group_size: int) -> None:
-        """Forward and backward one batch; on ``sync`` also clip, step and zero the gradients."""
-        t0 = time.perf_counter()  # throughput counts collation, forward, backward and the step
-        batch = _to(self.task.collate([self.train_features[j] for j in batch_idx], self.pad_id), self.acc.device)
+    def micro_step(self, items: list, sync: bool, group_size: int, fetch_seconds: float = 0.0) -> None:
+        """Forward and backward one batch; on ``sync`` also clip, step and zero the gradients.
+
+        ``items`` are feature indices, or the features themselves when streaming."""
+        t0 = time.perf_counter() - fetch_seconds  # throughput counts reading, collation, forward, backward, step
+        feats = items if self.stream else [self.train_features[j] for j in items]
+        batch = _to(self.task.collate(feats, self.pad_id), self.acc.device)
         with self.acc.no_sync(self.model) if not sync else contextlib.nullcontext():
             out = self.model(**batch)
             self.acc.backward(out.loss / group_size)
@@ -204,7 +231,7 @@ class _Loop:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         self.result.train_seconds += time.perf_counter() - t0
-        self.result.train_samples += len(batch_idx) * self.world
+        self.result.train_samples += len(items) * self.world
         self.pos["loss_sum"] += float(out.loss.detach())
         self.pos["loss_n"] += 1
 
@@ -247,13 +274,15 @@ class _Loop:
                    disable=not (self.progress and self.acc.is_local_main_process))
         stop = r.global_step >= self.total_steps
         while not stop and self.pos["epoch"] < self.epochs:
-            batches = self.epoch_batches(self.pos["epoch"])
+            n_batches, batches = self.epoch_iter(self.pos["epoch"], self.pos["batch"])
             while not stop:
                 i = self.pos["batch"]
                 group_start = (i // accum) * accum
-                group_size = min(accum, len(batches) - group_start)
+                group_size = min(accum, n_batches - group_start)
                 sync = i == group_start + group_size - 1
-                self.micro_step(batches[i], sync, group_size)
+                t_fetch = time.perf_counter()
+                items = next(batches)
+                self.micro_step(items, sync, group_size, time.perf_counter() - t_fetch)
                 self.pos["batch"] += 1
                 if not sync:
                     continue
@@ -263,7 +292,7 @@ class _Loop:
                 stop = r.global_step >= self.total_steps
                 if r.global_step % self.opts.log_every == 0 or stop:
                     self.log(writer, bar)
-                end_of_epoch = self.pos["batch"] >= len(batches)
+                end_of_epoch = self.pos["batch"] >= n_batches
                 if end_of_epoch:
                     self.pos["epoch"] += 1
                     self.pos["batch"] = 0
@@ -280,7 +309,7 @@ class _Loop:
         return r
 
 
-def train(model, task, train_features: list[dict], val_features: list[dict] | None, labels: list[str],
+def train(model, task, train_features: list[dict] | BatchSource, val_features: list[dict] | None, labels: list[str],
           opts: TrainSpec, seed: int, run_dir: Path, accelerator, pad_id: int, resume: bool = False,
           progress: bool = True) -> TrainResult:
     """Train ``model`` in place and leave the best validation weights loaded in it."""
