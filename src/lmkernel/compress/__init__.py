@@ -128,8 +128,9 @@ def load_weights(model_dir: Path, card: dict[str, Any], task: Any) -> Any:
 
 
 register(Method(
-    name="int8", weights="int8", tasks=("classification",),
-    summary="dynamic int8 quantization of every nn.Linear (torch.ao), embeddings stored int8 weight-only",
+    name="int8", weights="int8", tasks=("classification", "chat"),
+    summary="dynamic int8 quantization of every nn.Linear (torch.ao), embeddings stored int8 weight-only; "
+    "encoders and causal LMs",
     build="lmkernel.compress.int8:build", load="lmkernel.compress.int8:load_model"))
 register(Method(
     name="onnx", weights="onnx", tasks=("classification",), quantize=("int8",),
@@ -151,3 +152,8 @@ register(Method(
     "plus the label loss; --finetune N epochs (default: the spec's)",
     build="lmkernel.compress.distill:build", load="lmkernel.compress.distill:load_model",
     check="lmkernel.compress.distill:check_options", fits="lmkernel.compress.distill:fits", uses_spec=True))
+register(Method(
+    name="weightonly", weights="weightonly", tasks=("chat",), quantize=("int8", "int4"),
+    summary="causal LMs: weight-only quantization of every nn.Linear, --quantize int8 (default, per channel) or "
+    "int4 (groups of 32), fp32 activations, PyTorch's CPU weight-only kernels",
+    build="lmkernel.compress.weightonly:build", load="lmkernel.compress.weightonly:load_model"))
