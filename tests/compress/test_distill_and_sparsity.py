@@ -172,3 +172,33 @@ def test_distill_rejects_models_without_a_layer_list():
 
     with pytest.raises(LmkError, match="cannot find the transformer layers"):
         make_student(nn.Sequential(nn.Linear(2, 2)), 1)
+
+
+def _ner_data():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "ner" / "ner_data.py"
+    spec = importlib.util.spec_from_file_location("_lmk_ner_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_distill_a_ner_run(tiny_bert, tmp_path, compressor):
+    from lmkernel.spec import parse_spec
+
+    data = _ner_data()
+    data.write_jsonl(tmp_path / "train.jsonl", data.make_sentences(120, seed=1))
+    data.write_jsonl(tmp_path / "dev.jsonl", data.make_sentences(24, seed=2))
+    spec = parse_spec({"task": {"type": "ner"},
+                       "data": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "dev.jsonl")},
+                       "model": {"name": str(tiny_bert)}, "tuning": {"method": "full"},
+                       "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "precision": "fp32"},
+                       "output": {"dir": str(tmp_path / "runs" / "ner")}})
+    run = lmkernel.run(spec, progress=False).run_dir
+    result = compressor(run, "distill", tmp_path / "ner-1", layers=1, finetune=1)
+    student = lmkernel.load(result.out_dir)
+    assert student.card["task"] == "ner" and student.model.config.num_hidden_layers == 1
+    assert "f1" in result.result.metrics and 0 <= result.result.metrics["f1"] <= 1
+    assert isinstance(student.predict(["the hotel room was great"])[0]["entities"], list)
