@@ -54,6 +54,8 @@ def test_chat_run_eval_generate(tmp_path, tiny_llama, chat_data, tuning):
     assert ev["eval"]["loss"] == pytest.approx(val["loss"], rel=1e-4)  # same data, same weights
 
     gen = invoke("generate", str(run_dir), "translate to German: hello", "--max-new-tokens", "8").output
+    pred = json.loads(invoke("predict", str(run_dir), "hello how are you").output.strip().splitlines()[-1])
+    assert pred["text"] == "hello how are you" and pred["finish_reason"] in ("stop", "length")
     model = lmkernel.load(run_dir)
     assert model.model.training is False and model.tokenizer.chat_template
     want = model.generate("translate to German: hello", max_new_tokens=8)[0]["text"]
