@@ -198,6 +198,7 @@ class TextStream:
         self.enc = self.enc.to(next(model.parameters()).device)
         self.config, self.ends = _config(model, tokenizer, self.s)
         self.q: queue.Queue = queue.Queue()
+        self.cancelled = threading.Event()
         q = self.q
 
         class _Put(BaseStreamer):
@@ -217,16 +218,34 @@ class TextStream:
 
     def _run(self, model, streamer) -> None:
         import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        cancelled = self.cancelled
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool)
 
         try:
             with torch.inference_mode(), _Seeded(self.s.seed):
                 model.generate(**self.enc, generation_config=self.config, streamer=streamer,
+                               stopping_criteria=StoppingCriteriaList([_Cancel()]),
                                tokenizer=self.tokenizer if self.s.stop else None)
         except BaseException as e:  # handed to the reading thread
             self.q.put(e)
             self.q.put(None)
 
+    def close(self) -> None:
+        """Stop generating (a reader that leaves early, a client that disconnected)."""
+        self.cancelled.set()
+
     def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._pieces()
+        finally:
+            self.close()  # also when the reader stops iterating early
+
+    def _pieces(self) -> Iterator[str]:
         ids: list[int] = []
         sent = ""
         hold = max((len(x) for x in self.s.stop), default=1) - 1

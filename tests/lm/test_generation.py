@@ -106,3 +106,13 @@ def test_model_without_chat_template_generates_from_the_raw_prompt(tiny_llama, t
         want = lm.model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
     assert out["token_ids"] == want[0, enc["input_ids"].shape[1]:].tolist()[:out["tokens"]]
     assert out["prompt_tokens"] == enc["input_ids"].shape[1]
+
+
+def test_leaving_a_stream_early_stops_generation(lm):
+    model, tok = lm
+    stream = TextStream(model, tok, PROMPTS[0], max_new_tokens=200, temperature=1.0, seed=0)
+    it = iter(stream)
+    next(it)
+    it.close()  # the reader leaves after the first piece
+    stream.thread.join(timeout=60)
+    assert not stream.thread.is_alive() and stream.cancelled.is_set()
