@@ -209,3 +209,21 @@ def test_prune_recovery_finetune_trains_the_pruned_model(trained_run, prune_resu
     after = lmkernel.load(result.out_dir).model.classifier.weight
     assert before.shape == after.shape and not torch.equal(before, after)
     assert not (result.out_dir / "tensorboard").exists()  # the recovery loop's files stay temporary
+
+
+def test_int8_fused_qkv_gives_the_same_outputs_as_three_gemms(int8_result, dev_texts):
+    from lmkernel.compress import int8
+
+    fused = lmkernel.load(int8_result.out_dir)
+    attn = fused.model.bert.encoder.layer[0].attention.self
+    assert isinstance(attn.query, int8.QKVSlice) and attn.query.fused.out_features == 3 * attn.key.layer.out_features
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(int8, "FUSE_QKV", False)
+        plain = lmkernel.load(int8_result.out_dir)
+    batch = fused.tokenizer(dev_texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        assert torch.allclose(fused.model(**batch).logits, plain.model(**batch).logits, atol=1e-5)
+        x, other = torch.randn(2, 3, attn.query.layer.in_features), torch.randn(2, 3, attn.query.layer.in_features)
+        attn.query(x)
+        assert torch.equal(attn.key(other), attn.key.layer(other))  # another input (cross-attention): own GEMM
+        assert torch.allclose(attn.value(x), attn.value.layer(x), atol=1e-5)

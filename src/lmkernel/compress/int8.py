@@ -17,6 +17,7 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from torch import nn
 
 from ..errors import LmkError
 
+FUSE_QKV = True  # one int8 GEMM for query/key/value at load time (fuse_qkv); the file keeps them apart
 SCALE = "_scale"  # "<module>.weight_scale" holds the per-row scales of the int8 "<module>.weight"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -121,6 +123,74 @@ def _swap_linear(model: nn.Module, name: str, values: torch.Tensor, scale: torch
     setattr(parent, child, layer)
 
 
+class _Shared(threading.local):
+    """The fused output of the last query call, per thread (the server may run forwards concurrently)."""
+
+    x: torch.Tensor | None = None
+    out: tuple[torch.Tensor, ...] = ()
+
+
+class QKVSlice(nn.Module):
+    """Stands in for one of query/key/value: the query call runs one int8 GEMM for all three
+    (one activation quantization, one wide matrix instead of three narrow ones) and the key and
+    value calls on the same input take their part of it. Any other input (cross-attention) runs
+    the slice's own layer, so results never depend on the call order."""
+
+    def __init__(self, layer: nn.Module, index: int, shared: _Shared, sizes: list[int],
+                 fused: nn.Module | None = None):
+        super().__init__()
+        self.layer, self.index, self._shared, self._sizes = layer, index, shared, sizes
+        self._fused = [fused]  # a list: the fused layer is registered once, on the query slice
+        if fused is not None:
+            self.fused = fused
+
+    def weight(self) -> torch.Tensor:
+        return self.layer.weight()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shared = self._shared
+        if self.index == 0 and self._fused[0] is not None:
+            out = self._fused[0](x)
+            shared.x, shared.out = x, out.split(self._sizes, dim=-1)
+            return shared.out[0]
+        if shared.x is x and len(shared.out) > self.index:
+            part = shared.out[self.index]
+            if self.index == 2:
+                shared.x, shared.out = None, ()  # free the activations once value took its part
+            return part
+        return self.layer(x)
+
+
+def fuse_qkv(model: nn.Module) -> int:
+    """Give every self-attention one int8 GEMM for query, key and value; returns how many.
+
+    The fused matrix is the three per-channel int8 matrices stacked: the same values and scales,
+    and the one activation quantization they shared anyway (same input, same dynamic range)."""
+    import torch.ao.nn.quantized.dynamic as nnqd
+
+    count = 0
+    for module in model.modules():
+        layers = [getattr(module, n, None) for n in ("query", "key", "value")]
+        if not all(isinstance(x, nnqd.Linear) for x in layers) or len({x.in_features for x in layers}) != 1:
+            continue
+        weights = [x.weight() for x in layers]
+        if any(w.qscheme() != torch.per_channel_affine for w in weights):
+            continue
+        values = torch.cat([w.int_repr() for w in weights])
+        scales = torch.cat([w.q_per_channel_scales() for w in weights])
+        biases = [x.bias() for x in layers]
+        q = torch.quantize_per_channel(values.float() * scales[:, None].float(), scales.double(),
+                                       torch.zeros(len(scales), dtype=torch.long), 0, torch.qint8)
+        fused = nnqd.Linear(layers[0].in_features, len(scales), bias_=biases[0] is not None, dtype=torch.qint8)
+        fused.set_weight_bias(q, None if biases[0] is None else torch.cat(biases))
+        shared = _Shared()
+        sizes = [x.out_features for x in layers]
+        for index, (name, layer) in enumerate(zip(("query", "key", "value"), layers)):
+            setattr(module, name, QKVSlice(layer, index, shared, sizes, fused if index == 0 else None))
+        count += 1
+    return count
+
+
 def load_model(model_dir: Path, card: dict[str, Any], task: Any) -> nn.Module:
     """Rebuild the int8 model: fp32 skeleton from config.json, int8 layers swapped in."""
     import transformers
@@ -154,4 +224,6 @@ def load_model(model_dir: Path, card: dict[str, Any], task: Any) -> nn.Module:
     with _no_ao_deprecation():
         for name, (values, scale) in int8.items():
             _swap_linear(model, name, values, scale)
+        if FUSE_QKV:
+            fuse_qkv(model)
     return model
