@@ -12,12 +12,16 @@ by batch, so background load hits them alike; still, run it on an otherwise idle
 the table, the ratios against the original and the issue's targets; writes JSON (default
 bench/results/compression.json).
 
-The run: a full fine-tune of the bundled MiniLM on SST-2 (lmkernel's length-grouped batches; the
-first 20k training rows for 2 epochs take tens of minutes on 2 CPU cores, all 67k rows 3x that):
+The run: a full fine-tune of the bundled MiniLM on SST-2 (lmkernel's length-grouped batches). The
+figures in BENCHMARKS.md use the first 12k training rows for 1 epoch (~7 min with one thread on a
+busy 2-core machine; dev accuracy 0.861); more rows or epochs give a stronger teacher:
 
-    head -20001 ../shared/data/sst2/train.tsv > /tmp/sst2-20k.tsv
-    lmkernel run examples/sst2-lora.yaml --set tuning.method=full --set data.train=/tmp/sst2-20k.tsv \\
-        --set train.epochs=2 --set output.dir=runs/sst2-full
+    head -12001 ../shared/data/sst2/train.tsv > /tmp/sst2-12k.tsv
+    lmkernel run examples/sst2-lora.yaml --set tuning.method=full --set data.train=/tmp/sst2-12k.tsv \\
+        --set train.epochs=1 --set train.threads=1 --set output.dir=runs/sst2-full
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/compression.py --run runs/sst2-full --workdir runs/sst2-variants
+
+The distilled student and the pruning recovery train on the run's own spec.yaml data (1 epoch).
 """
 
 from __future__ import annotations
@@ -50,10 +54,11 @@ VARIANTS = [
 
 
 def variants() -> list[tuple[str, str, dict]]:
-    """VARIANTS, checked to cover every registered method (a new method must be benchmarked too)."""
-    from lmkernel.compress import method_names
+    """VARIANTS, checked to cover every method for classifiers (a new one must be benchmarked too)."""
+    from lmkernel.compress import _METHODS
 
-    missing = set(method_names()) - {method for _, method, _ in VARIANTS}
+    classifiers = {m.name for m in _METHODS.values() if "classification" in m.tasks}  # weightonly: causal LMs
+    missing = classifiers - {method for _, method, _ in VARIANTS}
     if missing:
         raise SystemExit(f"bench/compression.py has no variant for method(s) {sorted(missing)}")
     return VARIANTS
@@ -81,6 +86,21 @@ def build_all(run: Path, workdir: Path, only: list[str] | None) -> tuple[list[Pa
         print(f"built {name} in {seconds[name]:.1f} s", flush=True)
         dirs.append(out)
     return dirs, seconds
+
+
+def plain_int8(original):
+    """The plain-library baseline: ``torch.ao.quantization.quantize_dynamic`` on the fp32 model in
+    memory (the BASELINES.md recipe), measured like an artifact; its size column is the fp32 folder's."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    from lmkernel.artifact import Model
+
+    qmodel = torch.ao.quantization.quantize_dynamic(copy.deepcopy(original.model), {nn.Linear}, dtype=torch.qint8)
+    card = {**original.card, "weights": "plain-int8"}
+    return Model(qmodel.eval(), original.tokenizer, original.task, card, original.path)
 
 
 def check_targets(rows) -> list[str]:
@@ -128,9 +148,12 @@ def main() -> None:
         workdir = args.workdir or Path(tmp)
         dirs, build_seconds = build_all(args.run, workdir, args.only)
         models = [load(args.run, backend="exact")] + [load(d, backend="exact") for d in dirs]
+        names = ["original"] + [d.name for d in dirs]
+        if not args.only or "plain-int8" in args.only:
+            models.append(plain_int8(models[0]))
+            names.append("plain-int8")
         data = eval_data(models[0], args.data, args.max_examples)
         print(f"measuring {len(models)} artifacts on {len(data.examples)} examples of {data.source}", flush=True)
-        names = ["original"] + [d.name for d in dirs]
         env = environment()
         rows = measure(models, data, args.batch_size, args.latency_samples, names=names)
         if args.workdir:  # the artifacts stay: serve the run with the fastest measured backend
