@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .settings import ServeSettings
+from .settings import ServeSettings, inference_threads
 
 
 def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, access_log: bool = False) -> None:
@@ -33,9 +33,11 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     serving_for(task, where=str(model_dir))
     resolve_precision(settings.precision, card["weights"])  # refuse bf16 on int8/ONNX before starting
 
+    threads = settings.threads or inference_threads()
+
     def load():
         return load_predictor(model_dir, max_input_tokens=settings.max_input_tokens,
-                              precision=settings.precision, threads=settings.threads)
+                              precision=settings.precision, threads=threads)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     app = create_app(settings, task=task, load=load)
