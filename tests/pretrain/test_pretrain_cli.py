@@ -128,3 +128,13 @@ def test_user_errors_exit_2_with_a_clear_message(corpus, tmp_path, monkeypatch, 
 def test_pretrain_command_refuses_other_tasks(spec_file):
     result = runner.invoke(app, ["pretrain", str(spec_file)])
     assert result.exit_code == 2 and "task.type: pretrain" in result.output
+
+
+def test_seeded_hold_out_and_lmkernel_run_accepts_a_pretrain_spec(corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(tmp_path / "clm.yaml", "clm")
+    result = runner.invoke(app, ["run", str(spec), "-q", "--set", "data.validation=null", "--set",
+                                 "data.split.validation=0.2", "--set", "train.max_steps=2"])
+    assert result.exit_code == 0, result.output
+    m = _metrics(tmp_path / "runs" / "clm")
+    assert m["validation"]["tokens"] > 0 and m["training"]["optimizer steps"] == 2
