@@ -37,6 +37,7 @@ def _arch_of(model) -> str:
 
 def _tokenizer(spec: Spec, run_dir: Path, train_texts, is_main: bool, accelerator):
     """The backbone's tokenizer, the one a resumed run already trained, or a new one trained on the corpus."""
+    import shutil
     from itertools import islice
 
     from ..models.resolve import load_tokenizer, resolve_model_path
@@ -54,7 +55,9 @@ def _tokenizer(spec: Spec, run_dir: Path, train_texts, is_main: bool, accelerato
             tok = train_tokenizer(islice(texts, t.max_texts) if t.max_texts else texts, spec.model.arch,
                                   t.vocab_size, t.min_frequency, t.special_tokens, t.lowercase)
             tmp = run_dir / (TOKENIZER_DIR + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
             tok.save_pretrained(str(tmp))
+            shutil.rmtree(saved, ignore_errors=True)  # a partial one from a crash mid-save
             tmp.replace(saved)
         accelerator.wait_for_everyone()
     return load_tokenizer(saved), "trained"

@@ -170,8 +170,8 @@ class _Loop:
             opts, seed, run_dir, accelerator, pad_id, progress)
         self.world, self.rank = accelerator.num_processes, accelerator.process_index
         self.stream = train_features if isinstance(train_features, BatchSource) else None
-        self.lengths = [] if self.stream else [len(f["input_ids"]) for f in train_features]
-        per_epoch = self.stream.num_batches() if self.stream else len(self.epoch_batches(0))
+        self.lengths = [] if self.stream is not None else [len(f["input_ids"]) for f in train_features]
+        per_epoch = self.stream.num_batches() if self.stream is not None else len(self.epoch_batches(0))
         self.steps_per_epoch = math.ceil(per_epoch / opts.grad_accum)
         self.total_steps = opts.max_steps or self.steps_per_epoch * opts.epochs
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
@@ -194,7 +194,7 @@ class _Loop:
 
     def epoch_iter(self, epoch: int, start: int) -> tuple[int, Any]:
         """(batches in the epoch, iterator over them from ``start``): index lists, or features when streaming."""
-        if self.stream:
+        if self.stream is not None:
             return self.stream.num_batches(), iter(self.stream.iter_batches(epoch, start))
         batches = self.epoch_batches(epoch)
         return len(batches), iter(batches[start:])
@@ -219,7 +219,7 @@ class _Loop:
 
         ``items`` are feature indices, or the features themselves when streaming."""
         t0 = time.perf_counter() - fetch_seconds  # throughput counts reading, collation, forward, backward, step
-        feats = items if self.stream else [self.train_features[j] for j in items]
+        feats = items if self.stream is not None else [self.train_features[j] for j in items]
         batch = _to(self.task.collate(feats, self.pad_id), self.acc.device)
         with self.acc.no_sync(self.model) if not sync else contextlib.nullcontext():
             out = self.model(**batch)
