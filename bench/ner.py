@@ -2,7 +2,7 @@
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/ner.py [--epochs 3] [--lr 1e-4] [--train-sentences N]
 
-Two parts, in one run:
+Two parts, in one run (f1 first):
   speed  lmkernel and transformers ``Trainer`` (default arguments: random batches, fp32, the
          standard HF token-classification recipe) fine-tune MiniLM on the same first
          ``--speed-sentences`` training sentences for one epoch with the same batch size and lr;
@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Threads that sleep instead of spinning while waiting: on a 2-core machine shared with other jobs,
+# spinning OpenMP threads made a training step ~3x slower than one thread (both variants get it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 CONLL = REPO.parent / "shared" / "data" / "conll2003"
@@ -45,7 +48,7 @@ def write_conll(path: Path, sents) -> Path:
 
 
 def run_lmkernel(train: Path, validation: Path | None, test: Path | None, epochs: int, lr: float,
-                 batch_size: int, out: Path) -> dict:
+                 batch_size: int, out: Path, progress: bool = False) -> dict:
     import lmkernel
     from lmkernel.spec import parse_spec
 
@@ -57,7 +60,7 @@ def run_lmkernel(train: Path, validation: Path | None, test: Path | None, epochs
                        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr},
                        "output": {"dir": str(out)}})
     t0 = time.perf_counter()
-    result = lmkernel.run(spec, progress=False)
+    result = lmkernel.run(spec, progress=progress)
     m = result.metrics
     r = {"samples_per_s": m["training"]["train samples/s"], "train_s": m["training"]["train time (s)"],
          "wall_s": round(time.perf_counter() - t0, 1), "precision": m["training"]["precision"],
@@ -132,6 +135,7 @@ def main() -> None:
     ap.add_argument("--speed-sentences", type=int, default=2000, help="sentences of the speed comparison (0: skip)")
     ap.add_argument("--skip-f1", action="store_true", help="only the speed comparison")
     ap.add_argument("--trainer-full", action="store_true", help="also train the Trainer baseline fully (slow)")
+    ap.add_argument("--progress", action="store_true", help="progress bars of the F1 run on stderr")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ner.json")
     args = ap.parse_args()
 
@@ -145,6 +149,17 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if not args.skip_f1:
+            train = CONLL / "train.txt"
+            if args.train_sentences:
+                train = write_conll(work / "train.conll", read_conll(train, args.train_sentences))
+            results["f1-lmkernel"] = run_lmkernel(train, CONLL / "valid.txt", CONLL / "test.txt", args.epochs,
+                                                  args.lr, args.batch_size, work / "f1-lmk", args.progress)
+            print("f1-lmkernel:", json.dumps(results["f1-lmkernel"]), flush=True)
+            if args.trainer_full:
+                results["f1-trainer"] = run_trainer(read_conll(train), read_conll(CONLL / "test.txt"), args.epochs,
+                                                    args.lr, args.batch_size, work / "f1-hf")
+                print("f1-trainer:", json.dumps(results["f1-trainer"]), flush=True)
         if args.speed_sentences:
             sents = read_conll(CONLL / "train.txt", args.speed_sentences)
             part = write_conll(work / "speed.conll", sents)
@@ -152,17 +167,6 @@ def main() -> None:
             print("speed-lmkernel:", json.dumps(results["speed-lmkernel"]), flush=True)
             results["speed-trainer"] = run_trainer(sents, None, 1, args.lr, args.batch_size, work / "s-hf")
             print("speed-trainer:", json.dumps(results["speed-trainer"]), flush=True)
-        if not args.skip_f1:
-            train = CONLL / "train.txt"
-            if args.train_sentences:
-                train = write_conll(work / "train.conll", read_conll(train, args.train_sentences))
-            results["f1-lmkernel"] = run_lmkernel(train, CONLL / "valid.txt", CONLL / "test.txt", args.epochs,
-                                                  args.lr, args.batch_size, work / "f1-lmk")
-            print("f1-lmkernel:", json.dumps(results["f1-lmkernel"]), flush=True)
-            if args.trainer_full:
-                results["f1-trainer"] = run_trainer(read_conll(train), read_conll(CONLL / "test.txt"), args.epochs,
-                                                    args.lr, args.batch_size, work / "f1-hf")
-                print("f1-trainer:", json.dumps(results["f1-trainer"]), flush=True)
 
     total = time.perf_counter() - start
     print(f"\nMiniLM on CoNLL-2003, batch {args.batch_size}, lr {args.lr}; machine {platform.machine()}, "
