@@ -93,6 +93,8 @@ def main() -> None:
             write_slice(DATA / f"test_2016_flickr.{lang}", tmp / f"test.{lang}", args.test)
         (tmp / "spec.yaml").write_text(spec_text(tmp, args), encoding="utf-8")
         pre, pre_s = ({}, 0.0) if args.skip_before else before(tmp, args)
+        print(f"before tuning: {json.dumps({k: v for k, v in pre.items() if k != 'samples'})} in {pre_s:.0f} s",
+              flush=True)
         t0 = time.perf_counter()
         result = lmkernel.run(tmp / "spec.yaml", progress=False)
         wall = time.perf_counter() - t0
