@@ -1,6 +1,6 @@
 """CoNLL-2003 NER: lmkernel fine-tunes MiniLM and reports test F1; Trainer runs the same slice for speed.
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/ner.py [--epochs 3] [--lr 1e-4] [--train-sentences N]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/ner.py [--epochs 3] [--lr 1.5e-4] [--train-sentences N]
 
 Two parts, in one run (f1 first):
   speed  lmkernel and transformers ``Trainer`` (default arguments: random batches, fp32, the
@@ -129,10 +129,10 @@ def run_trainer(train_sents, test_sents, epochs: int, lr: float, batch_size: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=1.5e-4)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--train-sentences", type=int, default=None, help="first N training sentences (default all)")
-    ap.add_argument("--speed-sentences", type=int, default=2000, help="sentences of the speed comparison (0: skip)")
+    ap.add_argument("--speed-sentences", type=int, default=500, help="sentences of the speed comparison (0: skip)")
     ap.add_argument("--skip-f1", action="store_true", help="only the speed comparison")
     ap.add_argument("--trainer-full", action="store_true", help="also train the Trainer baseline fully (slow)")
     ap.add_argument("--progress", action="store_true", help="progress bars of the F1 run on stderr")
