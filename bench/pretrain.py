@@ -106,7 +106,7 @@ def bench_decoder(work: Path, args) -> dict:
     tok = AutoTokenizer.from_pretrained(str(init_dir))
     blocks = blocks_tensor(tok, "decoder")
     plain_model = AutoModelForCausalLM.from_pretrained(str(init_dir))
-    warm = plain_loop(plain_model, blocks, 10, 2e-3)
+    warm = plain_loop(plain_model, blocks, 20, 2e-3)
     rate = warm["steps"] / warm["seconds"]
     steps = max(20, int(args.decoder_min * 60 * rate))
     print(f"[a] tokenizer + probe {tok_s:.0f}s; {len(blocks)} train blocks of {BLOCK}; {rate:.2f} steps/s; "
