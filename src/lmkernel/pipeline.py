@@ -215,7 +215,7 @@ def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | No
     from .training import evaluate
     from .training.device import make_accelerator
 
-    model = load(path)
+    model = load(path, backend="exact")  # evaluate the run itself, not a faster recorded copy
     ds = read_labelled(model, Path(data), fmt=fmt, text_column=text_column, label_column=label_column,
                        on_bad_rows=on_bad_rows)
     if not ds.examples:

@@ -119,6 +119,8 @@ def resolve_model_path(name: str) -> Path:
                 fix=f"use one of the aliases ({', '.join(ALIASES)}) or the path of a local Hugging Face "
                 "checkpoint (a folder with config.json and weights); lmkernel never downloads models",
             )
+    if not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
+        path = path / "model"  # a run directory: its artifact (e.g. a pretrained backbone) is in model/
     if not (path / "config.json").is_file():
         raise LmkError(
             f"{path} is not a Hugging Face checkpoint: config.json is missing",
