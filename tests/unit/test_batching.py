@@ -66,3 +66,11 @@ def test_unknown_token_share():
     feats = [{"input_ids": [2, 1, 1, 3]}, {"input_ids": [2, 5, 3, 7]}]
     assert unknown_token_share(feats, 1) == 0.25
     assert unknown_token_share(feats, None) == 0.0
+
+
+def test_best_checkpoint_direction_per_metric():
+    from lmkernel.training.loop import _improved
+
+    assert _improved(0.5, 0.6, "loss") and _improved(8.0, 9.0, "perplexity")
+    assert not _improved(9.5, 9.0, "perplexity")
+    assert _improved(0.9, 0.8, "accuracy") and _improved(0.9, 0.8, "f1") and not _improved(0.7, 0.8, "f1")

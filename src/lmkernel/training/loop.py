@@ -131,10 +131,13 @@ def _load_best(accelerator, model, path: Path) -> None:
     accelerator.unwrap_model(model).load_state_dict(state, strict=False)
 
 
+LOWER_IS_BETTER = {"loss", "perplexity"}
+
+
 def _improved(value: float, best: float | None, metric: str) -> bool:
     if best is None:
         return True
-    return value < best if metric == "loss" else value > best
+    return value < best if metric in LOWER_IS_BETTER else value > best
 
 
 class _Writer:
