@@ -104,21 +104,13 @@ def unknown_token_share(features: list[dict], unk_id: int | None) -> float:
     return sum(f["input_ids"].count(unk_id) for f in features) / max(total, 1)
 
 
-def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
-    """Train and evaluate per the spec; write the artifact, metrics.json and report.md."""
-    if spec.task.type == "pretrain":  # streams its corpus and may build its model: its own pipeline
-        from .pretrain import pretrain
-
-        return pretrain(spec, resume=resume, progress=progress)
+def start_run(spec: Spec, resume: bool):
+    """Threads, the accelerator and the run directory (chosen on the main process, shared with the
+    others), with the resolved spec saved in it: the first steps of every training command."""
     import torch
-    from accelerate.utils import broadcast_object_list, set_seed
+    from accelerate.utils import broadcast_object_list
 
-    from .artifact import save_artifact
-    from .evaluation.report import ReportInput, write_report
-    from .models.resolve import load_tokenizer, resolve_model_path
-    from .training import evaluate, train
     from .training.device import make_accelerator
-    from .tuning import apply_tuning, count_parameters
 
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
@@ -132,6 +124,24 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_spec(spec, run_dir / "spec.yaml")
+    return accelerator, spec, run_dir
+
+
+def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
+    """Train and evaluate per the spec; write the artifact, metrics.json and report.md."""
+    if spec.task.type == "pretrain":  # streams its corpus and may build its model: its own pipeline
+        from .pretrain import pretrain
+
+        return pretrain(spec, resume=resume, progress=progress)
+    from accelerate.utils import set_seed
+
+    from .artifact import save_artifact
+    from .evaluation.report import ReportInput, write_report
+    from .models.resolve import load_tokenizer, resolve_model_path
+    from .training import evaluate, train
+    from .tuning import apply_tuning, count_parameters
+
+    accelerator, spec, run_dir = start_run(spec, resume)
 
     task = get_task(spec.task.type, spec.task.options())
     splits, labels = read_data(task, spec)

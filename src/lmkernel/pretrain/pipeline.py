@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmkError
-from ..spec import Spec, save_spec
+from ..spec import Spec
 from .corpus import BlockStream, CorpusStats, Packing, holdout, iter_texts, resolve_files
 
 TOKENIZER_DIR = "tokenizer"
@@ -90,28 +90,15 @@ def _check_block(spec: Spec, model) -> None:
 
 def pretrain(spec: Spec, resume: bool = False, progress: bool = True):
     """Train per a ``task: pretrain`` spec; write the artifact, metrics.json and report.md."""
-    import torch
-    from accelerate.utils import broadcast_object_list, set_seed
+    from accelerate.utils import set_seed
 
-    from ..pipeline import RunResult, choose_run_dir
+    from ..pipeline import RunResult, start_run
     from ..tasks import get_task
     from ..training import evaluate, train
-    from ..training.device import make_accelerator
     from ..tuning import count_parameters
     from .tokenizer import TextEncoder, separator_ids
 
-    if spec.train.threads:
-        torch.set_num_threads(spec.train.threads)
-    accelerator = make_accelerator(spec.train.precision)
-    holder = [choose_run_dir(Path(spec.output.dir), resume) if accelerator.is_main_process else None]
-    if accelerator.num_processes > 1:
-        broadcast_object_list(holder)
-    run_dir = Path(holder[0])
-    spec = spec.model_copy(deep=True)
-    spec.output.dir = run_dir
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_spec(spec, run_dir / "spec.yaml")
+    accelerator, spec, run_dir = start_run(spec, resume)
 
     d = spec.data
     train_files = resolve_files(d.train, "data.train")
