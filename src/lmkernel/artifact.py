@@ -99,6 +99,10 @@ class Model:
     """A loaded artifact: ``lmkernel.load(run).predict(texts)``."""
 
     def __init__(self, model, tokenizer, task, card: dict[str, Any], path: Path):
+        if type(model).__name__.endswith("ForCausalLM"):  # decoding multiplies by a few rows at a time
+            from .models.layout import use_few_row_linears
+
+            use_few_row_linears(model)
         self.model = model
         self.tokenizer = tokenizer
         self.task = task

@@ -281,8 +281,9 @@ def serve(
     = _Serve.timeout_s,
     precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast) | auto (bf16 where matmuls are fast "
                                            "in it).")] = _Serve.precision,
-    threads: Annotated[Optional[int], typer.Option(help="Torch threads for inference (default: the cores "
-                                                   "minus one, which the event loop needs).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads for inference (default: classification "
+                                                   "and NER the cores minus one, which the event loop needs; "
+                                                   "generation all the cores).")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (off: /metrics counts them).")] = False,
     debug: DebugOpt = False,
 ) -> None:

@@ -111,3 +111,26 @@ def test_compress_cli_on_a_chat_artifact(chat_artifact, tmp_path):
     assert bad.exit_code == 2 and "--quantize 'int2' is not supported by --method weightonly" in bad.output
     bad = CliRunner().invoke(app, ["compress", str(chat_artifact / "run"), "-m", "onnx", "-o", str(tmp_path / "b")])
     assert bad.exit_code == 2 and "--method onnx does not support 'chat' artifacts" in bad.output
+
+
+@pytest.mark.parametrize("method,options", [("int8", {}), ("weightonly", {"quantize": "int4"})])
+@pytest.mark.parametrize("damage", ["truncate", "drop_tensor"])
+def test_damaged_quantized_artifact_is_a_clear_error(chat_artifact, tmp_path, method, options, damage):
+    from safetensors.torch import load_file, save_file
+
+    from lmkernel.errors import LmkError
+
+    _build(chat_artifact, method, **options)
+    broken = tmp_path / "broken"
+    shutil.copytree(chat_artifact / f"{method}-{options.get('quantize', '')}", broken)
+    weights = broken / "model" / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:  # a stored Linear's values are gone, its scale is left: a shape/key mismatch, not a crash
+        tensors = load_file(str(weights))
+        del tensors[next(k for k in tensors if k.endswith("down_proj.weight"))]
+        tensors.pop(next(k for k in tensors if k.endswith("embed_tokens.weight")))
+        save_file(tensors, str(weights))
+    with pytest.raises(LmkError) as err:
+        load(broken, backend="exact")
+    assert str(weights) in str(err.value.where) and "re-create it with `lmkernel compress`" in err.value.fix

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lmkernel.models.layout import use_few_row_linears
 from lmkernel.serve.generation.engine import Delta, Done, Engine
 from lmkernel.serve.generation.sampling import SamplingParams
 from lmkernel.serve.generation.text import TextStream
@@ -25,7 +26,9 @@ def lm(chat_model):
     config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
-    return types.SimpleNamespace(model=LlamaForCausalLM(config).eval(), tokenizer=tok)
+    model = LlamaForCausalLM(config).eval()
+    assert use_few_row_linears(model) > 0  # as lmkernel.load serves a causal LM
+    return types.SimpleNamespace(model=model, tokenizer=tok)
 
 
 def make_engine(lm, max_batch: int = 8, max_queue: int = 8) -> Engine:
@@ -90,6 +93,33 @@ def test_requests_join_between_steps_and_match_their_solo_runs(lm):
     assert batches[-1] == (ra.id,)  # B and C left when done; A went on alone
     assert all(rb.id not in step for step in batches[batches.index((ra.id, rb.id, rc.id)) + 5:])
     assert ra.finish_reason == rb.finish_reason == "length"
+
+
+def test_requests_admitted_together_share_one_prefill_and_match_their_solo_runs(lm):
+    """Four prompts of different lengths arrive in the same round: one left-padded prefill; the one that
+    ends at its first token leaves before the batch forms, and the others still get their solo tokens."""
+    texts = ["hello", "the cat sat on the mat", "zwei Menschen gehen auf der Straße und ein Hund", "a b"]
+    jobs = [(prompt(lm, t), SamplingParams(max_new_tokens=n, ignore_eos=True, **GREEDY))
+            for t, n in zip(texts, (7, 9, 1, 5))]
+    solo = [alone(lm, *job) for job in jobs]
+    prefills = []
+    forward = lm.model.forward
+
+    def counting(*args, **kwargs):
+        if kwargs.get("past_key_values") is None:
+            prefills.append(kwargs["input_ids"].shape)
+        return forward(*args, **kwargs)
+
+    engine = make_engine(lm)
+    reqs = [engine.submit(*job, lambda _: None) for job in jobs]
+    lm.model.forward = counting
+    try:
+        drain(engine)
+    finally:
+        del lm.model.forward
+    assert [r.tokens for r in reqs] == solo
+    assert prefills == [(4, max(len(ids) for ids, _ in jobs))]  # one batched prefill for all four
+    assert engine.trace[0][1] == (reqs[0].id, reqs[1].id, reqs[3].id)  # the 1-token request never decoded
 
 
 def test_slots_limit_the_batch_and_the_queue_refuses_beyond(lm):

@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from ..errors import LmkError
+from .stored import SCALE, WEIGHTS_FILE, damaged_artifact, load_rest, skeleton, split_quantized
 
 FUSE_QKV = True  # one int8 GEMM for query/key/value at load time (fuse_qkv); the file keeps them apart
-SCALE = "_scale"  # "<module>.weight_scale" holds the per-row scales of the int8 "<module>.weight"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @contextlib.contextmanager
@@ -193,34 +192,10 @@ def fuse_qkv(model: nn.Module) -> int:
 
 def load_model(model_dir: Path, card: dict[str, Any], task: Any) -> nn.Module:
     """Rebuild the int8 model: fp32 skeleton from config.json, int8 layers swapped in."""
-    import transformers
-    from safetensors.torch import load_file
-
-    where = str(model_dir / WEIGHTS_FILE)
-    try:
-        config = transformers.AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
-        tensors = load_file(where)
-    except Exception as e:  # SafetensorError, OSError, ValueError ...
-        raise LmkError(f"cannot load int8 weights from {model_dir}: {str(e).splitlines()[0] if str(e) else e!r}",
-                       where=where, fix="the artifact is damaged; re-create it with `lmkernel compress`") from e
-    model = getattr(transformers, task.auto_model).from_config(config)
-    fp32, int8 = {}, {}
-    for key, value in tensors.items():
-        if key.endswith(SCALE):
-            continue
-        scale = tensors.get(key + SCALE)
-        if scale is None:
-            fp32[key] = value
-        elif isinstance(model.get_submodule(key.rpartition(".")[0]), nn.Embedding):
-            fp32[key] = value.float() * scale[:, None]
-        else:
-            int8[key.rpartition(".")[0]] = (value, scale)
-    missing, unexpected = model.load_state_dict(fp32, strict=False)
-    missing = [k for k in missing if k.rpartition(".")[0] not in int8 or not k.endswith(".weight")]
-    if missing or unexpected:
-        raise LmkError(f"int8 weights in {model_dir} do not match config.json (missing {missing[:3]}, "
-                       f"unexpected {unexpected[:3]})", where=where,
-                       fix="the artifact is damaged; re-create it with `lmkernel compress`")
+    with damaged_artifact(model_dir, "int8"):
+        model, tensors = skeleton(model_dir, task)
+        fp32, int8 = split_quantized(model, tensors)
+        load_rest(model, fp32, int8)
     with _no_ao_deprecation():
         for name, (values, scale) in int8.items():
             _swap_linear(model, name, values, scale)

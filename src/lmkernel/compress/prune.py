@@ -34,9 +34,9 @@ import torch
 from torch import nn
 
 from ..errors import LmkError
+from .stored import WEIGHTS_FILE, damaged_artifact, skeleton
 
 IMPORTANCE_EXAMPLES = 512  # training examples whose gradients rank heads and neurons
-WEIGHTS_FILE = "model.safetensors"
 
 
 STRUCTURES = ("heads", "ffn")  # what --structured may name; "none" means unstructured
@@ -317,17 +317,8 @@ def _fit_shapes(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
 
 def load_model(model_dir: Path, card: dict[str, Any], task: Any) -> nn.Module:
     """Rebuild the pruned model: skeleton from config.json, Linears resized to the stored tensors."""
-    import transformers
-    from safetensors.torch import load_file
-
-    where = str(model_dir / WEIGHTS_FILE)
-    try:
-        config = transformers.AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
-        tensors = load_file(where)
-        model = getattr(transformers, task.auto_model).from_config(config)
+    with damaged_artifact(model_dir, "pruned"):
+        model, tensors = skeleton(model_dir, task)
         _fit_shapes(model, tensors)
         model.load_state_dict(tensors)
-    except Exception as e:  # SafetensorError, OSError, size mismatches ...
-        raise LmkError(f"cannot load pruned weights from {model_dir}: {str(e).splitlines()[0] if str(e) else e!r}",
-                       where=where, fix="the artifact is damaged; re-create it with `lmkernel compress`") from e
     return model

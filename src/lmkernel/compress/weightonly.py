@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import LmkError
-from .int8 import SCALE, WEIGHTS_FILE, check_layers, quantize_rows
+from .int8 import check_layers, quantize_rows
+from .stored import SCALE, WEIGHTS_FILE, damaged_artifact, load_rest, skeleton, split_quantized
 
 ZERO = "_zero"
 GROUP = 32  # int4 group size along the input dimension (torch's int4 kernel takes 32..256)
@@ -142,27 +142,10 @@ def build(source: Any, tmp_dir: Path, *, quantize: str | None = None) -> dict[st
 
 def load_model(model_dir: Path, card: dict[str, Any], task: Any) -> nn.Module:
     """Rebuild the model: fp32 skeleton from config.json, WeightOnlyLinear layers swapped in."""
-    import transformers
-    from safetensors.torch import load_file
-
-    where = str(model_dir / WEIGHTS_FILE)
-    try:
-        config = transformers.AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
-        tensors = load_file(where)
-        model = getattr(transformers, task.auto_model).from_config(config)
-        fp32, linears = {}, {}
-        for key, value in tensors.items():
-            if key.endswith((SCALE, ZERO)):
-                continue
-            module_name = key.rpartition(".")[0]
-            scale = tensors.get(key + SCALE)
-            if scale is None:
-                fp32[key] = value
-            elif isinstance(model.get_submodule(module_name), nn.Embedding):
-                fp32[key] = value.float() * scale[:, None]
-            else:
-                linears[module_name] = (value, scale, tensors.get(key + ZERO))
-        model.load_state_dict(fp32, strict=False)
+    with damaged_artifact(model_dir, "weight-only"):
+        model, tensors = skeleton(model_dir, task)
+        fp32, linears = split_quantized(model, tensors, extra=(ZERO,))
+        load_rest(model, fp32, linears)
         for name, (values, scale, zero) in linears.items():
             parent, _, child = name.rpartition(".")
             old = model.get_submodule(name)
@@ -173,8 +156,4 @@ def load_model(model_dir: Path, card: dict[str, Any], task: Any) -> nn.Module:
                 raise ValueError(f"{name}: stored {new.out_features}x{new.in_features}, "
                                  f"config {old.out_features}x{old.in_features}")
             setattr(model.get_submodule(parent) if parent else model, child, new)
-    except Exception as e:  # SafetensorError, OSError, shape mismatches ...
-        raise LmkError(f"cannot load weight-only weights from {model_dir}: "
-                       f"{str(e).splitlines()[0] if str(e) else e!r}", where=where,
-                       fix="the artifact is damaged; re-create it with `lmkernel compress`") from e
     return model

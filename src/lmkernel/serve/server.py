@@ -30,10 +30,10 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     model_dir = find_model_dir(path)
     card = read_card(model_dir)
     task = card["task"]
-    serving_for(task, where=str(model_dir))
+    serving = serving_for(task, where=str(model_dir))
     resolve_precision(settings.precision, card["weights"])  # refuse bf16 on int8/ONNX before starting
 
-    threads = settings.threads or inference_threads()
+    threads = settings.threads or inference_threads(generation=getattr(serving.predictor, "kind", "") == "generate")
 
     def load():
         return load_predictor(model_dir, max_input_tokens=settings.max_input_tokens,

@@ -1,10 +1,11 @@
 """Continuous batching: requests join the running decode batch between steps and leave it when done.
 
 One worker thread owns the model. Each iteration it (1) drops requests whose client left, (2)
-admits waiting requests into free slots: each is prefilled alone (exact, no padding) and its KV
-cache is merged into the batch's, and (3) runs one decode step for every running request at
-once. A finished request leaves the batch at once, so a short answer never waits for a long one
-and a new request waits at most one step, not a whole generation.
+admits waiting requests into free slots: those admitted together are prefilled in one left-padded
+forward (a lone one without padding) and their KV caches merged into the batch's, and (3) runs
+one decode step for every running request at once. A finished request leaves the batch at once,
+so a short answer never waits for a long one and a new request waits at most one step, not a
+whole generation.
 
 The batch's KV cache is one transformers ``DynamicCache`` whose rows are left-padded to a common
 length with an attention mask marking the padding; every row grows by one token per step, so the
@@ -186,8 +187,8 @@ class Engine:
                         self._finish(r, "cancelled")
                     else:
                         admit.append(r)
-            for r in admit:
-                self._guarded([r], self._admit, r)
+            if admit:
+                self._guarded(admit, self._admit, admit)
             if self._rows:
                 self._guarded(list(self._rows), self._step)
 
@@ -203,16 +204,29 @@ class Engine:
                     self._emit(r, Failed(e))
             self._rows, self._cache, self._mask = [], None, None
 
-    def _admit(self, r: GenRequest) -> None:
-        """Prefill one request alone, sample its first token, and merge its cache into the batch."""
+    def _admit(self, reqs: list[GenRequest]) -> None:
+        """Prefill the admitted requests together, sample each one's first token, merge their caches.
+
+        Prompts are left-padded to the longest, positions counted from each one's first real token,
+        so every row sees what it would alone; only the last position's logits are computed."""
         import torch
 
-        r.sampler = Sampler.create(r.params)
-        r.stream = TextStream(self._decode, r.params.stop)
-        out = self.model(input_ids=torch.tensor([r.prompt]), use_cache=True)
-        if self._advance(r, out.logits[0, -1]):
-            return
-        self._merge(r, out.past_key_values)
+        for r in reqs:
+            r.sampler = Sampler.create(r.params)
+            r.stream = TextStream(self._decode, r.params.stop)
+        longest = max(len(r.prompt) for r in reqs)
+        mask = torch.tensor([[0] * (longest - len(r.prompt)) + [1] * len(r.prompt) for r in reqs])
+        ids = torch.tensor([[0] * (longest - len(r.prompt)) + r.prompt for r in reqs])  # 0 under the mask: unseen
+        if len(reqs) == 1:
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        else:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+                             use_cache=True, logits_to_keep=1)
+        keep = [i for i, r in enumerate(reqs) if not self._advance(r, out.logits[i, -1])]
+        if keep:
+            cache = out.past_key_values
+            mask = _take(cache, mask, keep) if len(keep) < len(reqs) else mask
+            self._merge([reqs[i] for i in keep], cache, mask)
 
     def _step(self) -> None:
         """One decode step for every running request."""
@@ -276,29 +290,25 @@ class Engine:
 
     # ------------------------------------------------------------------ the batched cache
 
-    def _merge(self, r: GenRequest, cache: Any) -> None:
-        """Append a prefilled request's cache as a new row, left-padding the shorter side."""
+    def _merge(self, rows: list[GenRequest], cache: Any, mask: Any) -> None:
+        """Append prefilled rows (their cache and padding mask) to the batch, left-padding the shorter side."""
         import torch
         import torch.nn.functional as F
 
-        length = len(r.prompt)
-        own_mask = torch.ones(1, length, dtype=torch.long)
         if self._cache is None:
-            self._cache, self._mask, self._rows = cache, own_mask, [r]
+            self._cache, self._mask, self._rows = cache, mask, list(rows)
             return
-        have = self._mask.shape[1]
+        have, length = self._mask.shape[1], mask.shape[1]
         pad_batch, pad_new = max(0, length - have), max(0, have - length)
         for mine, new in zip(self._cache.layers, cache.layers):
             mine.keys = torch.cat([F.pad(mine.keys, (0, 0, pad_batch, 0)), F.pad(new.keys, (0, 0, pad_new, 0))])
             mine.values = torch.cat([F.pad(mine.values, (0, 0, pad_batch, 0)),
                                      F.pad(new.values, (0, 0, pad_new, 0))])
-        self._mask = torch.cat([F.pad(self._mask, (pad_batch, 0)), F.pad(own_mask, (pad_new, 0))])
-        self._rows.append(r)
+        self._mask = torch.cat([F.pad(self._mask, (pad_batch, 0)), F.pad(mask, (pad_new, 0))])
+        self._rows.extend(rows)
 
     def _leave(self, leaving: list[GenRequest], reason: str | None) -> None:
         """Remove rows from the batch (finishing them with ``reason`` if given); trim shared padding."""
-        import torch
-
         if not leaving:
             return
         gone = set(leaving)
@@ -310,10 +320,18 @@ class Engine:
         if not keep:
             self._cache = self._mask = None
             return
-        index = torch.tensor(keep)
-        mask = self._mask[index]
-        lead = int((mask.cumsum(1) == 0).sum(1).min())  # columns that are padding in every row
-        self._mask = mask[:, lead:]
-        for layer in self._cache.layers:
-            layer.keys = layer.keys[index, :, lead:]
-            layer.values = layer.values[index, :, lead:]
+        self._mask = _take(self._cache, self._mask, keep)
+
+
+def _take(cache: Any, mask: Any, rows: list[int]) -> Any:
+    """Keep only ``rows`` of a left-padded cache (in place) and drop the columns now padding in all of
+    them; returns their mask."""
+    import torch
+
+    index = torch.tensor(rows)
+    mask = mask[index]
+    lead = int((mask.cumsum(1) == 0).sum(1).min())  # columns that are padding in every row
+    for layer in cache.layers:
+        layer.keys = layer.keys[index, :, lead:]
+        layer.values = layer.values[index, :, lead:]
+    return mask[:, lead:]

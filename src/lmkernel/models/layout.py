@@ -1,0 +1,47 @@
+"""A faster GEMM call for the few-row products of token-by-token generation on CPU.
+
+Decoding multiplies every weight matrix by a handful of rows (one per sequence in the batch).
+``F.linear(x, W)`` computes ``x @ W.T``; for 2-64 rows PyTorch's CPU GEMM runs that shape far
+below what the same product runs at as ``(W @ x.T).T``. Measured on SmolLM2-135M's 210 layer
+matrices streamed from memory (2 threads, AVX2): 8 rows 67.6 → 49.0 ms per pass, 4 rows 78.5 →
+34.5 ms, 1 row unchanged; a batch-8 decode step of the whole model 89 → 72 ms. For hundreds of rows
+(classification batches, training) plain ``linear`` is faster again (960 rows: 125 vs 151 ms), so
+the layer switches by row count. Same weights, same result up to float summation order.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+FEW_ROWS = 64  # at most this many rows: (W @ x.T).T; more: x @ W.T (measured crossover 40-256)
+
+
+class FewRowLinear(nn.Linear):
+    """``nn.Linear`` whose few-row products use the faster GEMM orientation (CPU inference)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features)
+        if flat.shape[0] > FEW_ROWS or torch.is_grad_enabled():  # training keeps the plain path
+            return F.linear(x, self.weight, self.bias)
+        out = torch.mm(self.weight, flat.t()).t()
+        if self.bias is not None:
+            out = out + self.bias
+        return out.contiguous().view(*x.shape[:-1], self.out_features)
+
+
+def use_few_row_linears(model: nn.Module) -> int:
+    """Switch the plain ``nn.Linear`` layers of a CPU model to ``FewRowLinear`` in place.
+
+    Subclasses (quantized or LoRA layers) keep their own forward. Returns how many were switched;
+    0 for a model that is not on the CPU, where the GPU's GEMM needs no such help.
+    """
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        return 0
+    switched = 0
+    for module in model.modules():
+        if type(module) is nn.Linear:
+            module.__class__ = FewRowLinear
+            switched += 1
+    return switched
