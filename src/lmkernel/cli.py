@@ -281,9 +281,10 @@ def serve(
     = _Serve.timeout_s,
     precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast) | auto (bf16 where matmuls are fast "
                                            "in it).")] = _Serve.precision,
-    threads: Annotated[Optional[int], typer.Option(help="Torch threads for inference (default: classification "
-                                                   "and NER the cores minus one, which the event loop needs; "
-                                                   "generation all the cores).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads for inference (default: all cores; "
+                                                   "classification/NER servers start OpenMP with "
+                                                   "OMP_WAIT_POLICY=PASSIVE unless set, so the event loop gets "
+                                                   "CPU time).")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (off: /metrics counts them).")] = False,
     debug: DebugOpt = False,
 ) -> None:

@@ -39,6 +39,11 @@ def test_serve_refuses_bad_arguments_before_starting(tiny_run, args, message):
     assert result.exit_code == 2 and message in result.output, result.output
 
 
+def server_env() -> dict[str, str]:
+    """The test's environment without any OpenMP wait policy of its own, so the server's default shows."""
+    return {**{k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}, "HF_HUB_OFFLINE": "1"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -47,7 +52,7 @@ def free_port() -> int:
 
 def test_sigterm_finishes_in_flight_requests(tiny_run):
     port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", LMK_TEST_KEYS="secret")
+    env = dict(server_env(), LMK_TEST_KEYS="secret")
     # a long batching wait keeps requests in flight while the signal arrives
     proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(tiny_run), "--port", str(port),
                              "--api-key-env", "LMK_TEST_KEYS", "--max-wait-ms", "3000", "--threads", "1"],
@@ -84,7 +89,7 @@ def test_sigterm_finishes_in_flight_requests(tiny_run):
             proc.kill()
     assert proc.returncode in (0, -signal.SIGTERM), out  # uvicorn re-raises the signal once drained
     assert [r.status_code for r in replies] == [200] * 8, out
-    assert "model tiny-run ready" in out and "Shutting down" in out
+    assert "model tiny-run ready (torch threads 1, OMP_WAIT_POLICY PASSIVE)" in out and "Shutting down" in out
 
 
 def test_cli_serves_a_chat_artifact_and_drains_generations_on_sigterm(chat_run):
@@ -93,7 +98,7 @@ def test_cli_serves_a_chat_artifact_and_drains_generations_on_sigterm(chat_run):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(chat_run), "--port", str(port),
                              "--max-batch", "1", "--max-new-tokens", "120", "--threads", "1"],
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"), stdout=subprocess.PIPE,
+                            env=server_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     replies: list[tuple[int, str]] = []
     try:
@@ -134,3 +139,4 @@ def test_cli_serves_a_chat_artifact_and_drains_generations_on_sigterm(chat_run):
     for _, text in replies:
         assert text.endswith("data: [DONE]\n\n") or '"finish_reason":' in text
     assert "Shutting down" in out and "Traceback" not in out
+    assert "OMP_WAIT_POLICY default" in out  # generation keeps OpenMP's spinning workers (settings.py)

@@ -10,6 +10,7 @@ Tests pass their own ``load`` (a tiny artifact or a fake predictor).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -107,4 +108,5 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
         service.engine = worker
     service.predictor = predictor
     service.status = "ready"
-    log.info("model %s ready", predictor.name)
+    log.info("model %s ready (torch threads %s, OMP_WAIT_POLICY %s)", predictor.name,
+             getattr(predictor, "threads", None) or "default", os.environ.get("OMP_WAIT_POLICY", "default"))

@@ -9,9 +9,10 @@ deadline plus a margin), then runs the lifespan shutdown that drains the batcher
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
-from .settings import ServeSettings, inference_threads
+from .settings import ServeSettings, inference_threads, openmp_wait_policy
 
 
 def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, access_log: bool = False) -> None:
@@ -33,7 +34,10 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     serving = serving_for(task, where=str(model_dir))
     resolve_precision(settings.precision, card["weights"])  # refuse bf16 on int8/ONNX before starting
 
-    threads = settings.threads or inference_threads(generation=getattr(serving.predictor, "kind", "") == "generate")
+    threads = settings.threads or inference_threads()
+    policy = openmp_wait_policy(generation=getattr(serving.predictor, "kind", "") == "generate")
+    if policy is not None:  # read once, when torch loads OpenMP, which has not happened yet in `lmkernel serve`
+        os.environ.setdefault("OMP_WAIT_POLICY", policy)
 
     def load():
         return load_predictor(model_dir, max_input_tokens=settings.max_input_tokens,

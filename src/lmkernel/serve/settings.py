@@ -31,7 +31,7 @@ class ServeSettings:
     rate_limit: str | None = None  # per API key (per client address without keys), e.g. "600/min"
     timeout_s: float = 30.0  # deadline of a request, queueing included; past it: 504
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the CPU/GPU has fast bf16 matmuls)
-    threads: int | None = None  # torch intra-op threads for inference; None: inference_threads() by task
+    threads: int | None = None  # torch intra-op threads for inference; None: inference_threads() (all cores)
     api_keys: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -55,21 +55,26 @@ class ServeSettings:
             parse_rate(self.rate_limit)
 
 
-def inference_threads(generation: bool = False) -> int:
-    """Default torch threads of a server's inference thread.
-
-    Classification: the cores minus one, at least one. The event loop needs a core of its own to
-    parse HTTP, tokenize and answer dozens of short requests a second: with as many torch threads
-    as cores, OpenMP's spinning workers and the loop fight over them, and on a busy 2-core machine
-    `lmkernel serve` ran at a tenth of its 1-thread throughput (BENCHMARKS.md, Serve).
-    Generation: all the cores. A decode step takes tens of milliseconds and the loop only forwards
-    its few tokens, so the model gets the cores (SmolLM2, 8 streams on 2 cores: 1 thread 34.9
-    tokens/s, 2 threads 62.3).
-    """
+def inference_threads() -> int:
+    """Default torch threads of a server's inference thread: all the cores it may run on."""
     import os
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if generation else max(1, cores - 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def openmp_wait_policy(generation: bool) -> str | None:
+    """The OpenMP wait policy a server should start torch with (None: OpenMP's default, spinning).
+
+    Classification and NER: PASSIVE. The event loop needs CPU time to parse HTTP, tokenize and
+    answer dozens of short requests a second; OpenMP's workers spin between the model's parallel
+    regions and starve it. With spinning workers as many as cores, a busy 2-core machine served a
+    tenth of its 1-thread throughput; with passive workers, 2 threads served 136 requests/s against
+    99 with 1 thread (idle machine, BENCHMARKS.md, Serve).
+    Generation: the default. A decode step runs hundreds of small parallel regions back to back and
+    the loop only forwards a few tokens, so waking sleeping workers costs more than spinning does
+    (SmolLM2, 8 streams, 2 threads: 62.3 tokens/s spinning, 56.7 passive).
+    """
+    return None if generation else "PASSIVE"
 
 
 def parse_rate(text: str) -> float:
