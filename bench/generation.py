@@ -4,7 +4,7 @@ SmolLM2-135M-Instruct (fp32, 2 threads), greedy, at most 64 new tokens, chat-tem
 batch 1 (each prompt alone) and batch 8 (all prompts, left-padded). Both sides produce the same
 tokens (checked), so tokens/s compare the same work; variants alternate round by round.
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/generation.py [--rounds 2]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/generation.py [--rounds 4]
 """
 
 from __future__ import annotations
@@ -57,16 +57,21 @@ def timed(fn, *args) -> tuple[float, int, list]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--bs1-prompts", type=int, default=3)
     ap.add_argument("--model", default="smollm2", help="another causal LM (a local folder) for a smoke test")
     args = ap.parse_args()
     torch.set_num_threads(2)
 
+    from transformers import AutoModelForCausalLM
+
     from lmkernel.artifact import load_generator
+    from lmkernel.models.resolve import load_pretrained, resolve_model_path
 
     lm = load_generator(args.model)
-    model, tok = lm.model, lm.tokenizer
+    # the plain side gets its own copy: lmkernel switches its model's Linears (models/layout.py)
+    model = load_pretrained(AutoModelForCausalLM, resolve_model_path(args.model), dtype=torch.float32).eval()
+    tok = lm.tokenizer
     plain(model, tok, PROMPTS[:1])  # warm-up
     rates: dict[str, list[float]] = {k: [] for k in ("plain bs1", "lmkernel bs1", "plain bs8", "lmkernel bs8")}
     same = True

@@ -90,6 +90,8 @@ def test_soak_mixed_load_keeps_memory_and_fds_flat(tiny_model, chat_model):
         time.sleep(1)  # abandoned streams are reaped before the next step
         rss1, fds1 = _usage()
         assert gen_app.state.service.engine.running == 0
+    print(f"soak {SOAK_SECONDS:.0f} s: RSS {rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MiB, fds {fds0} -> {fds1}, "
+          f"statuses {dict(statuses)}")  # the figure BENCHMARKS.md quotes (pytest -s)
     assert 500 not in statuses and "RemoteProtocolError" not in statuses, statuses
     assert statuses[200] > 100 and statuses[422] > 10 and statuses[413] > 5, statuses
     assert rss1 <= rss0 * 1.10, f"RSS grew from {rss0 / 2**20:.0f} to {rss1 / 2**20:.0f} MiB"
