@@ -20,7 +20,10 @@ from .errors import LmkError, SpecErrors
 # full fine-tuning rate (BASELINES.md: q+v LoRA at 5e-4 stayed at chance for 60 steps on SST-2). With
 # our default all-linear targets 2e-3 collapsed to chance once the warmup ended (SST-2, 20k rows),
 # while 1e-3 was stable and better (0.864 vs 0.848 dev accuracy after 313 steps on 10k rows).
-DEFAULT_LR = {"full": 5e-5, "lora": 1e-3, "freeze": 1e-3}
+# Full fine-tuning: 1e-4, not BERT's classic 5e-5: the small encoders we default to (MiniLM, 384 wide)
+# learn faster than that allows in a few epochs (SST-2, 20k rows, 2 epochs: 0.8888 dev accuracy at
+# 1e-4 against 0.8784 at 5e-5).
+DEFAULT_LR = {"full": 1e-4, "lora": 1e-3, "freeze": 1e-3}
 
 
 def _one_of(value: str, names: list[str], what: str) -> str:
@@ -177,7 +180,7 @@ class TrainSpec(_Section):
     eval_batch_size: int = Field(64, gt=0, description="Examples per evaluation batch.")
     lr: float | None = Field(
         None, gt=0,
-        description="Peak learning rate; default depends on tuning.method (full 5e-5, lora 1e-3, freeze 1e-3).",
+        description="Peak learning rate; default depends on tuning.method (full 1e-4, lora 1e-3, freeze 1e-3).",
     )
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of steps with linear warmup.")
@@ -239,7 +242,7 @@ class Spec(_Section):
             raise ValueError(f"train.metric {self.train.metric!r} is not computed by the {self.task.type} task "
                              f"(use one of {', '.join(info.metrics)})")
         if self.train.lr is None:
-            self.train.lr = DEFAULT_LR.get(self.tuning.method, 5e-5)
+            self.train.lr = DEFAULT_LR.get(self.tuning.method, DEFAULT_LR["full"])
         self._check_model_source()
         if self.data.validation is not None and self.data.split.validation is not None:
             raise ValueError("give data.validation or data.split.validation, not both")

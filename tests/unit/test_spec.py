@@ -21,7 +21,7 @@ def test_minimal_spec_gets_documented_defaults(tmp_path):
     spec = load_spec(write(tmp_path, MINIMAL))
     assert spec.task.type == "classification"
     assert spec.model.name == "minilm"
-    assert spec.train.lr == 5e-5  # full fine-tuning default
+    assert spec.train.lr == 1e-4  # full fine-tuning default
     assert spec.data.train == (tmp_path / "d/train.csv").resolve()  # relative to the spec file
 
 
