@@ -13,12 +13,13 @@
     tokens/s (its training time counts reading, tokenizing, packing, collation, forward, backward,
     step; not eval or checkpoints) over the plain loop's, averaged over the rounds.
 (b) encoder: a WordPiece tokenizer and a BERT encoder pretrained with MLM on wiki.train.tokens for
-    ``--encoder-min`` minutes, then fine-tuned with ``lmkernel run`` on the first ``--sst2-rows`` SST-2
-    training rows (dev: the full SST-2 dev set) against the same architecture and tokenizer from
-    random initialisation, same fine-tuning settings. Both accuracies are printed.
+    ``--encoder-min`` minutes (or ``--encoder-steps``), then fine-tuned with ``lmkernel run`` on the
+    first ``--sst2-rows`` SST-2 training rows (one or more subset sizes; dev: the full SST-2 dev set)
+    against the same architecture and tokenizer from random initialisation, same fine-tuning
+    settings. Both accuracies are printed for each subset.
 
 Perplexities are per BPE/WordPiece token of our 8k vocabularies, not per WikiText word, so they are
-not comparable with word-level tables. Writes bench/results/pretrain.json.
+not comparable with word-level tables. Writes bench/results/pretrain.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -141,19 +142,19 @@ def bench_decoder(work: Path, args) -> dict:
             "steps_per_s_probe": rate}
 
 
-def finetune(model_dir: Path, work: Path, name: str, args) -> float:
+def finetune(model_dir: Path, work: Path, name: str, rows: int, args) -> float:
     from lmkernel.pipeline import run
     from lmkernel.spec import parse_spec
 
-    train = work / "sst2-train.tsv"
+    train = work / f"sst2-train-{rows}.tsv"
     if not train.exists():
         lines = (SST2 / "train.tsv").read_text(encoding="utf-8").splitlines()
-        train.write_text("\n".join(lines[:args.sst2_rows + 1]) + "\n", encoding="utf-8")
+        train.write_text("\n".join(lines[:rows + 1]) + "\n", encoding="utf-8")
     spec = parse_spec({"data": {"train": str(train), "validation": str(SST2 / "dev.tsv"), "text_column": "sentence",
                                 "max_length": 64},
                        "model": {"name": str(model_dir)},
                        "train": {"epochs": args.ft_epochs, "batch_size": 32, "lr": 5e-4, "eval_batch_size": 128},
-                       "output": {"dir": str(work / name)}})
+                       "output": {"dir": str(work / f"{name}-{rows}")}})
     return run(spec, progress=False).metrics["accuracy"]
 
 
@@ -184,14 +185,16 @@ def bench_encoder(work: Path, args) -> dict:
     torch.manual_seed(0)
     BertForMaskedLM(AutoConfig.from_pretrained(pre_dir)).save_pretrained(rand_dir)
     AutoTokenizer.from_pretrained(pre_dir).save_pretrained(rand_dir)
-    acc_pre = finetune(pre_dir, work, "ft-pretrained", args)
-    print(f"[b] fine-tuned from MLM pretraining: accuracy {acc_pre:.4f}", flush=True)
-    acc_rand = finetune(rand_dir, work, "ft-random", args)
-    print(f"[b] fine-tuned from random init:     accuracy {acc_rand:.4f}", flush=True)
+    subsets = []
+    for rows in args.sst2_rows:
+        acc_pre = finetune(pre_dir, work, "ft-pretrained", rows, args)
+        print(f"[b] {rows} SST-2 rows, fine-tuned from MLM pretraining: accuracy {acc_pre:.4f}", flush=True)
+        acc_rand = finetune(rand_dir, work, "ft-random", rows, args)
+        print(f"[b] {rows} SST-2 rows, fine-tuned from random init:     accuracy {acc_rand:.4f}", flush=True)
+        subsets.append({"sst2_rows": rows, "accuracy_pretrained": acc_pre, "accuracy_random_init": acc_rand})
     return {"preset": args.encoder_preset, "params": m["total_params"], "mlm_steps": args.encoder_steps,
             "mlm_train_s": m["training"]["train time (s)"], "mlm_val_perplexity": m["perplexity"],
-            "sst2_rows": args.sst2_rows, "ft_epochs": args.ft_epochs,
-            "accuracy_pretrained": acc_pre, "accuracy_random_init": acc_rand}
+            "ft_epochs": args.ft_epochs, "subsets": subsets}
 
 
 def main() -> None:
@@ -202,7 +205,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="plain/lmkernel throughput rounds")
     ap.add_argument("--encoder-preset", default="tiny")
     ap.add_argument("--encoder-min", type=float, default=4.0, help="MLM pretraining budget (minutes)")
-    ap.add_argument("--sst2-rows", type=int, default=5000)
+    ap.add_argument("--encoder-steps", type=int, default=None,
+                    help="MLM steps (default: --encoder-min minutes at the decoder probe's rate, 1 step/s without (a))")
+    ap.add_argument("--sst2-rows", type=lambda v: [int(x) for x in v.split(",")], default=[5000],
+                    help="comma-separated SST-2 subset sizes to fine-tune on, e.g. 1000,5000")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pretrain.json")
     ap.add_argument("--ft-epochs", type=int, default=2)
     ap.add_argument("--only", default="a,b")
     args = ap.parse_args()
@@ -216,10 +223,10 @@ def main() -> None:
             out["decoder"] = bench_decoder(work, args)
         if "b" in args.only:
             rate = out["decoder"]["steps_per_s_probe"] if "decoder" in out else 1.0
-            args.encoder_steps = max(20, int(args.encoder_min * 60 * rate))
+            args.encoder_steps = args.encoder_steps or max(20, int(args.encoder_min * 60 * rate))
             out["encoder"] = bench_encoder(work, args)
     print(json.dumps(out, indent=2))
-    dest = REPO / "bench" / "results" / "pretrain.json"
+    dest = args.out
     dest.parent.mkdir(exist_ok=True)
     dest.write_text(json.dumps(out, indent=2) + "\n")
     if "decoder" in out:
@@ -229,8 +236,9 @@ def main() -> None:
               f"plain {d['plain_tokens_per_s']:.0f} -> ratio {d['ratio']:.3f}")
     if "encoder" in out:
         e = out["encoder"]
-        print(f"(b) SST-2 dev accuracy: MLM-pretrained {e['accuracy_pretrained']:.4f} vs random init "
-              f"{e['accuracy_random_init']:.4f}")
+        for sub in e["subsets"]:
+            print(f"(b) {sub['sst2_rows']} SST-2 rows, dev accuracy: MLM-pretrained {sub['accuracy_pretrained']:.4f} "
+                  f"vs random init {sub['accuracy_random_init']:.4f}")
 
 
 if __name__ == "__main__":

@@ -84,13 +84,13 @@ def test_continued_pretraining_reuses_the_backbone_tokenizer(corpus, tmp_path, m
     assert saved.get_vocab() == AutoTokenizer.from_pretrained(tiny_bert, local_files_only=True).get_vocab()
 
 
-def _lmk(*args: str, cwd: Path, fault: str | None = None):
+def _lmk(*args: str, cwd: Path, fault: str | None = None, launcher: list[str] | None = None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     env.pop("LMKERNEL_FAULT", None)
     if fault:
         env["LMKERNEL_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "lmkernel.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run([*(launcher or [sys.executable, "-m"]), "lmkernel.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(corpus, tmp_path):
@@ -106,6 +106,26 @@ def test_kill_9_mid_epoch_then_resume_matches_uninterrupted_run(corpus, tmp_path
     ref, got = _metrics(tmp_path / "ref"), _metrics(tmp_path / "crash")
     assert got["loss"] == pytest.approx(ref["loss"], abs=1e-6)
     assert got["training"]["optimizer steps"] == ref["training"]["optimizer steps"] == 12
+
+
+def test_two_processes_stream_disjoint_shards_of_the_corpus(corpus, tmp_path):
+    """torchrun, 2 CPU processes (gloo): each rank streams its own shard of the blocks; one artifact."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                "-m"]
+    spec = write_spec(tmp_path / "clm.yaml", "clm")
+    done = _lmk("pretrain", str(spec), "-q", "--set", "train.threads=1", "--set", "output.dir=ddp", cwd=tmp_path,
+                launcher=launcher)
+    assert done.returncode == 0, done.stderr[-3000:]
+    m = _metrics(tmp_path / "ddp")
+    assert m["training"]["processes"] == 2 and m["training"]["optimizer steps"] == 12
+    assert m["loss"] < math.log(300)  # learned: below a uniform guess over the vocabulary
+    assert (tmp_path / "ddp" / "model" / "lmkernel.json").exists() and not (tmp_path / "ddp" / "checkpoints").exists()
+    assert done.stdout.count("parameters") == 1  # one process reports; the other trains quietly
 
 
 @pytest.mark.parametrize("sets,message", [
