@@ -122,6 +122,21 @@ def test_requests_admitted_together_share_one_prefill_and_match_their_solo_runs(
     assert engine.trace[0][1] == (reqs[0].id, reqs[1].id, reqs[3].id)  # the 1-token request never decoded
 
 
+def test_prefill_batches_are_bounded_in_padded_tokens(lm, monkeypatch):
+    from lmkernel.serve.generation import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "PREFILL_TOKENS", 12)
+    params = SamplingParams(max_new_tokens=3, ignore_eos=True, **GREEDY)
+    jobs = [(prompt(lm, t), params) for t in ("a b", "c d", "zwei Menschen gehen auf der Straße und ein Hund", "e f")]
+    solo = [alone(lm, *job) for job in jobs]
+    engine = make_engine(lm)
+    reqs = [engine.submit(*job, lambda _: None) for job in jobs]
+    groups = engine_module._prefill_groups(reqs)
+    assert [len(g) for g in groups] == [2, 1, 1]  # the long prompt goes alone; padding never exceeds 12
+    drain(engine)
+    assert [r.tokens for r in reqs] == solo
+
+
 def test_slots_limit_the_batch_and_the_queue_refuses_beyond(lm):
     from lmkernel.serve.batcher import QueueFull
 

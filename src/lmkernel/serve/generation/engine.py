@@ -187,8 +187,8 @@ class Engine:
                         self._finish(r, "cancelled")
                     else:
                         admit.append(r)
-            if admit:
-                self._guarded(admit, self._admit, admit)
+            for group in _prefill_groups(admit):
+                self._guarded(group, self._admit, group)
             if self._rows:
                 self._guarded(list(self._rows), self._step)
 
@@ -321,6 +321,22 @@ class Engine:
             self._cache = self._mask = None
             return
         self._mask = _take(self._cache, self._mask, keep)
+
+
+PREFILL_TOKENS = 4096  # padded prompt tokens per prefill forward: bounds its activation and attention memory
+
+
+def _prefill_groups(reqs: list[GenRequest]) -> list[list[GenRequest]]:
+    """Requests admitted together, cut into prefill batches of at most PREFILL_TOKENS padded tokens
+    (a longer prompt goes alone)."""
+    groups: list[list[GenRequest]] = []
+    for r in reqs:
+        group = groups[-1] if groups else None
+        if group and (len(group) + 1) * max(len(r.prompt), *(len(g.prompt) for g in group)) <= PREFILL_TOKENS:
+            group.append(r)
+        else:
+            groups.append([r])
+    return groups
 
 
 def _take(cache: Any, mask: Any, rows: list[int]) -> Any:
