@@ -225,10 +225,10 @@ def main() -> None:
             rate = out["decoder"]["steps_per_s_probe"] if "decoder" in out else 1.0
             args.encoder_steps = args.encoder_steps or max(20, int(args.encoder_min * 60 * rate))
             out["encoder"] = bench_encoder(work, args)
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2, default=str))
     dest = args.out
     dest.parent.mkdir(exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2) + "\n")
+    dest.write_text(json.dumps(out, indent=2, default=str) + "\n")
     if "decoder" in out:
         d = out["decoder"]
         print(f"\n(a) decoder {d['preset']} ({d['params']:,} params), {d['steps']} steps: val perplexity "
