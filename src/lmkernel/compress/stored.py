@@ -73,10 +73,10 @@ def load_rest(model: nn.Module, fp32: dict[str, Any], quantized: dict[str, tuple
         ValueError: missing or unexpected tensors (``damaged_artifact`` turns it into an LmkError).
     """
     missing, unexpected = model.load_state_dict(fp32, strict=False)
-    tied = {id(p) for k, p in model.named_parameters() if k in fp32}  # tied lm_head = the stored embedding
     params = dict(model.named_parameters(remove_duplicate=False))
+    loaded = {id(params[k]) for k in fp32 if k in params}  # a tied lm_head is the stored embedding
     missing = [k for k in missing
                if not (k.rpartition(".")[0] in quantized and k.endswith(".weight"))
-               and not (k in params and id(params[k]) in tied)]
+               and not (k in params and id(params[k]) in loaded)]
     if missing or unexpected:
         raise ValueError(f"weights do not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
