@@ -4,7 +4,8 @@
         [--max-requests 200000] [--serve-arg=--precision=bf16] [--only lmkernel,baseline] [--json out.json]
     .venv/bin/python bench/serve_load.py --task generate --run CHAT_RUN --clients 8 --max-tokens 64
 
-Both servers serve the same artifact on 127.0.0.1 (nothing else is ever contacted), one after the
+Both servers serve the same artifact on 127.0.0.1 (or, with --baseline-run, the baseline serves the
+fp32 original of an ONNX/int8 artifact that lmkernel serves) (nothing else is ever contacted), one after the
 other so they never share the two cores:
   lmkernel   `lmkernel serve RUN` (dynamic batching, length grouping), extra flags via --serve-arg
   baseline   a FastAPI app whose handler calls `pipeline("text-classification")` once per request
@@ -313,6 +314,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=30.0, help=f"measured seconds per server (<= {MAX_SECONDS})")
     ap.add_argument("--max-requests", type=int, default=200_000, help="requests per server at most")
+    ap.add_argument("--baseline-run", type=Path, help="artifact the baseline serves (default: --run); e.g. the "
+                    "fp32 original when --run is its ONNX/int8 copy, which a transformers pipeline cannot run")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra `lmkernel serve` flag (repeatable)")
     ap.add_argument("--only", default="lmkernel,baseline", help="comma-separated: lmkernel, baseline")
     ap.add_argument("--data", type=Path, default=SST2_DEV, help="TSV with a sentence column")
@@ -330,11 +333,12 @@ def main() -> None:
         raise SystemExit("--task generate needs --run: a chat artifact")
     with tempfile.TemporaryDirectory() as tmp:
         run = (args.run or build_run(Path(tmp))).resolve()
+        baseline_run = (args.baseline_run or run).resolve()
         commands = {
             "lmkernel": lambda p: [sys.executable, "-m", "lmkernel.cli", "serve", str(run), "--host", HOST,
                                    "--port", str(p), *args.serve_arg],
-            "baseline": lambda p: [sys.executable, __file__, "--baseline-server", "--run", str(run), "--port", str(p),
-                                   "--task", args.task],
+            "baseline": lambda p: [sys.executable, __file__, "--baseline-server", "--run", str(baseline_run),
+                                   "--port", str(p), "--task", args.task],
         }
         rows, outcomes = [], {}
         for name in [n.strip() for n in args.only.split(",") if n.strip()]:
@@ -351,7 +355,8 @@ def main() -> None:
 def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argparse.Namespace) -> None:
     what = (f"{args.max_tokens}-token greedy chat completions" if args.task == "generate"
             else "one SST-2 dev sentence per request")
-    print(f"\n{args.clients} clients x {args.seconds:g} s, {what}, model {run.name}")
+    served = f"model {run.name}" + (f", baseline on {args.baseline_run.name}" if args.baseline_run else "")
+    print(f"\n{args.clients} clients x {args.seconds:g} s, {what}, {served}")
     print(f"{'server':10} {'ok':>7} {'req/s':>8} {'tok/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  errors")
     for r in rows:
         print(f"{r['server']:10} {r['ok']:7d} {r['throughput']:8.2f} {r['tokens_per_s']:8.1f} {r['p50_ms']:8.1f} "

@@ -151,7 +151,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     model = task.build_model(model_path, labels)
     t = spec.tuning
     model = apply_tuning(model, t.method, r=t.lora.r, alpha=t.lora.alpha, dropout=t.lora.dropout,
-                         target_modules=t.lora.target_modules, train_top_layers=t.freeze.train_top_layers)
+                         target_modules=t.lora.target_modules, train_top_layers=t.freeze.train_top_layers,
+                         train_embeddings=t.train_embeddings)
     params = count_parameters(model)
     features = {name: task.encode(ds.examples, tokenizer, labels, spec.data.max_length) for name, ds in splits.items()}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -163,7 +164,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
 
     start = time.perf_counter()
     result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
-                   run_dir, accelerator, pad_id, resume=resume, progress=progress)
+                   run_dir, accelerator, pad_id, resume=resume, progress=progress,
+                   lora_b_lr_ratio=t.lora.b_lr_ratio if t.method == "lora" else 1.0)
     metrics: dict[str, dict[str, Any]] = {}
     for name in ("validation", "test") if final_eval else ("validation",):
         if features.get(name):

@@ -24,6 +24,10 @@ from .errors import LmkError, SpecErrors
 # learn faster than that allows in a few epochs (SST-2, 20k rows, 2 epochs: 0.8888 dev accuracy at
 # 1e-4 against 0.8784 at 5e-5).
 DEFAULT_LR = {"full": 1e-4, "lora": 1e-3, "freeze": 1e-3}
+# LoRA+ (B matrices learn faster than A) per task; 1 elsewhere until measured there. Classification,
+# SST-2 10k rows x 1 epoch, lr 1e-3: ratio 4 gave 0.8727 dev accuracy against 0.8532 for plain LoRA
+# (ratio 16 at lr 4e-4: 0.8589).
+LORA_B_LR_RATIO = {"classification": 4.0}
 
 
 def _one_of(value: str, names: list[str], what: str) -> str:
@@ -150,7 +154,12 @@ class LoraSpec(_Section):
         "costs more CPU time than the adapters themselves).",
     )
     target_modules: list[str] | None = Field(
-        None, description="Module names to adapt; default: all attention and MLP linears of the architecture."
+        None, description="Module names to adapt; default: all attention and MLP linears of the architecture "
+        "(and the pooler of BERT-style encoders, which feeds their classification head)."
+    )
+    b_lr_ratio: float | None = Field(
+        None, gt=0, description="LoRA+: the B matrices learn this many times faster than train.lr "
+        "(1 = plain LoRA; default 4 for classification, 1 for other tasks).",
     )
 
 
@@ -164,6 +173,11 @@ class TuningSpec(_Section):
     lora: LoraSpec = Field(default_factory=LoraSpec)
     freeze: FreezeSpec = Field(default_factory=FreezeSpec)
     merge: bool = Field(False, description="LoRA: also save merged full weights loadable by plain transformers.")
+    train_embeddings: bool = Field(
+        True, description="full: also train the input word-embedding matrix. false freezes it: in a small "
+        "encoder it is half the parameters, and its optimizer and gradient passes cost ~8 % of each CPU step "
+        "(only for a pretrained model: a randomly initialised one needs its embeddings to learn).",
+    )
 
     @field_validator("method")
     @classmethod
@@ -243,6 +257,8 @@ class Spec(_Section):
                              f"(use one of {', '.join(info.metrics)})")
         if self.train.lr is None:
             self.train.lr = DEFAULT_LR.get(self.tuning.method, DEFAULT_LR["full"])
+        if self.tuning.lora.b_lr_ratio is None:
+            self.tuning.lora.b_lr_ratio = LORA_B_LR_RATIO.get(self.task.type, 1.0)
         self._check_model_source()
         if self.data.validation is not None and self.data.split.validation is not None:
             raise ValueError("give data.validation or data.split.validation, not both")

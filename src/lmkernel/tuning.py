@@ -19,9 +19,12 @@ from .errors import LmkError
 _METHODS: dict[str, Callable[..., nn.Module]] = {}
 
 # Attention and MLP linears per architecture: adapting all of them gets LoRA within a point of
-# full fine-tuning on small encoders at ~1.5% trainable parameters.
+# full fine-tuning on small encoders at ~1.5% trainable parameters. BERT's classification head
+# reads the pooler (a dense layer over [CLS] that is part of the backbone, so not saved as head):
+# it is adapted too where the model has one.
 LORA_TARGETS: dict[str, list[str]] = {
-    "bert": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+    "bert": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense",
+             "pooler.dense"],
     "roberta": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
     "xlm-roberta": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
     "electra": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
@@ -57,9 +60,13 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-def _full(model: nn.Module, **_: Any) -> nn.Module:
+def _full(model: nn.Module, train_embeddings: bool = True, **_: Any) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(True)
+    embeddings = model.get_input_embeddings()
+    lm_head = model.get_output_embeddings() is not None  # language models (often tied to it) keep it training
+    if not train_embeddings and embeddings is not None and not lm_head:
+        embeddings.weight.requires_grad_(False)
     return model
 
 
@@ -81,8 +88,10 @@ def _lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.0,
     from peft import LoraConfig, get_peft_model
 
     model_type = getattr(getattr(model, "config", None), "model_type", "")
-    targets = target_modules or LORA_TARGETS.get(model_type, "all-linear")
     names = {n for n, _ in model.named_modules()}
+    targets = target_modules or LORA_TARGETS.get(model_type, "all-linear")
+    if target_modules is None and isinstance(targets, list):  # defaults: those this model has (no pooler in NER)
+        targets = [t for t in targets if any(n == t or n.endswith("." + t) for n in names)]
     if isinstance(targets, list):
         unknown = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
         if unknown:

@@ -19,6 +19,20 @@ def test_full_trains_everything(model):
     assert t == n
 
 
+def test_full_can_freeze_input_embeddings_under_a_task_head(model):
+    m = apply_tuning(model, "full", train_embeddings=False)
+    frozen = [n for n, p in m.named_parameters() if not p.requires_grad]
+    assert frozen == ["bert.embeddings.word_embeddings.weight"]
+
+
+def test_full_never_freezes_embeddings_tied_to_an_lm_head(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    m = apply_tuning(AutoModelForCausalLM.from_pretrained(tiny_llama), "full", train_embeddings=False)
+    t, n = count_parameters(m)
+    assert t == n
+
+
 def test_lora_adapts_all_linears_and_trains_head(model):
     m = apply_tuning(model, "lora", r=4, alpha=8, dropout=0.0)
     names = trainable_names(m)
@@ -26,6 +40,13 @@ def test_lora_adapts_all_linears_and_trains_head(model):
     assert any("lora_A" in n and "intermediate" in n for n in names)
     assert any("classifier" in n for n in names)
     assert not any("word_embeddings" in n for n in names)
+    assert any("lora_A" in n and "pooler.dense" in n for n in names)  # BERT's head reads the pooler
+
+
+def test_lora_defaults_skip_modules_the_model_lacks(tiny_bert):
+    m = apply_tuning(get_task("ner").build_model(tiny_bert, ["O", "B-PER", "I-PER"]), "lora", r=4)
+    names = trainable_names(m)  # token classification has no pooler: the default list must not fail
+    assert any("lora_A" in n and "query" in n for n in names) and not any("pooler" in n for n in names)
 
 
 def test_lora_unknown_target_module(model):
@@ -43,3 +64,16 @@ def test_freeze_head_only_and_top_layers(model):
 def test_freeze_more_layers_than_model_has(model):
     with pytest.raises(LmkError, match="has 2 layers"):
         apply_tuning(model, "freeze", train_top_layers=5)
+
+
+def test_lora_plus_gives_b_matrices_their_own_learning_rate(model):
+    from lmkernel.training.loop import _optimizer
+
+    m = apply_tuning(model, "lora", r=4)
+    b_ids = {id(p) for n, p in m.named_parameters() if ".lora_B." in n}
+    groups = _optimizer(m, 1e-3, 0.01, lora_b_lr_ratio=4.0).param_groups
+    fast = [g for g in groups if g["lr"] == pytest.approx(4e-3)]
+    assert len(fast) == 1 and {id(p) for p in fast[0]["params"]} == b_ids
+    assert all(g["lr"] == pytest.approx(1e-3) for g in groups if g is not fast[0])
+    plain = _optimizer(m, 1e-3, 0.01).param_groups  # ratio 1: no separate group
+    assert all(g["lr"] == pytest.approx(1e-3) for g in plain)

@@ -26,6 +26,7 @@ from ..data.batching import eval_batches, train_batches
 from ..fsutil import atomic_write
 from ..spec import TrainSpec
 from .checkpoint import checkpoint_root, fault_point, latest_checkpoint, load_checkpoint, save_checkpoint
+from .dropout import use_cheap_dropout
 
 
 @runtime_checkable
@@ -56,12 +57,19 @@ class TrainResult:
         return self.train_samples / self.train_seconds if self.train_seconds else 0.0
 
 
-def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float, lora_b_lr_ratio: float = 1.0
+               ) -> torch.optim.Optimizer:
+    """AdamW without decay on biases and norms; LoRA's B matrices may learn faster (LoRA+)."""
+    decay, no_decay, lora_b = [], [], []
     for name, p in model.named_parameters():
-        if p.requires_grad:
+        if not p.requires_grad:
+            continue
+        if ".lora_B." in name and lora_b_lr_ratio != 1.0:
+            lora_b.append(p)
+        else:
             (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0},
+              {"params": lora_b, "weight_decay": weight_decay, "lr": lr * lora_b_lr_ratio}]
     params = [g for g in groups if g["params"]]
     try:  # the fused kernel is ~5x faster than the for-each one on CPU (15% of a MiniLM step)
         return torch.optim.AdamW(params, lr=lr, fused=True)
@@ -165,7 +173,7 @@ class _Loop:
     STATE_KEYS = ("history", "best_metric", "best_step", "global_step", "train_seconds", "train_samples")
 
     def __init__(self, model, task, train_features, val_features, labels, opts: TrainSpec, seed: int,
-                 run_dir: Path, accelerator, pad_id: int, progress: bool):
+                 run_dir: Path, accelerator, pad_id: int, progress: bool, lora_b_lr_ratio: float = 1.0):
         from transformers import get_linear_schedule_with_warmup
 
         self.task, self.train_features, self.val_features, self.labels = task, train_features, val_features, labels
@@ -181,7 +189,9 @@ class _Loop:
         self.eval_every = opts.eval_every or self.steps_per_epoch
         self.ckpt_every = opts.checkpoint_every or self.eval_every
         model.train()
-        optimizer = _optimizer(model, opts.lr, opts.weight_decay)
+        if accelerator.device.type == "cpu":
+            use_cheap_dropout(model)
+        optimizer = _optimizer(model, opts.lr, opts.weight_decay, lora_b_lr_ratio)
         self.scheduler = get_linear_schedule_with_warmup(
             optimizer, int(opts.warmup_ratio * self.total_steps), self.total_steps)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
@@ -314,10 +324,10 @@ class _Loop:
 
 def train(model, task, train_features: list[dict] | BatchSource, val_features: list[dict] | None, labels: list[str],
           opts: TrainSpec, seed: int, run_dir: Path, accelerator, pad_id: int, resume: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, lora_b_lr_ratio: float = 1.0) -> TrainResult:
     """Train ``model`` in place and leave the best validation weights loaded in it."""
     loop = _Loop(model, task, train_features, val_features, labels, opts, seed, run_dir, accelerator, pad_id,
-                 progress)
+                 progress, lora_b_lr_ratio)
     if resume:
         loop.resume()
     return loop.run()
