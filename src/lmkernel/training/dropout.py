@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models.layout import retype_modules
+
 _WORD = 4  # 16-bit slices per 64-bit random word
 
 
@@ -43,9 +45,4 @@ def use_cheap_dropout(model: nn.Module) -> int:
     Returns how many were switched. Dropout inside fused attention kernels
     (``scaled_dot_product_attention(dropout_p=...)``) is not a module and keeps its own mask.
     """
-    switched = 0
-    for module in model.modules():
-        if type(module) is nn.Dropout:
-            module.__class__ = CheapMaskDropout
-            switched += 1
-    return switched
+    return retype_modules(model, nn.Dropout, CheapMaskDropout)
