@@ -1,6 +1,6 @@
 """SST-2 fine-tuning: lmkernel (full, LoRA) against Hugging Face Trainer, in one run.
 
-    .venv/bin/python bench/classification.py [--train-rows 20000] [--epochs 2] [--only lmk-full,trainer]
+    .venv/bin/python bench/classification.py [--train-rows 20000] [--epochs 2] [--only lmk-full,trainer] [--seed 42]
 
 Fine-tunes the bundled MiniLM on the first N SST-2 training rows and evaluates on the full dev
 set, four ways with the same data, epochs and batch size:
@@ -42,11 +42,12 @@ def read_tsv(path: Path, limit: int | None = None) -> list[tuple[str, int]]:
     return rows
 
 
-def run_lmkernel(method: str, train_file: Path, epochs: int, batch_size: int, workdir: Path) -> dict:
+def run_lmkernel(method: str, train_file: Path, epochs: int, batch_size: int, workdir: Path, seed: int = 42) -> dict:
     import lmkernel
     from lmkernel.spec import parse_spec
 
     spec = parse_spec({
+        "seed": seed,
         "data": {"train": str(train_file), "validation": str(SST2 / "dev.tsv"),
                  "text_column": "sentence", "label_column": "label"},
         "model": {"name": "minilm"}, "tuning": {"method": method},
@@ -60,7 +61,8 @@ def run_lmkernel(method: str, train_file: Path, epochs: int, batch_size: int, wo
             "precision": m["training"]["precision"]}
 
 
-def run_trainer(best: bool, train_rows, dev_rows, epochs: int, batch_size: int, workdir: Path) -> dict:
+def run_trainer(best: bool, train_rows, dev_rows, epochs: int, batch_size: int, workdir: Path, seed: int = 42
+                ) -> dict:
     import numpy as np
     import torch
     from transformers import (
@@ -90,13 +92,13 @@ def run_trainer(best: bool, train_rows, dev_rows, epochs: int, batch_size: int, 
         def __getitem__(self, i):
             return self.items[i]
 
-    set_seed(42)
+    set_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
     bf16 = best and cpu_has_fast_bf16()
     extra = {"train_sampling_strategy": "group_by_length", "bf16": bf16} if best else {}
     args = TrainingArguments(output_dir=str(workdir / f"trainer-{best}"), per_device_train_batch_size=batch_size,
                              per_device_eval_batch_size=64, num_train_epochs=epochs, use_cpu=True, save_strategy="no",
-                             report_to="none", seed=42, disable_tqdm=True, logging_strategy="no", **extra)
+                             report_to="none", seed=seed, disable_tqdm=True, logging_strategy="no", **extra)
     trainer = Trainer(model=model, args=args, train_dataset=DS(train_rows),
                       data_collator=DataCollatorWithPadding(tok))
     out = trainer.train()
@@ -113,6 +115,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--only", default="lmk-full,lmk-lora,trainer,trainer-best", help="comma-separated variants")
+    ap.add_argument("--seed", type=int, default=42, help="seed of every variant (model init of the head, "
+                    "data order, dropout): run-to-run spread of dev accuracy comes from here")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "classification.json")
     args = ap.parse_args()
 
@@ -134,16 +138,17 @@ def main() -> None:
         for name in args.only.split(","):
             t0 = time.perf_counter()
             if name.startswith("lmk-"):
-                results[name] = run_lmkernel(name[4:], train_file, args.epochs, args.batch_size, work)
+                results[name] = run_lmkernel(name[4:], train_file, args.epochs, args.batch_size, work, args.seed)
             else:
                 results[name] = run_trainer(name == "trainer-best", train_rows, dev_rows, args.epochs,
-                                         args.batch_size, work)
+                                            args.batch_size, work, args.seed)
             results[name]["wall_s"] = round(time.perf_counter() - t0, 1)
             print(f"{name}: {json.dumps(results[name])}", flush=True)
 
     base = results.get("trainer", {}).get("samples_per_s")
     best = results.get("trainer-best", {}).get("samples_per_s")
-    print(f"\nSST-2 first {args.train_rows} rows, {args.epochs} epochs, batch {args.batch_size}; dev = 872 sentences")
+    print(f"\nSST-2 first {args.train_rows} rows, {args.epochs} epochs, batch {args.batch_size}, seed {args.seed}; "
+          "dev = 872 sentences")
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}, fast bf16: {cpu_has_fast_bf16()}\n")
     print("| variant | dev accuracy | train samples/s | vs Trainer default | vs Trainer best | trainable | precision |")

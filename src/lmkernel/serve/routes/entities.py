@@ -7,13 +7,10 @@ The same path as /v1/classify: decode -> check sizes and tokens (413) -> the dyn
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from ..deps import ReadyService
-from ..http_errors import ApiError
-from ..limits import parse_body, read_body
 from ..schemas import EntitiesRequest, EntitiesResponse, Usage, error_responses, json_body
-from .classify import INLINE_TOKENIZE_CHARS
+from .texts import texts_body, tokenize
 
 router = APIRouter(prefix="/v1", tags=["ner"])
 
@@ -22,21 +19,14 @@ router = APIRouter(prefix="/v1", tags=["ner"])
              responses=error_responses(401, 413, 422, 429, 503, 504),
              summary="Find named entities", description="Entity type, text, character span and score per entity.")
 async def entities(request: Request, service: ReadyService) -> EntitiesResponse:
-    settings = service.settings
-    body = parse_body(await read_body(request, settings.max_body_bytes), EntitiesRequest)
-    if len(body.texts) > settings.max_texts:
-        raise ApiError(413, f"{len(body.texts)} texts in one request; the limit is {settings.max_texts} "
-                       "(--max-texts): split the request", param="texts")
+    body = await texts_body(request, service.settings, EntitiesRequest)
     predictor = service.predictor
 
     def encode() -> tuple[list[str], int]:
         texts = predictor.encode(body.texts, body.truncate)
         return texts, predictor.tokens(texts)
 
-    if sum(map(len, body.texts)) <= INLINE_TOKENIZE_CHARS:
-        texts, tokens = encode()
-    else:
-        texts, tokens = await run_in_threadpool(encode)
+    texts, tokens = await tokenize(sum(map(len, body.texts)), encode)
     service.metrics.input_tokens.inc(tokens)
     results = await service.infer(texts)
     return EntitiesResponse(model=predictor.name, results=results, usage=Usage(input_tokens=tokens))

@@ -20,7 +20,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from ..deps import ReadyService, Service
 from ..generation.engine import Delta, Done, Event, Failed, GenRequest
@@ -41,10 +40,10 @@ from ..generation.schemas import (
 from ..http_errors import ApiError
 from ..limits import parse_body, read_body
 from ..schemas import error_responses, json_body
+from .texts import tokenize
 
 router = APIRouter(prefix="/v1", tags=["generation"])
 
-INLINE_TOKENIZE_CHARS = 4096
 ERRORS = error_responses(401, 413, 422, 429, 503, 504)
 SSE = {"content": {"text/event-stream": {"schema": {"type": "string", "description":
        "With stream: true, `data: <JSON chunk>` events, then `data: [DONE]`."}}}}
@@ -78,11 +77,6 @@ class Job:
 def _usage(done: Done) -> GenUsage:
     return GenUsage(prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
                     total_tokens=done.prompt_tokens + done.completion_tokens)
-
-
-async def _encode(fn: Callable[..., list[int]], chars: int, *args: Any) -> list[int]:
-    """Tokenize on the event loop when short, in a thread when long (one big body must not stall others)."""
-    return fn(*args) if chars <= INLINE_TOKENIZE_CHARS else await run_in_threadpool(fn, *args)
 
 
 def _start(service: Service, ids: list[int], body: Sampling, max_tokens: int | None, param: str,
@@ -185,9 +179,9 @@ async def generate(request: Request, service: ReadyService) -> Any:
     body = parse_body(await read_body(request, service.settings.max_body_bytes), GenerateRequest)
     p = service.predictor
     if body.prompt is not None:
-        ids = await _encode(p.encode_prompt, len(body.prompt), body.prompt, body.truncate)
+        ids = await tokenize(len(body.prompt), p.encode_prompt, body.prompt, body.truncate)
     else:
-        ids = await _encode(p.encode_chat, sum(len(m.text()) for m in body.messages), body.messages, body.truncate)
+        ids = await tokenize(sum(len(m.text()) for m in body.messages), p.encode_chat, body.messages, body.truncate)
     job = _start(service, ids, body, body.max_new_tokens, "max_new_tokens", started)
     if body.stream:
         def chunks(ev: Delta | Done) -> list[dict[str, Any]]:
@@ -216,8 +210,8 @@ def _include_usage(body: Sampling) -> bool:
 async def chat_completions(request: Request, service: ReadyService) -> Any:
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), ChatCompletionRequest)
-    ids = await _encode(service.predictor.encode_chat, sum(len(m.text()) for m in body.messages),
-                        body.messages, body.truncate)
+    ids = await tokenize(sum(len(m.text()) for m in body.messages), service.predictor.encode_chat,
+                         body.messages, body.truncate)
     wanted, param = ((body.max_completion_tokens, "max_completion_tokens") if body.max_completion_tokens
                      else (body.max_tokens, "max_tokens"))
     job = _start(service, ids, body, wanted, param, started)
@@ -257,7 +251,7 @@ async def chat_completions(request: Request, service: ReadyService) -> Any:
 async def completions(request: Request, service: ReadyService) -> Any:
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), CompletionRequest)
-    ids = await _encode(service.predictor.encode_prompt, len(body.prompt), body.prompt, body.truncate)
+    ids = await tokenize(len(body.prompt), service.predictor.encode_prompt, body.prompt, body.truncate)
     job = _start(service, ids, body, body.max_tokens, "max_tokens", started)
     meta = _openai_meta(service, "cmpl")
     if body.stream:
