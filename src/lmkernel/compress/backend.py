@@ -27,7 +27,7 @@ RUNTIME_VARIANTS = ("int8", "onnx")  # methods that re-encode the same weights f
 MAX_METRIC_DROP = 0.01  # a faster backend may cost at most one accuracy point (the int8 target)
 
 
-def _fingerprint(model_dir: Path) -> list[Any]:
+def fingerprint(model_dir: Path) -> list[Any]:
     """Size and mtime of every file in the original's model folder: changes when it is retrained."""
     return sorted([p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in Path(model_dir).iterdir() if p.is_file())
 
@@ -60,7 +60,7 @@ def record(models: list[Any], rows: list[Any], metric: str = "accuracy") -> list
         fastest = max(ok, key=lambda c: c["throughput"])
         path = run_dir_of(model.path) / BACKENDS_FILE
         atomic_write_json(path, {"fastest": fastest["path"], "metric": metric, "max_metric_drop": MAX_METRIC_DROP,
-                                 "candidates": candidates, "original": _fingerprint(model.path)})
+                                 "candidates": candidates, "original": fingerprint(model.path)})
         written.append(path)
     return written
 
@@ -77,7 +77,7 @@ def resolve(model_dir: Path) -> Path:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         fastest = Path(info["fastest"])
-        current = info.get("original") == json.loads(json.dumps(_fingerprint(model_dir)))
+        current = info.get("original") == json.loads(json.dumps(fingerprint(model_dir)))
     except (OSError, ValueError, KeyError, TypeError):
         return model_dir  # a damaged record never stops a model from loading
     for candidate in (fastest / "model", fastest):

@@ -27,20 +27,26 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     from .app import create_app
     from .predictor import resolve_precision
     from .routes import load_predictor, serving_for
+    from .runtime import check_runtime, runtime_model_dir
 
     model_dir = find_model_dir(path)
     card = read_card(model_dir)
     task = card["task"]
     serving = serving_for(task, where=str(model_dir))
     resolve_precision(settings.precision, card["weights"])  # refuse bf16 on int8/ONNX before starting
+    check_runtime(settings.runtime, model_dir, card, settings.precision)
 
     threads = settings.threads or inference_threads()
     policy = openmp_wait_policy(generation=getattr(serving.predictor, "kind", "") == "generate")
     if policy is not None:  # read once, when torch loads OpenMP, which has not happened yet in `lmkernel serve`
         os.environ.setdefault("OMP_WAIT_POLICY", policy)
 
-    def load():
-        return load_predictor(model_dir, max_input_tokens=settings.max_input_tokens,
+    def load():  # in the background: /healthz answers while an ONNX copy is built, /readyz once it is loaded
+        import torch
+
+        torch.set_num_threads(threads)  # ONNX Runtime sessions take torch's thread count
+        served = runtime_model_dir(model_dir, settings.runtime)
+        return load_predictor(served, max_input_tokens=settings.max_input_tokens,
                               precision=settings.precision, threads=threads)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")

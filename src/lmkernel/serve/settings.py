@@ -32,6 +32,7 @@ class ServeSettings:
     timeout_s: float = 30.0  # deadline of a request, queueing included; past it: 504
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the CPU/GPU has fast bf16 matmuls)
     threads: int | None = None  # torch intra-op threads for inference; None: inference_threads() (all cores)
+    runtime: str = "torch"  # torch | onnx | onnx-int8 (serve/runtime.py: an ONNX Runtime copy of the weights)
     api_keys: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -51,6 +52,9 @@ class ServeSettings:
         if self.precision not in ("fp32", "bf16", "auto"):
             raise LmkError(f"--precision {self.precision!r} is not known", where="--precision",
                            fix="use fp32, bf16 or auto")
+        if self.runtime not in ("torch", "onnx", "onnx-int8"):  # serve/runtime.py: RUNTIMES
+            raise LmkError(f"--runtime {self.runtime!r} is not known", where="--runtime",
+                           fix="use torch, onnx or onnx-int8")
         if self.rate_limit is not None:
             parse_rate(self.rate_limit)
 
