@@ -80,7 +80,7 @@ def bench_layers(rounds: int) -> None:
     print("\nlayers: one pass over 210 layer matrices / the output layer (ms, median of rounds)")
     print(f"{'rows':>5} {'plain layers':>13} {'few-row':>9} {'ratio':>6}   "
           f"{'plain head':>11} {'few-row':>9} {'ratio':>6}")
-    for rows in (1, 2, 4, 8, 16, 64, 256):
+    for rows in (1, 2, 4, 8, 16, 32, 64, 256):
         med = time_rows(rows, weights, head, rounds)
         print(f"{rows:>5} {med['plain']:>13.1f} {med['few']:>9.1f} {med['plain'] / med['few']:>5.2f}x"
               f"   {med['plain_head']:>11.2f} {med['few_head']:>9.2f} {med['plain_head'] / med['few_head']:>5.2f}x")

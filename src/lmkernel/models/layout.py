@@ -1,14 +1,15 @@
 """A faster GEMM call for the few-row products of token-by-token generation on CPU.
 
 Decoding multiplies every weight matrix by a handful of rows (one per sequence in the batch).
-``F.linear(x, W)`` computes ``x @ W.T``; for 2-64 rows PyTorch's CPU GEMM runs that shape far
-below what the same product runs at as ``(W @ x.T).T``. Measured on SmolLM2-135M's 210 layer
-matrices streamed from memory (2 threads, AVX2): 8 rows 67.6 → 49.0 ms per pass, 4 rows 78.5 →
-34.5 ms; a batch-8 decode step of the whole model 89 → 72 ms. One row runs as GEMV, slower than a
-2-column GEMM of the row twice (memory-bound, so the doubled FLOPs cost nothing): the 49152 x 576
-output layer 11.7 → 8.2 ms, the layers 36.6 → 35.5 ms per pass. For hundreds of rows
-(classification batches, training) plain ``linear`` is faster again (960 rows: 125 vs 151 ms), so
-the layer switches by row count. Same weights, same result up to float summation order.
+``F.linear(x, W)`` computes ``x @ W.T``; for a few rows PyTorch's CPU GEMM runs that shape well
+below what the same product runs at as ``(W @ x.T).T``. ``bench/few_rows.py`` measures it on
+SmolLM2-135M's shapes (2 threads, AVX2; two runs, BENCHMARKS.md): a pass over the 210 layer
+matrices at 2-4 rows 1.5-1.9x faster, at 8-16 rows 0.8-1.1x (noisy), at 64 rows 0.90-0.96x (slower:
+hence the switch at 32 rows); the 49152 x 576 output layer 1.3-3.6x faster at 1-8 rows; a batch-8
+decode step of the whole model 1.07-1.27x. One row runs as a 2-column GEMM of the row twice
+(memory-bound, so the doubled FLOPs cost nothing): GEMV is slower. Hundreds of rows (prefill,
+classification batches, training) keep plain ``linear``. Same weights, same result up to float
+summation order.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-FEW_ROWS = 64  # at most this many rows: (W @ x.T).T; more: x @ W.T (measured crossover 40-256)
+FEW_ROWS = 32  # at most this many rows: (W @ x.T).T; more: x @ W.T (bench/few_rows.py: 64 rows is slower)
 
 
 class FewRowLinear(nn.Linear):
