@@ -89,11 +89,15 @@ def _lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.0,
 
     model_type = getattr(getattr(model, "config", None), "model_type", "")
     names = {n for n, _ in model.named_modules()}
+
+    def present(target: str) -> bool:  # peft's rule: the full name or its dotted suffix
+        return any(n == target or n.endswith("." + target) for n in names)
+
     targets = target_modules or LORA_TARGETS.get(model_type, "all-linear")
     if target_modules is None and isinstance(targets, list):  # defaults: those this model has (no pooler in NER)
-        targets = [t for t in targets if any(n == t or n.endswith("." + t) for n in names)]
+        targets = [t for t in targets if present(t)]
     if isinstance(targets, list):
-        unknown = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+        unknown = [t for t in targets if not present(t)]
         if unknown:
             raise LmkError(
                 f"LoRA target module(s) {unknown} not found in this {model_type or 'model'}",
