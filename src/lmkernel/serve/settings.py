@@ -52,9 +52,11 @@ class ServeSettings:
         if self.precision not in ("fp32", "bf16", "auto"):
             raise LmkError(f"--precision {self.precision!r} is not known", where="--precision",
                            fix="use fp32, bf16 or auto")
-        if self.runtime not in ("torch", "onnx", "onnx-int8"):  # serve/runtime.py: RUNTIMES
+        from .runtime import RUNTIMES  # no torch behind it: the settings still load before OpenMP does
+
+        if self.runtime not in RUNTIMES:
             raise LmkError(f"--runtime {self.runtime!r} is not known", where="--runtime",
-                           fix="use torch, onnx or onnx-int8")
+                           fix="use one of: " + ", ".join(RUNTIMES))
         if self.rate_limit is not None:
             parse_rate(self.rate_limit)
 
