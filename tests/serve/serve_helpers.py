@@ -62,6 +62,18 @@ def wait_ready(client: TestClient | httpx.Client, timeout: float = 20.0) -> None
     raise AssertionError(f"not ready after {timeout}s: {client.get('/readyz').text}")
 
 
+def wait_process_ready(client: httpx.Client, proc, timeout: float = 60.0) -> None:
+    """Until a server subprocess accepts connections (or exits), then until it is ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            client.get("/healthz")
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    wait_ready(client, timeout=timeout)
+
+
 @contextlib.contextmanager
 def serving(load, task: str = "classification", **settings: Any) -> Iterator[TestClient]:
     """A TestClient (lifespan running) around an app whose predictor comes from ``load``; waits for ready."""

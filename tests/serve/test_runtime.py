@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import wait_ready
+from serve_helpers import wait_process_ready
 from test_server import free_port, runner, server_env
 
 from lmkernel.artifact import load, read_card
@@ -94,14 +94,7 @@ def test_cli_serves_the_onnx_copy(run):
                             env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            wait_ready(client, timeout=90)
+            wait_process_ready(client, proc, timeout=90)
             reply = client.post("/v1/classify", json={"texts": TEXTS})
         assert reply.status_code == 200
         want = [p["label"] for p in load(run / "model", backend="exact").predict(TEXTS)]

@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import wait_ready
+from serve_helpers import wait_process_ready
 from typer.testing import CliRunner
 
 from lmkernel.cli import app
@@ -61,13 +61,7 @@ def test_sigterm_finishes_in_flight_requests(tiny_run):
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as client:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            wait_ready(client, timeout=60)
+            wait_process_ready(client, proc, timeout=60)
             replies: list[httpx.Response] = []
 
             def post(i: int) -> None:
@@ -105,13 +99,7 @@ def test_cli_serves_a_chat_artifact_and_drains_generations_on_sigterm(chat_run):
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=60) as client:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            wait_ready(client, timeout=60)
+            wait_process_ready(client, proc, timeout=60)
             assert client.get("/v1/models").json()["data"][0]["task"] == "chat"
 
             def post(i: int) -> None:
