@@ -28,7 +28,8 @@ MAX_METRIC_DROP = 0.01  # a faster backend may cost at most one accuracy point (
 
 
 def fingerprint(model_dir: Path) -> list[Any]:
-    """Size and mtime of every file in the original's model folder: changes when it is retrained."""
+    """Size and mtime of every file in the original's model folder: changes when it is retrained.
+    Lists of str and int, so it compares equal to its own JSON read back."""
     return sorted([p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in Path(model_dir).iterdir() if p.is_file())
 
 
@@ -77,7 +78,7 @@ def resolve(model_dir: Path) -> Path:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
         fastest = Path(info["fastest"])
-        current = info.get("original") == json.loads(json.dumps(fingerprint(model_dir)))
+        current = info.get("original") == fingerprint(model_dir)
     except (OSError, ValueError, KeyError, TypeError):
         return model_dir  # a damaged record never stops a model from loading
     for candidate in (fastest / "model", fastest):

@@ -62,7 +62,7 @@ def runtime_model_dir(model_dir: Path, runtime: str) -> Path:
 
     root = run_dir_of(Path(model_dir).resolve()) / CACHE / runtime
     target, stamp = root / "model", root / SOURCE_FILE
-    wanted = json.loads(json.dumps(fingerprint(model_dir)))  # lists, as read back
+    wanted = fingerprint(model_dir)
     try:
         if target.is_dir() and stamp.is_file() and json.loads(stamp.read_text())["fingerprint"] == wanted:
             return target
@@ -75,8 +75,8 @@ def runtime_model_dir(model_dir: Path, runtime: str) -> Path:
         write_artifact(get_method("onnx"), load(model_dir, backend="exact"), target, dict(RUNTIMES[runtime]))
         atomic_write_json(stamp, {"source": str(model_dir), "fingerprint": wanted})
     except OSError as e:
+        flags = "".join(f" --{k} {v}" for k, v in RUNTIMES[runtime].items())
         raise LmkError(f"cannot write the {runtime} copy under {root}: {e}", where="--runtime",
                        fix=f"make the run folder writable, or build the copy elsewhere with `lmkernel compress "
-                       f"{model_dir} -m onnx{' --quantize int8' if runtime == 'onnx-int8' else ''} --out DIR` "
-                       "and serve DIR") from e
+                       f"{model_dir} -m onnx{flags} --out DIR` and serve DIR") from e
     return target
