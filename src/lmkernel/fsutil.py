@@ -57,15 +57,24 @@ def atomic_replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     """Move a fully written ``tmp_dir`` into place as ``final_dir``.
 
     A directory cannot be renamed over a non-empty one, so the old one is first renamed aside
-    and removed only after the new one is in place.
+    and removed only after the new one is in place. Two processes may publish the same folder at
+    once (two servers building one ONNX copy): the aside name carries the process id, and a
+    rename that finds the other's folder already back in place sets it aside again, so the
+    folder ends up complete, from whichever process came last.
     """
     fsync_tree(tmp_dir)
-    old = final_dir.with_name(final_dir.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final_dir.exists():
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
+    old = final_dir.with_name(f"{final_dir.name}.old{os.getpid()}")
+    for attempt in range(3):
+        if old.exists():
+            shutil.rmtree(old)
+        if final_dir.exists():
+            os.replace(final_dir, old)
+        try:
+            os.replace(tmp_dir, final_dir)
+            break
+        except OSError:  # ENOTEMPTY/EEXIST: another process put its folder back in between
+            if attempt == 2 or not final_dir.exists():
+                raise
     _fsync_dir(final_dir.parent)
     if old.exists():
         shutil.rmtree(old)

@@ -6,6 +6,7 @@ so the checks, the artifact layout and the before/after report are the same for 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[s
     from ..artifact import CARD, FORMAT_VERSION
     from ..fsutil import atomic_replace_dir, atomic_write_json
 
-    tmp = model_dir.with_name(model_dir.name + ".tmp")
+    tmp = model_dir.with_name(f"{model_dir.name}.tmp{os.getpid()}")  # per process: two servers may build at once
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
