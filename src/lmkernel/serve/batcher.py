@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Fixed cost of one forward call in token equivalents: MiniLM on this CPU spends as long on a
-# call's overhead (op dispatch, small matmuls) as on ~40 tokens of a batch (bench/serve_load.py tunes it).
+# call's overhead (op dispatch, small matmuls) as on ~40 tokens of a batch. ONNX Runtime's per-call
+# cost is lower, but serving it with 8, 16 or 48 here gave the same throughput within noise
+# (bench/serve_load.py --serve-arg=--runtime=onnx, 2 rounds each: 63-75 GFLOP/s), so one value serves both.
 GROUP_OVERHEAD_TOKENS = 48
 
 
