@@ -1,12 +1,15 @@
 """SmolLM2 on Multi30k en->de: BLEU/chrF before and after a LoRA fine-tune, against LitGPT's figures.
 
 The peer setup (issue 3): LoRA on the first 1,000 training pairs for 1 epoch, greedy decoding of at
-most 64 new tokens on the first 200 sentences of test_2016_flickr, sacreBLEU. LitGPT 0.5.13 on this
-machine: BLEU 0.12 -> 2.57, 2.65 training samples/s, 4.2 GB peak memory (its figures, not re-run
-here: LitGPT is not installed). Everything below runs through lmkernel's own code: the
-translation task's ``generation_metrics`` before training, then ``lmkernel.run`` on a spec.
+most 64 new tokens on the first 200 sentences of test_2016_flickr, sacreBLEU. LitGPT 0.5.13 on the
+issue's machine: BLEU 0.12 -> 2.57, 2.65 training samples/s, 4.2 GB peak memory (bf16 on an
+AVX512-BF16 CPU). lmkernel's side runs through its own code: the translation task's
+``generation_metrics`` before training, then ``lmkernel.run`` on a spec. With ``--litgpt-python``
+the script then trains LitGPT on the same pairs here, in fp32 like lmkernel
+(``bench/litgpt_peer.py``: its setup, prompt and timing), and prints that ratio too.
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/translation.py [--train-pairs 1000] [--test 200]
+        [--litgpt-python /tmp/litgpt-venv/bin/python]
 
 The data slices are written to a temporary folder (never into the repo).
 """
@@ -81,6 +84,10 @@ def main() -> None:
     ap.add_argument("--template", default="{source}", help="user turn; the system prompt carries the instruction")
     ap.add_argument("--skip-before", action="store_true")
     ap.add_argument("--model", default="smollm2", help="another causal LM (a local folder) for a smoke test")
+    ap.add_argument("--litgpt-python", type=Path, help="also train LitGPT 0.5.13 on the same pairs, here and now "
+                    "(its venv's python; bench/litgpt_peer.py says how to set it up)")
+    ap.add_argument("--litgpt-checkpoint", type=Path,
+                    default=Path("/tmp/litgpt-work/checkpoints/HuggingFaceTB/SmolLM2-135M-Instruct"))
     args = ap.parse_args()
     torch.set_num_threads(2)
 
@@ -100,7 +107,15 @@ def main() -> None:
         wall = time.perf_counter() - t0
         post = result.metrics["validation"]
         training = result.metrics["training"]
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # before LitGPT's child runs
+        here = None
+        if args.litgpt_python:  # the peer on this machine, same pairs, batch, LoRA and lr, after lmkernel
+            from litgpt_peer import read_pairs, run_litgpt
+
+            here = run_litgpt(args.litgpt_python, args.litgpt_checkpoint.resolve(),
+                              read_pairs("train", args.train_pairs), tmp / "litgpt", args.epochs,
+                              args.batch_size, args.r, args.lr, system=args.system)
+            print(f"LitGPT here: {here['samples_per_s']:.2f} samples/s, peak {here['peak_gb']:.2f} GB", flush=True)
     sps = training["train samples/s"]
     rows = [
         ("BLEU before", pre.get("bleu"), PEER["bleu_before"]),
@@ -117,10 +132,16 @@ def main() -> None:
     ]
     print(f"\n{args.train_pairs} pairs x {args.epochs} epoch, LoRA r={args.r}, batch {args.batch_size}, "
           f"lr {args.lr}, fp32, {args.test} test sentences, greedy <= {args.max_new_tokens} tokens")
-    print(f"{'':42} {'lmkernel':>10} {'LitGPT':>8}")
+    mine = {"training samples/s": round(here["samples_per_s"], 2), "train time (s)": round(here["train_s"], 1),
+            "peak RSS, whole process (GB)": round(here["peak_gb"], 2)} if here else {}
+    print(f"{'':42} {'lmkernel':>10} {'LitGPT (issue)':>15} {'LitGPT here, fp32':>18}")
     for label, ours, peer in rows:
-        print(f"{label:42} {ours if ours is not None else '-':>10} {peer if peer is not None else '-':>8}")
-    print(f"training samples/s ratio vs LitGPT: {sps / PEER['samples_per_s']:.2f}x")
+        print(f"{label:42} {ours if ours is not None else '-':>10} {peer if peer is not None else '-':>15} "
+              f"{mine.get(label, '-'):>18}")
+    print(f"training samples/s ratio vs LitGPT's issue figure (bf16, another CPU): {sps / PEER['samples_per_s']:.2f}x")
+    if here:
+        print(f"training samples/s ratio vs LitGPT on this machine in this run (fp32 both): "
+              f"{sps / here['samples_per_s']:.2f}x")
     for s in post["samples"][:3]:
         print(json.dumps(s, ensure_ascii=False))
     sys.stdout.flush()
