@@ -27,6 +27,7 @@ from ..fsutil import atomic_write
 from ..spec import TrainSpec
 from .checkpoint import checkpoint_root, fault_point, latest_checkpoint, load_checkpoint, save_checkpoint
 from .dropout import use_cheap_dropout
+from .lora import use_addmm_lora
 
 
 @runtime_checkable
@@ -191,6 +192,7 @@ class _Loop:
         model.train()
         if accelerator.device.type == "cpu":
             use_cheap_dropout(model)
+        use_addmm_lora(model)
         optimizer = _optimizer(model, opts.lr, opts.weight_decay, lora_b_lr_ratio)
         self.scheduler = get_linear_schedule_with_warmup(
             optimizer, int(opts.warmup_ratio * self.total_steps), self.total_steps)

@@ -1,0 +1,66 @@
+"""The addmm LoRA forward gives peft's values and gradients, and steps aside where it does not apply."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from lmkernel.training.lora import use_addmm_lora
+from lmkernel.tuning import apply_tuning
+
+
+def _pair(**lora):
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    model = apply_tuning(LlamaForCausalLM(cfg), "lora", **lora)
+    for name, p in model.named_parameters():  # peft starts B at zero: give it values so it matters
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    fused = copy.deepcopy(model)
+    return model, fused
+
+
+def _step(model, ids):
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    return out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_same_logits_and_gradients_as_peft():
+    plain, fused = _pair(r=4, alpha=8)
+    assert use_addmm_lora(fused) == 14  # 7 linears x 2 layers
+    assert use_addmm_lora(fused) == 0  # already switched
+    ids = torch.randint(0, 64, (3, 9))
+    logits_a, grads_a = _step(plain, ids)
+    logits_b, grads_b = _step(fused, ids)
+    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) == 28
+    for name in grads_a:
+        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["disabled", "merged"])
+def test_falls_back_to_peft_outside_the_plain_case(case):
+    plain, fused = _pair(r=4, alpha=8)
+    use_addmm_lora(fused)
+    ids = torch.randint(0, 64, (2, 5))
+    if case == "disabled":
+        with plain.disable_adapter(), fused.disable_adapter():
+            torch.testing.assert_close(fused(input_ids=ids).logits, plain(input_ids=ids).logits)
+    else:
+        plain.merge_adapter()
+        fused.merge_adapter()
+        torch.testing.assert_close(fused(input_ids=ids).logits, plain(input_ids=ids).logits)
+
+
+def test_bf16_layers_agree_to_bf16_precision():
+    _, fused = _pair(r=4, alpha=8)
+    use_addmm_lora(fused)
+    layer = fused.base_model.model.model.layers[0].mlp.up_proj.to(torch.bfloat16)
+    x = torch.randn(2, 5, 32, dtype=torch.bfloat16)
+    peft_forward = type(layer).__mro__[1].forward  # peft's own Linear.forward
+    torch.testing.assert_close(layer(x).float(), peft_forward(layer, x).float(), rtol=2e-2, atol=2e-2)
