@@ -13,6 +13,7 @@ weights alike, adapters not merged or disabled. Anything else runs peft's own fo
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -34,33 +35,31 @@ def _plain(layer: Any) -> str | None:
     return name
 
 
-def _fused_class(base: type) -> type:
-    class AddmmLoraLinear(base):  # type: ignore[misc, valid-type]
+@functools.cache
+def _fused_class() -> type:
+    """The subclass of peft's LoRA ``Linear``, made once (peft loads only when LoRA is used)."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    class AddmmLinear(LoraLinear):
         def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
             name = None if args or kwargs else _plain(self)
             if name is None or x.dtype != self.lora_A[name].weight.dtype:
-                return base.forward(self, x, *args, **kwargs)
+                return super().forward(x, *args, **kwargs)
             result = self.base_layer(x)
             low = self.lora_A[name](self.lora_dropout[name](x)) * self.scaling[name]  # (..., r)
             out = torch.addmm(result.reshape(-1, result.shape[-1]), low.reshape(-1, low.shape[-1]),
                               self.lora_B[name].weight.t())
             return out.view(result.shape)
 
-    name = f"Addmm{base.__name__}"
-    AddmmLoraLinear.__name__ = AddmmLoraLinear.__qualname__ = name
-    AddmmLoraLinear.__module__ = __name__
-    globals()[name] = AddmmLoraLinear  # importable by name, so a pickled model still loads
-    return AddmmLoraLinear
-
-
-_FUSED: dict[type, type] = {}
+    AddmmLinear.__module__, AddmmLinear.__qualname__ = __name__, "AddmmLinear"
+    globals()["AddmmLinear"] = AddmmLinear  # importable by name, so a pickled model still loads
+    return AddmmLinear
 
 
 def use_addmm_lora(model: nn.Module) -> int:
     """Switch peft's LoRA ``Linear`` layers to the addmm forward in place; returns how many."""
     try:
-        from peft.tuners.lora.layer import Linear as LoraLinear
+        fused = _fused_class()
     except ImportError:
         return 0
-    fused = _FUSED.setdefault(LoraLinear, _fused_class(LoraLinear))
-    return retype_modules(model, LoraLinear, fused)
+    return retype_modules(model, fused.__mro__[1], fused)
