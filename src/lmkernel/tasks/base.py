@@ -48,6 +48,8 @@ class Task(Protocol):
     - ``generation_metrics(model, tokenizer, examples, batch_size) -> dict``: metrics that need
       generation (BLEU, ROUGE), computed in the final evaluation only because they are slow.
     - ``generate(model, tokenizer, prompts, **sampling)``: text generation for causal LM tasks.
+    - ``forward(model, batch) -> output``: the training loop's forward when plain
+      ``model(**batch)`` wastes work (the chat task runs a prompt prefix shared by the batch once).
     """
 
     name: ClassVar[str]

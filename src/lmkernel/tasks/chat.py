@@ -21,6 +21,7 @@ from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
 from .base import Batch, Dataset, Example, Feature
 from .classification import check_bad_rows
+from .shared_prefix import forward_with_shared_prefix, shared_prefix_length, supports_shared_prefix
 
 ROLES = ("system", "user", "assistant")
 
@@ -140,6 +141,7 @@ class ChatTask:
         self.options = options
         self.system_prompt = getattr(options, "system_prompt", None)
         self.keep_logits_only_where_learnt = False  # set by build_model when the model supports it
+        self.share_prefix = False  # likewise: run the batch's common prefix once (``shared_prefix.py``)
         self.dropped = 0
 
     # -- reading ------------------------------------------------------------------------------
@@ -171,6 +173,7 @@ class ChatTask:
 
         model = load_pretrained(AutoModelForCausalLM, path, dtype=torch.float32)
         self.keep_logits_only_where_learnt = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.share_prefix = self.keep_logits_only_where_learnt and supports_shared_prefix(model)
         return model
 
     def conversation(self, example: Example) -> list[dict[str, str]]:
@@ -215,6 +218,15 @@ class ChatTask:
             batch["logits_to_keep"] = keep
             batch["shift_labels"] = shifted[keep]
         return batch
+
+    def forward(self, model, batch: Batch):
+        """The training and evaluation forward: the rows' common prefix (system turn, instruction)
+        runs once for the batch. Not with several processes: DDP and FSDP expect one forward per
+        backward."""
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1
+        prefix = shared_prefix_length(batch) if self.share_prefix and not distributed else 0
+        return forward_with_shared_prefix(model, batch, prefix) if prefix else model(**batch)
 
     # -- evaluation ---------------------------------------------------------------------------
     def step_outputs(self, out, batch: Batch) -> dict[str, list]:

@@ -82,6 +82,13 @@ def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _forward(task, model, batch: dict):
+    """The task's own forward where it has one (a chat task runs a shared prompt prefix once),
+    else ``model(**batch)``."""
+    forward = getattr(task, "forward", None)
+    return forward(model, batch) if forward is not None else model(**batch)
+
+
 @torch.no_grad()
 def evaluate(model, task, features: list[dict], labels: list[str], batch_size: int, accelerator,
              pad_id: int, progress: bool = True) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def evaluate(model, task, features: list[dict], labels: list[str], batch_size: i
     for idx in bar:
         batch = _to(task.collate([features[i] for i in idx], pad_id), accelerator.device)
         with accelerator.autocast():
-            out = model(**batch)
+            out = _forward(task, model, batch)
         loss_sum += float(out.loss.detach()) * len(idx)
         count += len(idx)
         for k, v in task.step_outputs(out, batch).items():
@@ -237,7 +244,7 @@ class _Loop:
         feats = items if self.stream is not None else [self.train_features[j] for j in items]
         batch = _to(self.task.collate(feats, self.pad_id), self.acc.device)
         with self.acc.no_sync(self.model) if not sync else contextlib.nullcontext():
-            out = self.model(**batch)
+            out = _forward(self.task, self.model, batch)
             self.acc.backward(out.loss / group_size)
         if sync:
             if self.opts.grad_clip:
