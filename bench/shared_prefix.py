@@ -5,8 +5,8 @@ SmolLM2-135M-Instruct (the cached safetensors of ``model.name: smollm2``), LoRA 
 attention/MLP linear with the addmm forward the training loop uses, the translation task with
 ``bench/translation.py``'s prompt (system "Translate English to German.", the sentence as the user
 turn), batches of 8 from the first ``--pairs`` training pairs in the loop's length-grouped order.
-A step is forward, backward and a fused AdamW step. Both variants start from the same weights,
-run the same ``--batches`` batches per round and alternate round by round; medians and their
+A step is forward, backward and a fused AdamW step. Both variants train the same model and
+optimizer, run the same ``--batches`` batches per round and alternate round by round; medians and their
 ratio are printed, with the losses of the first batch (they must agree).
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/shared_prefix.py [--rounds 4] [--batches 4]
@@ -15,7 +15,6 @@ ratio are printed, with the losses of the first batch (they must agree).
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import time
@@ -37,10 +36,7 @@ def batches(task, tokenizer, pairs: int, count: int, batch_size: int) -> list[di
     return [task.collate([feats[i] for i in idx], tokenizer.pad_token_id or 0) for idx in order]
 
 
-def step_fn(model, forward):
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
-    model.train()
-
+def step_fn(model, opt, forward):
     def step(batch: dict) -> float:
         loss = forward(model, batch).loss
         loss.backward()
@@ -81,10 +77,16 @@ def main() -> None:
     prefixes = [shared_prefix_length(b) for b in work]
     print(f"{len(work)} batches, {tokens} tokens, widths {[b['input_ids'].shape[1] for b in work]}, "
           f"shared prefixes {prefixes}", flush=True)
-    variants = {"plain": step_fn(model, lambda m, b: m(**b)),
-                "shared prefix": step_fn(copy.deepcopy(model), task.forward)}
-    first = {name: fn(work[0]) for name, fn in variants.items()}  # warm-up; same weights, same loss
+    forwards = {"plain": lambda m, b: m(**b), "shared prefix": task.forward}
+    model.train()
+    with torch.no_grad():  # same weights, same batch: the losses must agree
+        first = {name: float(fn(model, work[0]).loss) for name, fn in forwards.items()}
     print("first-batch loss: " + ", ".join(f"{n} {v:.6f}" for n, v in first.items()), flush=True)
+    # one model and optimizer for both (values do not change speed; two copies would differ in memory placement)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
+    variants = {name: step_fn(model, opt, fn) for name, fn in forwards.items()}
+    for fn in variants.values():
+        fn(work[0])  # warm-up
     times: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(args.rounds):
         for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
