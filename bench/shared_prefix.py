@@ -58,7 +58,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lmkernel.models.resolve import load_tokenizer, resolve_model_path
     from lmkernel.tasks import get_task
-    from lmkernel.tasks.shared_prefix import shared_prefix_length
+    from lmkernel.tasks.shared_prefix import forward_packed, shared_prefix_length
     from lmkernel.training.lora import use_addmm_lora
     from lmkernel.tuning import apply_tuning
 
@@ -77,7 +77,8 @@ def main() -> None:
     prefixes = [shared_prefix_length(b) for b in work]
     print(f"{len(work)} batches, {tokens} tokens, widths {[b['input_ids'].shape[1] for b in work]}, "
           f"shared prefixes {prefixes}", flush=True)
-    forwards = {"plain": lambda m, b: m(**b), "shared prefix": task.forward}
+    forwards = {"plain": lambda m, b: m(**b), "shared prefix": task.forward,
+                "packed": lambda m, b: forward_packed(m, b, shared_prefix_length(b))}
     model.train()
     with torch.no_grad():  # same weights, same batch: the losses must agree
         first = {name: float(fn(model, work[0]).loss) for name, fn in forwards.items()}
@@ -89,16 +90,16 @@ def main() -> None:
         fn(work[0])  # warm-up
     times: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(args.rounds):
-        for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+        names = list(variants)
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
             t = time.perf_counter()
             for b in work:
                 variants[name](b)
             times[name].append((time.perf_counter() - t) / len(work))
         print(f"round {r}: " + ", ".join(f"{n} {times[n][-1] * 1000:.0f} ms/step" for n in variants), flush=True)
     med = {n: statistics.median(v) for n, v in times.items()}
-    print(f"\nbatch {args.batch_size}, {args.threads} threads, median of {args.rounds} rounds: plain "
-          f"{med['plain'] * 1000:.0f} ms/step, shared prefix {med['shared prefix'] * 1000:.0f} ms/step, "
-          f"speed-up {med['plain'] / med['shared prefix']:.2f}x")
+    print(f"\nbatch {args.batch_size}, {args.threads} threads, median of {args.rounds} rounds: "
+          + ", ".join(f"{n} {med[n] * 1000:.0f} ms/step ({med['plain'] / med[n]:.2f}x)" for n in variants))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,14 @@ from transformers import AutoTokenizer
 
 from lmkernel.tasks import get_task
 from lmkernel.tasks.chat import encode_conversation
-from lmkernel.tasks.shared_prefix import MIN_PREFIX, shared_prefix_length, supports_shared_prefix
+from lmkernel.tasks.shared_prefix import (
+    MIN_PREFIX,
+    forward_packed,
+    forward_with_shared_prefix,
+    packs_attention,
+    shared_prefix_length,
+    supports_shared_prefix,
+)
 from lmkernel.tuning import apply_tuning
 
 SYSTEM = {"role": "system", "content": "Translate English to German, please."}
@@ -47,24 +54,49 @@ def test_prefix_stops_before_the_rows_differ_and_before_the_first_kept_logit(tin
     assert shared_prefix_length({k: v[:1] for k, v in batch.items() if k != "shift_labels"}) == 0  # one row
 
 
+FORMS = {"task": lambda task, m, b: task.forward(m, b),
+         "two calls": lambda task, m, b: forward_with_shared_prefix(m, b, shared_prefix_length(b)),
+         "packed": lambda task, m, b: forward_packed(m, b, shared_prefix_length(b))}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("tuning", ["lora", "full"])
-def test_loss_logits_and_gradients_equal_the_plain_forward(tiny_llama, tok, tuning):
+def test_loss_logits_and_gradients_equal_the_plain_forward(tiny_llama, tok, tuning, form):
     task = get_task("translation", {"system_prompt": SYSTEM["content"]})
     torch.manual_seed(0)
     model = apply_tuning(task.build_model(tiny_llama, []), tuning, r=4, alpha=8)
     for name, p in model.named_parameters():  # peft starts B at zero, which would hide LoRA-A gradients
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.1)
-    assert task.share_prefix
+    assert task.share_prefix and packs_attention(model)
     batch = _batch(task, tok)
     assert shared_prefix_length(batch) > 0
     plain, g_plain = _loss_and_grads(model, lambda m, b: m(**b), batch)
-    shared, g_shared = _loss_and_grads(model, task.forward, batch)
+    shared, g_shared = _loss_and_grads(model, lambda m, b: FORMS[form](task, m, b), batch)
     assert float(shared.loss.detach()) == pytest.approx(float(plain.loss.detach()), rel=1e-5)
     torch.testing.assert_close(shared.logits, plain.logits, rtol=1e-4, atol=1e-5)
     assert g_plain.keys() == g_shared.keys() and g_plain
     for name in g_plain:
         torch.testing.assert_close(g_shared[name], g_plain[name], rtol=1e-3, atol=1e-6, msg=name)
+    assert model.config._attn_implementation == "sdpa"  # the packed form puts the model's own back
+
+
+def test_packed_form_on_a_gpt2_model(tok):
+    """Another architecture (learnt absolute positions, fused qkv), with padding inside the suffixes."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256,
+                                       bos_token_id=None, eos_token_id=None)).eval()  # eval: no dropout
+    task = get_task("translation", {"system_prompt": SYSTEM["content"]})
+    task.keep_logits_only_where_learnt = True
+    batch = _batch(task, tok)
+    assert (batch["attention_mask"] == 0).any()  # rows of different length
+    plain, g_plain = _loss_and_grads(model, lambda m, b: m(**b), batch)
+    packed, g_packed = _loss_and_grads(model, lambda m, b: forward_packed(m, b, shared_prefix_length(b)), batch)
+    assert float(packed.loss.detach()) == pytest.approx(float(plain.loss.detach()), rel=1e-5)
+    for name in g_plain:
+        torch.testing.assert_close(g_packed[name], g_plain[name], rtol=1e-3, atol=1e-6, msg=name)
 
 
 def test_short_or_absent_common_prefix_means_no_split():

@@ -21,7 +21,13 @@ from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
 from .base import Batch, Dataset, Example, Feature
 from .classification import check_bad_rows
-from .shared_prefix import forward_with_shared_prefix, shared_prefix_length, supports_shared_prefix
+from .shared_prefix import (
+    forward_packed,
+    forward_with_shared_prefix,
+    packs_attention,
+    shared_prefix_length,
+    supports_shared_prefix,
+)
 
 ROLES = ("system", "user", "assistant")
 
@@ -222,11 +228,15 @@ class ChatTask:
     def forward(self, model, batch: Batch):
         """The training and evaluation forward: the rows' common prefix (system turn, instruction)
         runs once for the batch. Not with several processes: DDP and FSDP expect one forward per
-        backward."""
+        backward, and the packed form is one forward but of another shape on each rank."""
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized() \
             and torch.distributed.get_world_size() > 1
         prefix = shared_prefix_length(batch) if self.share_prefix and not distributed else 0
-        return forward_with_shared_prefix(model, batch, prefix) if prefix else model(**batch)
+        if not prefix:
+            return model(**batch)
+        if packs_attention(model):
+            return forward_packed(model, batch, prefix)
+        return forward_with_shared_prefix(model, batch, prefix)
 
     # -- evaluation ---------------------------------------------------------------------------
     def step_outputs(self, out, batch: Batch) -> dict[str, list]:
