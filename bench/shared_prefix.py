@@ -1,5 +1,6 @@
-"""One LoRA training step on real Multi30k batches: plain ``model(**batch)`` against the chat task's
-forward, which runs the prompt prefix the batch shares (system turn, start of the user turn) once.
+"""One LoRA training step on real Multi30k batches: plain ``model(**batch)`` against the two forms of
+the chat task's forward that run the prompt prefix the batch shares (system turn, start of the user
+turn) once: two calls (a KV cache for the prefix) and packed (one call; the chat task's default).
 
 SmolLM2-135M-Instruct (the cached safetensors of ``model.name: smollm2``), LoRA r 8 on every
 attention/MLP linear with the addmm forward the training loop uses, the translation task with
@@ -58,7 +59,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lmkernel.models.resolve import load_tokenizer, resolve_model_path
     from lmkernel.tasks import get_task
-    from lmkernel.tasks.shared_prefix import forward_packed, shared_prefix_length
+    from lmkernel.tasks.shared_prefix import forward_packed, forward_with_shared_prefix, shared_prefix_length
     from lmkernel.training.lora import use_addmm_lora
     from lmkernel.tuning import apply_tuning
 
@@ -77,7 +78,8 @@ def main() -> None:
     prefixes = [shared_prefix_length(b) for b in work]
     print(f"{len(work)} batches, {tokens} tokens, widths {[b['input_ids'].shape[1] for b in work]}, "
           f"shared prefixes {prefixes}", flush=True)
-    forwards = {"plain": lambda m, b: m(**b), "shared prefix": task.forward,
+    forwards = {"plain": lambda m, b: m(**b),
+                "two calls": lambda m, b: forward_with_shared_prefix(m, b, shared_prefix_length(b)),
                 "packed": lambda m, b: forward_packed(m, b, shared_prefix_length(b))}
     model.train()
     with torch.no_grad():  # same weights, same batch: the losses must agree
