@@ -216,6 +216,15 @@ async def load(port: int, texts: list[str], clients: int, seconds: float, max_re
 
 # ---------------------------------------------------------------- servers, model, report
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -343,7 +352,7 @@ def main() -> None:
             "baseline": lambda p: [sys.executable, __file__, "--baseline-server", "--run", str(baseline_run),
                                    "--port", str(p), "--task", args.task],
         }
-        rows, outcomes, peaks = [], {}, []
+        rows, outcomes, peaks, cpu_share = [], {}, [], {}
         for name in [n.strip() for n in args.only.split(",") if n.strip()]:
             # This VM's fp32 peak drifts by ±20 % within minutes, so it is measured right before and
             # right after the lmkernel run (no server running either time), not once at the end.
@@ -353,17 +362,20 @@ def main() -> None:
             port = free_port()
             proc = start_server(commands[name](port), port)
             try:
+                cpu0, mine0, wall0 = process_cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
                 outcomes[name] = asyncio.run(load(port, texts, args.clients, args.seconds, args.max_requests, work))
+                cpu_share[name] = (process_cpu_seconds(proc.pid) - cpu0, time.process_time() - mine0,
+                                   time.perf_counter() - wall0)
             finally:
                 stop_server(proc)
             if bracket:
                 peaks.append(fp32_peak_gflops(PEAK_SECONDS))
             rows.append(summary(name, outcomes[name]))
-        report(rows, outcomes, run, args, peaks)  # inside: a run trained here lives in tmp
+        report(rows, outcomes, run, args, peaks, cpu_share)  # inside: a run trained here lives in tmp
 
 
 def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argparse.Namespace,
-           peaks: list[float]) -> None:
+           peaks: list[float], cpu_share: dict[str, tuple[float, float, float]]) -> None:
     what = (f"{args.max_tokens}-token greedy chat completions" if args.task == "generate"
             else "one SST-2 dev sentence per request")
     served = f"model {run.name}" + (f", baseline on {args.baseline_run.name}" if args.baseline_run else "")
@@ -373,6 +385,11 @@ def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argp
         print(f"{r['server']:10} {r['ok']:7d} {r['throughput']:8.2f} {r['tokens_per_s']:8.1f} {r['p50_ms']:8.1f} "
               f"{r['p95_ms']:8.1f} {r['p99_ms']:8.1f}  {r['errors'] or '-'}")
     by = {r["server"]: r for r in rows}
+    cores = os.cpu_count() or 1
+    for name, (server, clients, wall) in cpu_share.items():  # who had the cores during the load (warm-up included)
+        by[name].update(server_cpu_s=server, client_cpu_s=clients, load_wall_s=wall)
+        print(f"{name} CPU over the {wall:.0f} s of load: server {server:.1f} s ({100 * server / (cores * wall):.0f}% "
+              f"of {cores} cores), clients {clients:.1f} s ({100 * clients / (cores * wall):.0f}%)")
     if {"lmkernel", "baseline"} <= set(by) and by["baseline"]["throughput"]:
         lk, bl = by["lmkernel"], by["baseline"]
         rate = "tokens_per_s" if args.task == "generate" else "throughput"

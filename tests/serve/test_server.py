@@ -83,7 +83,8 @@ def test_sigterm_finishes_in_flight_requests(tiny_run):
             proc.kill()
     assert proc.returncode in (0, -signal.SIGTERM), out  # uvicorn re-raises the signal once drained
     assert [r.status_code for r in replies] == [200] * 8, out
-    assert "model tiny-run ready (torch threads 1, OMP_WAIT_POLICY PASSIVE)" in out and "Shutting down" in out
+    assert "model tiny-run ready (torch threads 1, OMP_WAIT_POLICY PASSIVE, unpadded batches)" in out
+    assert "Shutting down" in out
 
 
 def test_cli_serves_a_chat_artifact_and_drains_generations_on_sigterm(chat_run):

@@ -88,7 +88,8 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
                                            on_step=service.metrics.on_decode_step)
         else:  # dynamic batching of whole forward passes
             worker = Batcher(predictor, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
-                             length=len, on_start=predictor.setup_thread, on_batch=service.metrics.on_batch)
+                             length=len, on_start=predictor.setup_thread, on_batch=service.metrics.on_batch,
+                             group_by_length=not getattr(predictor, "unpadded", False))
     except LmkError as e:
         service.status, service.detail = "failed", e.what
         log.error("could not load the model: %s", e.render())
@@ -108,5 +109,6 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
         service.engine = worker
     service.predictor = predictor
     service.status = "ready"
-    log.info("model %s ready (torch threads %s, OMP_WAIT_POLICY %s)", predictor.name,
-             getattr(predictor, "threads", None) or "default", os.environ.get("OMP_WAIT_POLICY", "default"))
+    log.info("model %s ready (torch threads %s, OMP_WAIT_POLICY %s%s)", predictor.name,
+             getattr(predictor, "threads", None) or "default", os.environ.get("OMP_WAIT_POLICY", "default"),
+             ", unpadded batches" if getattr(predictor, "unpadded", False) else "")

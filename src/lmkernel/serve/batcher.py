@@ -92,12 +92,15 @@ class Batcher:
         length: the cost of an item in tokens, for grouping by length.
         on_start: called once in the worker thread (e.g. ``torch.set_num_threads``).
         on_batch: called after each batch with its size and seconds taken (metrics).
+        group_by_length: cut each batch into padded length groups (``plan_groups``); False runs
+            it as one group, for a ``run`` that does not pad (``models/unpadded.py``).
     """
 
     def __init__(self, run: Callable[[list[Any]], list[Any]], *, max_batch: int, max_wait_ms: float,
                  max_queue: int, length: Callable[[Any], int] = len, on_start: Callable[[], None] | None = None,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None, group_by_length: bool = True):
         self._run = run
+        self._group_by_length = group_by_length
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
@@ -186,7 +189,8 @@ class Batcher:
     def _run_batch(self, batch: list[_Slot]) -> None:
         start = time.perf_counter()
         batch.sort(key=lambda s: -s.length)
-        for group in plan_groups([s.length for s in batch]):
+        lengths = [s.length for s in batch]
+        for group in plan_groups(lengths) if self._group_by_length else [range(len(batch))]:
             slots = [batch[k] for k in group]
             try:
                 outputs = self._run([s.request.items[s.index] for s in slots])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from ..models.unpadded import classify_unpadded, supports_unpadded
 from .http_errors import ApiError
 
 
@@ -69,6 +70,9 @@ class ClassifierPredictor:
         self.precision = resolve_precision(precision, self.card["weights"])
         self.threads = threads
         self.device = next(self.model.parameters()).device
+        # one GEMM per layer over the batch's real tokens (models/unpadded.py); the batcher then
+        # sends the whole batch as one group instead of cutting it into padded length groups
+        self.unpadded = supports_unpadded(self.model)
         self.encode(["fix the settings"], truncate=True)  # each tokenizer's state is set once, here
         self.encode(["fix the settings"], truncate=False)
 
@@ -103,11 +107,14 @@ class ClassifierPredictor:
 
         from ..tasks.classification import ClassificationTask
 
-        batch = ClassificationTask().collate([{"input_ids": ids} for ids in items], self.pad_id)
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                     else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
-            logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits  # (B, labels)
+            if self.unpadded:
+                logits = classify_unpadded(self.model, items)
+            else:
+                batch = ClassificationTask().collate([{"input_ids": ids} for ids in items], self.pad_id)
+                logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits  # (B, labels)
         probs = torch.softmax(logits.float(), -1).cpu().tolist()
         out = []
         for p in probs:

@@ -1,0 +1,81 @@
+"""The unpadded classifier forward (one sequence, per-text positions) against the padded one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from lmkernel.models.unpadded import UNPADDED, classify_unpadded, supports_unpadded
+from lmkernel.serve.batcher import Batcher
+from lmkernel.serve.predictor import ClassifierPredictor
+
+TEXTS = ["great film", "太差了", "the a great film great film the a", "a", "film the great a 太差了 great"]
+
+
+def padded_logits(model, items):
+    width = max(len(x) for x in items)
+    ids = torch.tensor([x + [0] * (width - len(x)) for x in items])
+    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in items])
+    return model(input_ids=ids, attention_mask=mask).logits
+
+
+def test_logits_equal_the_padded_forward_for_texts_of_different_lengths(tiny_model):
+    model = tiny_model.model.eval()
+    items = tiny_model.tokenizer(TEXTS)["input_ids"]
+    assert len({len(x) for x in items}) >= 4  # the case that pads
+    assert supports_unpadded(model)
+    with torch.inference_mode():
+        want = padded_logits(model, items)
+        got = classify_unpadded(model, items)
+        alone = torch.cat([classify_unpadded(model, [x]) for x in items])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(alone, want, rtol=1e-5, atol=1e-5)  # neighbours do not leak into a text
+    assert model.config._attn_implementation != UNPADDED  # restored after the call
+
+
+def test_the_attention_setting_is_restored_when_the_forward_fails(tiny_model):
+    model = tiny_model.model.eval()
+    before = model.config._attn_implementation
+    with pytest.raises(IndexError), torch.inference_mode():
+        classify_unpadded(model, [[2, 10**6, 3]])  # a token id past the vocabulary
+    assert model.config._attn_implementation == before
+
+
+def test_only_bert_family_classifiers_take_the_unpadded_path(tiny_model, tiny_llama):
+    from transformers import AutoModelForSequenceClassification
+
+    assert ClassifierPredictor(tiny_model).unpadded
+    llama = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=2)
+    assert not supports_unpadded(llama)
+    assert not supports_unpadded(torch.nn.Linear(2, 2))
+
+
+def test_predictor_answers_match_the_padded_model(tiny_model):
+    predictor = ClassifierPredictor(tiny_model)
+    items = predictor.encode(TEXTS, truncate=False)
+    out = predictor(items)
+    with torch.inference_mode():
+        probs = torch.softmax(padded_logits(tiny_model.model.eval(), items), -1)
+    for o, p in zip(out, probs.tolist()):
+        assert o["probabilities"] == pytest.approx(dict(zip(predictor.labels, p)), abs=1e-5)
+
+
+def test_batcher_runs_a_whole_batch_as_one_group_when_not_grouping_by_length():
+    calls = []
+
+    def run(items):
+        calls.append(list(items))
+        return [len(x) for x in items]
+
+    b = Batcher(run, max_batch=16, max_wait_ms=50, max_queue=100, length=len, group_by_length=False)
+    b.start()
+
+    async def main():
+        reqs = [["x" * 100], ["x"] * 3, ["xx"]]  # lengths plan_groups would cut apart
+        return await asyncio.gather(*(b.submit(r) for r in reqs))
+
+    assert asyncio.run(main()) == [[100], [1, 1, 1], [2]]
+    b.close()
+    assert len(calls) == 1 and len(calls[0]) == 5
