@@ -70,6 +70,54 @@ def before(tmp: Path, args) -> tuple[dict, float]:
     return scores, time.perf_counter() - t0
 
 
+def flops_per_sample(tmp: Path, args) -> dict[str, float]:
+    """Training GFLOP per sample each side runs on these pairs, counted from the batches themselves.
+
+    Per row through the decoder, a forward and an input-gradient backward cost 4 FLOPs per weight of
+    the 30 layers (the frozen base gets no weight gradients; LoRA's rank-8 terms are ~1 %); the output
+    layer costs 4 FLOPs per weight per row it runs on. lmkernel: its length-grouped batches, the shared
+    prompt prefix counted once per batch, the output layer on the learnt (German) positions only.
+    LitGPT: random batches padded to their longest row, the output layer on every position (its
+    chunked cross-entropy still computes every logit), the mean over 20 shuffles. Attention's own
+    FLOPs (~2 % at these lengths) are left out of both.
+    """
+    import random
+
+    from transformers import AutoConfig
+
+    from lmkernel.data.batching import train_batches
+    from lmkernel.models.resolve import load_tokenizer, resolve_model_path
+    from lmkernel.spec import DataSpec
+    from lmkernel.tasks import get_task
+    from lmkernel.tasks.shared_prefix import shared_prefix_length
+
+    path = resolve_model_path(args.model)
+    cfg = AutoConfig.from_pretrained(path)
+    d, ff, heads, kv = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads
+    body = cfg.num_hidden_layers * (2 * d * d + 2 * d * (d // heads) * kv + 3 * d * ff)
+    head = cfg.vocab_size * d
+    task = get_task("translation", {"source_lang": "en", "target_lang": "de", "system_prompt": args.system,
+                                    "prompt_template": args.template})
+    task.keep_logits_only_where_learnt = True  # as build_model sets it for a model that takes logits_to_keep
+    tokenizer = load_tokenizer(path)
+    feats = task.encode(task.read(tmp / "train", DataSpec(train=tmp / "train"), None).examples, tokenizer, [], 256)
+    lengths = [len(f["input_ids"]) for f in feats]
+    ours = 0.0
+    for idx in train_batches(lengths, args.batch_size, seed=0, epoch=0):
+        b = task.collate([feats[i] for i in idx], tokenizer.pad_token_id or 0)
+        p, width = shared_prefix_length(b), b["input_ids"].shape[1]
+        ours += 4 * body * (p + len(idx) * (width - p)) + 4 * head * int(b["logits_to_keep"].sum())
+    peer, rng = 0.0, random.Random(0)
+    for _ in range(20):
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        for s in range(0, len(order), args.batch_size):
+            rows = order[s:s + args.batch_size]
+            peer += 4 * (body + head) * len(rows) * max(lengths[i] for i in rows) / 20
+    n = len(lengths) * args.epochs
+    return {"lmkernel": ours * args.epochs / n / 1e9, "litgpt": peer * args.epochs / n / 1e9}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train-pairs", type=int, default=1000)
@@ -86,6 +134,8 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2", help="another causal LM (a local folder) for a smoke test")
     ap.add_argument("--litgpt-python", type=Path, help="also train LitGPT 0.5.13 on the same pairs, here and now "
                     "(its venv's python; bench/litgpt_peer.py says how to set it up)")
+    ap.add_argument("--litgpt-first", action="store_true", help="train LitGPT before lmkernel (run both orders "
+                    "to cancel the drift of this VM's speed)")
     ap.add_argument("--litgpt-checkpoint", type=Path,
                     default=Path("/tmp/litgpt-work/checkpoints/HuggingFaceTB/SmolLM2-135M-Instruct"))
     args = ap.parse_args()
@@ -102,20 +152,28 @@ def main() -> None:
         pre, pre_s = ({}, 0.0) if args.skip_before else before(tmp, args)
         print(f"before tuning: {json.dumps({k: v for k, v in pre.items() if k != 'samples'})} in {pre_s:.0f} s",
               flush=True)
+        here = None
+
+        def peer() -> dict:  # the peer on this machine: same pairs, batch, LoRA and lr
+            from litgpt_peer import read_pairs, run_litgpt
+
+            out = run_litgpt(args.litgpt_python, args.litgpt_checkpoint.resolve(),
+                             read_pairs("train", args.train_pairs), tmp / "litgpt", args.epochs,
+                             args.batch_size, args.r, args.lr, system=args.system)
+            print(f"LitGPT here: {out['samples_per_s']:.2f} samples/s, peak {out['peak_gb']:.2f} GB", flush=True)
+            return out
+
+        if args.litgpt_python and args.litgpt_first:
+            here = peer()
         t0 = time.perf_counter()
         result = lmkernel.run(tmp / "spec.yaml", progress=False)
         wall = time.perf_counter() - t0
         post = result.metrics["validation"]
         training = result.metrics["training"]
-        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # before LitGPT's child runs
-        here = None
-        if args.litgpt_python:  # the peer on this machine, same pairs, batch, LoRA and lr, after lmkernel
-            from litgpt_peer import read_pairs, run_litgpt
-
-            here = run_litgpt(args.litgpt_python, args.litgpt_checkpoint.resolve(),
-                              read_pairs("train", args.train_pairs), tmp / "litgpt", args.epochs,
-                              args.batch_size, args.r, args.lr, system=args.system)
-            print(f"LitGPT here: {here['samples_per_s']:.2f} samples/s, peak {here['peak_gb']:.2f} GB", flush=True)
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # own peak; LitGPT runs as a child
+        if args.litgpt_python and not args.litgpt_first:
+            here = peer()
+        flops = flops_per_sample(tmp, args)
     sps = training["train samples/s"]
     rows = [
         ("BLEU before", pre.get("bleu"), PEER["bleu_before"]),
@@ -140,8 +198,12 @@ def main() -> None:
               f"{mine.get(label, '-'):>18}")
     print(f"training samples/s ratio vs LitGPT's issue figure (bf16, another CPU): {sps / PEER['samples_per_s']:.2f}x")
     if here:
-        print(f"training samples/s ratio vs LitGPT on this machine in this run (fp32 both): "
-              f"{sps / here['samples_per_s']:.2f}x")
+        print(f"training samples/s ratio vs LitGPT on this machine in this run (fp32 both, "
+              f"{'LitGPT' if args.litgpt_first else 'lmkernel'} first): {sps / here['samples_per_s']:.2f}x")
+    print(f"training GFLOP per sample: lmkernel {flops['lmkernel']:.1f}, LitGPT {flops['litgpt']:.1f} "
+          f"(ratio {flops['litgpt'] / flops['lmkernel']:.2f}: the speed-up at equal FLOP/s); achieved "
+          f"lmkernel {flops['lmkernel'] * sps:.0f} GFLOP/s"
+          + (f", LitGPT {flops['litgpt'] * here['samples_per_s']:.0f} GFLOP/s" if here else ""))
     for s in post["samples"][:3]:
         print(json.dumps(s, ensure_ascii=False))
     sys.stdout.flush()

@@ -64,3 +64,20 @@ def test_bf16_layers_agree_to_bf16_precision():
     x = torch.randn(2, 5, 32, dtype=torch.bfloat16)
     peft_forward = type(layer).__mro__[1].forward  # peft's own Linear.forward
     torch.testing.assert_close(layer(x).float(), peft_forward(layer, x).float(), rtol=2e-2, atol=2e-2)
+
+
+def test_in_place_accumulation_and_the_non_contiguous_fallback_match_peft():
+    """The adapter is added into the base output in place; a base layer whose output is a transposed
+    view (the few-row layout of models/layout.py) takes the copying addmm instead."""
+    plain, fused = _pair(r=4, alpha=8)
+    use_addmm_lora(fused)
+    layer = fused.base_model.model.model.layers[0].mlp.up_proj
+    base = layer.base_layer
+    layer.base_layer = type("Transposed", (torch.nn.Module,), {
+        "forward": lambda self, x: (base.weight @ x.reshape(-1, x.shape[-1]).T).T.reshape(*x.shape[:-1], -1)})()
+    ids = torch.randint(0, 64, (2, 7))
+    logits_a, grads_a = _step(plain, ids)
+    logits_b, grads_b = _step(fused, ids)
+    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
+    for name in grads_a:
+        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-4, atol=1e-6)

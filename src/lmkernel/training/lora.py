@@ -5,7 +5,8 @@ output (a multiply and an add) in the forward and one in the backward, for each 
 adapted linears per layer. A LoRA step of SmolLM2-135M on CPU (Multi30k, batch 8) spent ~20 % of
 its time in ``mul``/``add`` (torch.profiler), much of it these passes. Here the scaling multiplies
 the rank-r intermediate (r columns instead of the layer's width) and ``addmm`` accumulates
-``B`` into the base output in the same GEMM. Same values and gradients up to float rounding.
+``B`` into the base output in the same GEMM, in place (an out-of-place ``addmm`` first copies the
+whole base output). Same values and gradients up to float rounding.
 
 Only the plain case is swapped: one active adapter, no variant (DoRA...), no LoRA bias, float32
 weights alike, adapters not merged or disabled. Anything else runs peft's own forward.
@@ -47,9 +48,11 @@ def _fused_class() -> type:
                 return super().forward(x, *args, **kwargs)
             result = self.base_layer(x)
             low = self.lora_A[name](self.lora_dropout[name](x)) * self.scaling[name]  # (..., r)
-            out = torch.addmm(result.reshape(-1, result.shape[-1]), low.reshape(-1, low.shape[-1]),
-                              self.lora_B[name].weight.t())
-            return out.view(result.shape)
+            low, b = low.reshape(-1, low.shape[-1]), self.lora_B[name].weight.t()
+            if result.is_contiguous():  # accumulate into the base output itself: no copy of it
+                result.view(-1, result.shape[-1]).addmm_(low, b)  # (a linear's backward never reads its output)
+                return result
+            return torch.addmm(result.reshape(-1, result.shape[-1]), low, b).view(result.shape)
 
     AddmmLinear.__module__, AddmmLinear.__qualname__ = __name__, "AddmmLinear"
     globals()["AddmmLinear"] = AddmmLinear  # importable by name, so a pickled model still loads
