@@ -79,3 +79,10 @@ def test_batcher_runs_a_whole_batch_as_one_group_when_not_grouping_by_length():
     assert asyncio.run(main()) == [[100], [1, 1, 1], [2]]
     b.close()
     assert len(calls) == 1 and len(calls[0]) == 5
+
+
+def test_other_heads_on_a_bert_encoder_keep_the_padded_path(tiny_bert):
+    from transformers import BertForMultipleChoice, BertForTokenClassification
+
+    assert not supports_unpadded(BertForMultipleChoice.from_pretrained(tiny_bert))  # pools, but per choice
+    assert not supports_unpadded(BertForTokenClassification.from_pretrained(tiny_bert, num_labels=3))

@@ -54,12 +54,14 @@ def _register() -> None:
 
 
 def supports_unpadded(model: Any) -> bool:
-    """BERT-family sequence classifiers (BERT, MiniLM) with registry attention and absolute positions."""
-    encoder = getattr(model, "bert", None)
-    config = getattr(model, "config", None)
-    return (encoder is not None and config is not None and hasattr(model, "classifier")
-            and getattr(encoder, "pooler", None) is not None
-            and bool(getattr(encoder, "_supports_attention_backend", False))
+    """BERT sequence classifiers (BERT, MiniLM) with registry attention and absolute positions; not
+    other heads on a BERT encoder (multiple choice pools differently)."""
+    from transformers import BertForSequenceClassification
+
+    if not isinstance(model, BertForSequenceClassification) or model.bert.pooler is None:
+        return False
+    config = model.config
+    return (bool(getattr(model.bert, "_supports_attention_backend", False))
             and getattr(config, "position_embedding_type", "absolute") == "absolute"
             and not getattr(config, "is_decoder", False))
 

@@ -189,8 +189,8 @@ class Batcher:
     def _run_batch(self, batch: list[_Slot]) -> None:
         start = time.perf_counter()
         batch.sort(key=lambda s: -s.length)
-        lengths = [s.length for s in batch]
-        for group in plan_groups(lengths) if self._group_by_length else [range(len(batch))]:
+        groups = plan_groups([s.length for s in batch]) if self._group_by_length else [range(len(batch))]
+        for group in groups:
             slots = [batch[k] for k in group]
             try:
                 outputs = self._run([s.request.items[s.index] for s in slots])

@@ -6,7 +6,9 @@ adapted linears per layer. A LoRA step of SmolLM2-135M on CPU (Multi30k, batch 8
 its time in ``mul``/``add`` (torch.profiler), much of it these passes. Here the scaling multiplies
 the rank-r intermediate (r columns instead of the layer's width) and ``addmm`` accumulates
 ``B`` into the base output in the same GEMM, in place (an out-of-place ``addmm`` first copies the
-whole base output). Same values and gradients up to float rounding.
+whole base output). Same values and gradients up to float rounding. Measured since with one model
+whose forward is switched between rounds (``bench/lora_step.py``), neither form is faster than
+peft's forward beyond this CPU's noise (BENCHMARKS.md); the profile's share did not turn into time.
 
 Only the plain case is swapped: one active adapter, no variant (DoRA...), no LoRA bias, float32
 weights alike, adapters not merged or disabled. Anything else runs peft's own forward.
