@@ -9,7 +9,10 @@ the script then trains LitGPT on the same pairs here, in fp32 like lmkernel
 (``bench/litgpt_peer.py``: its setup, prompt and timing), and prints that ratio too.
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/translation.py [--train-pairs 1000] [--test 200]
-        [--litgpt-python /tmp/litgpt-venv/bin/python]
+        [--litgpt-python /tmp/litgpt-venv/bin/python [--litgpt-first]]
+
+It also prints the training FLOPs per sample each side spends on these pairs (``flops_per_sample``):
+their ratio is the speed-up at equal FLOP/s, and FLOPs / time shows how well each side uses the CPU.
 
 The data slices are written to a temporary folder (never into the repo).
 """
