@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from .attention import attention_function
+
 UNPADDED = "lmk_unpadded"
 
 
@@ -44,15 +46,6 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
     return out.index_select(0, rows)[None], None  # the valid rows, in text order = the packed order
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
-
-    if UNPADDED not in AttentionInterface._global_mapping:
-        AttentionInterface.register(UNPADDED, _segment_attention)
-        ALL_MASK_ATTENTION_FUNCTIONS.register(UNPADDED, lambda *a, **k: None)  # the attention builds its own
-
-
 def supports_unpadded(model: Any) -> bool:
     """BERT sequence classifiers (BERT, MiniLM) with registry attention and absolute positions; not
     other heads on a BERT encoder (multiple choice pools differently)."""
@@ -69,7 +62,6 @@ def supports_unpadded(model: Any) -> bool:
 def classify_unpadded(model: Any, items: Sequence[Sequence[int]]) -> torch.Tensor:
     """Logits (texts, labels) for token-id lists of any lengths, in one forward without padding.
     Call under ``torch.inference_mode`` (or ``no_grad``); the model must be in eval mode."""
-    _register()
     device = next(model.parameters()).device
     lengths = torch.tensor([len(ids) for ids in items])
     longest = int(lengths.max())
@@ -79,16 +71,11 @@ def classify_unpadded(model: Any, items: Sequence[Sequence[int]]) -> torch.Tenso
     index = torch.where(valid, starts[:, None] + offsets[None, :], 0)
     packed = torch.tensor([t for ids in items for t in ids])[None]
     positions = torch.cat([torch.arange(n) for n in lengths.tolist()])[None]
-    config = model.config
-    saved = config._attn_implementation
-    config._attn_implementation = UNPADDED
-    try:
+    with attention_function(model.config, UNPADDED, _segment_attention):
         hidden = model.bert(input_ids=packed.to(device), position_ids=positions.to(device),
                             token_type_ids=torch.zeros_like(packed, device=device),
                             lmk_segments=(index.flatten().to(device), valid.to(device),
                                           valid.flatten().nonzero().squeeze(1).to(device))).last_hidden_state
-    finally:
-        config._attn_implementation = saved
     first = hidden[0, starts.to(device)]  # each text's [CLS] state, (texts, hidden)
     pooled = model.bert.pooler(first[:, None])
     return model.classifier(model.dropout(pooled))

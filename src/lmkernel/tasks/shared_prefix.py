@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from ..models.attention import attention_function
+
 MIN_PREFIX = 4  # below this the second forward call costs more than it saves
 
 
@@ -105,30 +107,15 @@ def packs_attention(model: Any) -> bool:
     return bool(getattr(base, "_supports_attention_backend", False))
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
-
-    if PACKED not in AttentionInterface._global_mapping:
-        AttentionInterface.register(PACKED, _packed_attention)
-        ALL_MASK_ATTENTION_FUNCTIONS.register(PACKED, lambda *a, **k: None)  # the attention builds its own
-
-
 def forward_packed(model: Any, batch: dict[str, torch.Tensor], prefix: int) -> Any:
     """Like ``forward_with_shared_prefix`` in one call: the prefix and the rows' suffixes are one
     sequence, so each linear layer runs one GEMM instead of a small one for the prefix and another."""
-    _register()
     ids, mask = batch["input_ids"], batch["attention_mask"]
     rows, width = ids.shape[0], ids.shape[1] - prefix
     packed = torch.cat([ids[0, :prefix], ids[:, prefix:].reshape(-1)])[None]
     positions = torch.cat([torch.arange(prefix), torch.arange(prefix, prefix + width).repeat(rows)])[None]
     keep = torch.cat([torch.zeros(prefix, dtype=torch.bool), batch["logits_to_keep"][:, prefix:].reshape(-1)])[None]
-    config = model.config
-    saved = config._attn_implementation
-    config._attn_implementation = PACKED
-    try:
+    with attention_function(model.config, PACKED, _packed_attention):
         return model(input_ids=packed.to(ids.device), position_ids=positions.to(ids.device), use_cache=False,
                      logits_to_keep=keep.to(ids.device), labels=packed.to(ids.device),  # labels: only "want a loss"
                      shift_labels=batch["shift_labels"], lmk_layout=(prefix, rows, width, mask[:, prefix:].bool()))
-    finally:
-        config._attn_implementation = saved
