@@ -16,14 +16,13 @@ ratio to peft's, and the first-step losses are compared.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def build(tokens: int):
@@ -81,6 +80,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from rounds import alternate
+
     from lmkernel.training.lora import _fused_class, use_addmm_lora
 
     model, ids, labels = build(args.tokens)
@@ -95,20 +96,11 @@ def main() -> None:
             first[name] = float(model(input_ids=ids, labels=labels).loss)
     print("first-step loss: " + ", ".join(f"{n} {v:.6f}" for n, v in first.items()), flush=True)
     step()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in forwards}
     try:
-        for r in range(args.rounds):
-            names = list(forwards)
-            for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
-                cls.forward = forwards[name]
-                t = time.perf_counter()
-                for _ in range(args.steps):
-                    step()
-                times[name].append((time.perf_counter() - t) / args.steps)
-            print(f"round {r}: " + ", ".join(f"{n} {times[n][-1] * 1000:.0f} ms" for n in forwards), flush=True)
+        med = alternate({name: lambda _: step() for name in forwards}, range(args.steps), args.rounds,
+                        before=lambda name: setattr(cls, "forward", forwards[name]))
     finally:
         cls.forward = forwards["addmm, in place"]
-    med = {n: statistics.median(v) for n, v in times.items()}
     print(f"\nbatch 8 x {args.tokens} tokens, LoRA r 8 on 210 linears, {args.threads} threads, median of "
           f"{args.rounds} rounds, ms/step: " + ", ".join(f"{n} {med[n] * 1000:.0f} ({med['peft'] / med[n]:.2f}x)"
                                                         for n in forwards))

@@ -16,15 +16,14 @@ ratio are printed, with the losses of the first batch (they must agree).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def batches(task, tokenizer, pairs: int, count: int, batch_size: int) -> list[dict]:
@@ -57,6 +56,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from rounds import alternate
+
     from lmkernel.models.resolve import load_tokenizer, resolve_model_path
     from lmkernel.tasks import get_task
     from lmkernel.tasks.shared_prefix import forward_packed, forward_with_shared_prefix, shared_prefix_length
@@ -90,16 +91,7 @@ def main() -> None:
     variants = {name: step_fn(model, opt, fn) for name, fn in forwards.items()}
     for fn in variants.values():
         fn(work[0])  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for r in range(args.rounds):
-        names = list(variants)
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
-            t = time.perf_counter()
-            for b in work:
-                variants[name](b)
-            times[name].append((time.perf_counter() - t) / len(work))
-        print(f"round {r}: " + ", ".join(f"{n} {times[n][-1] * 1000:.0f} ms/step" for n in variants), flush=True)
-    med = {n: statistics.median(v) for n, v in times.items()}
+    med = alternate(variants, work, args.rounds)
     print(f"\nbatch {args.batch_size}, {args.threads} threads, median of {args.rounds} rounds: "
           + ", ".join(f"{n} {med[n] * 1000:.0f} ms/step ({med['plain'] / med[n]:.2f}x)" for n in variants))
 

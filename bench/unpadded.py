@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -49,6 +47,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from rounds import alternate
     from serve_load import SST2_DEV, fp32_peak_gflops, read_sentences, useful_gflop
 
     import lmkernel
@@ -69,17 +68,9 @@ def main() -> None:
         a, b = (fn(model, work[0]) for fn in variants.values())
         print(f"{len(work)} batches of {args.batch}, {tokens:.0f} tokens each on average; "
               f"first-batch logits differ by at most {(a - b).abs().max().item():.2e}", flush=True)
-        times: dict[str, list[float]] = {n: [] for n in variants}
-        for r in range(args.rounds):
-            names = list(variants) if r % 2 == 0 else list(variants)[::-1]
-            for name in names:
-                t = time.perf_counter()
-                for batch in work:
-                    variants[name](model, batch)
-                times[name].append((time.perf_counter() - t) / len(work))
-            print(f"round {r}: " + ", ".join(f"{n} {times[n][-1] * 1000:.1f} ms" for n in variants), flush=True)
+        med = alternate({name: lambda batch, fn=fn: fn(model, batch) for name, fn in variants.items()}, work,
+                        args.rounds)
     peaks.append(fp32_peak_gflops())
-    med = {n: statistics.median(v) for n, v in times.items()}
     base, peak = med["padded length groups"], max(peaks)
     print(f"\nmedian of {args.rounds} rounds, ms per batch of {args.batch}: "
           + ", ".join(f"{n} {med[n] * 1000:.1f} ({args.batch / med[n]:.0f} texts/s, {base / med[n]:.2f}x, "
