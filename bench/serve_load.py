@@ -248,6 +248,23 @@ def start_server(cmd: list[str], port: int, timeout: float = 300) -> subprocess.
     raise SystemExit(f"server not ready after {timeout:.0f}s: {' '.join(cmd)}")
 
 
+def batch_totals(port: int) -> tuple[float, float, float] | None:
+    """(batches, texts, model seconds) so far, from the server's Prometheus counters; None if absent."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("lmk_batch_size_count", "lmk_batch_size_sum", "lmk_batch_seconds_sum"):
+            values[name] = float(value)
+    if len(values) < 3:
+        return None
+    return values["lmk_batch_size_count"], values["lmk_batch_size_sum"], values["lmk_batch_seconds_sum"]
+
+
 def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -352,7 +369,7 @@ def main() -> None:
             "baseline": lambda p: [sys.executable, __file__, "--baseline-server", "--run", str(baseline_run),
                                    "--port", str(p), "--task", args.task],
         }
-        rows, outcomes, peaks, cpu_share = [], {}, [], {}
+        rows, outcomes, peaks, cpu_share, batch_use = [], {}, [], {}, None
         for name in [n.strip() for n in args.only.split(",") if n.strip()]:
             # This VM's fp32 peak drifts by ±20 % within minutes, so it is measured right before and
             # right after the lmkernel run (no server running either time), not once at the end.
@@ -363,15 +380,22 @@ def main() -> None:
             proc = start_server(commands[name](port), port)
             try:
                 cpu0, mine0, wall0 = process_cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
+                batches0 = batch_totals(port) if name == "lmkernel" else None
                 outcomes[name] = asyncio.run(load(port, texts, args.clients, args.seconds, args.max_requests, work))
                 cpu_share[name] = (process_cpu_seconds(proc.pid) - cpu0, time.process_time() - mine0,
                                    time.perf_counter() - wall0)
+                if batches0 is not None and (batches1 := batch_totals(port)) is not None:
+                    batch_use = [b - a for a, b in zip(batches0, batches1)] + [cpu_share[name][2]]
             finally:
                 stop_server(proc)
             if bracket:
                 peaks.append(fp32_peak_gflops(PEAK_SECONDS))
             rows.append(summary(name, outcomes[name]))
         report(rows, outcomes, run, args, peaks, cpu_share)  # inside: a run trained here lives in tmp
+        if batch_use and batch_use[0]:
+            count, texts_in, busy, wall = batch_use
+            print(f"lmkernel batches: {count:.0f}, {texts_in / count:.1f} texts each on average; the model was busy "
+                  f"{100 * busy / wall:.0f}% of the {wall:.0f} s ({1000 * busy / count:.1f} ms per batch)")
 
 
 def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argparse.Namespace,

@@ -43,6 +43,25 @@ def test_the_attention_setting_is_restored_when_the_forward_fails(tiny_model):
     assert model.config._attn_implementation == before
 
 
+def test_the_function_given_is_the_one_called_even_after_another_took_the_name(tiny_model):
+    from lmkernel.models.attention import attention_function
+
+    model = tiny_model.model.eval()
+    called = []
+
+    def spy(name):
+        def attend(module, query, key, value, attention_mask, **kwargs):
+            called.append(name)
+            return query.transpose(1, 2), None
+        return attend
+
+    ids = torch.tensor([[2, 5, 3]])
+    for name in ("first", "second"):
+        with attention_function(model.config, "lmk_test_spy", spy(name)), torch.inference_mode():
+            model(input_ids=ids)
+    assert called == ["first"] * 2 + ["second"] * 2  # one call per layer of the 2-layer model
+
+
 def test_only_bert_family_classifiers_take_the_unpadded_path(tiny_model, tiny_llama):
     from transformers import AutoModelForSequenceClassification
 

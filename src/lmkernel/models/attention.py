@@ -22,7 +22,7 @@ def attention_function(config: Any, name: str, fn: Callable) -> Iterator[None]:
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
-    if name not in AttentionInterface._global_mapping:
+    if AttentionInterface._global_mapping.get(name) is not fn:  # first use, or another function under the name
         AttentionInterface.register(name, fn)
         ALL_MASK_ATTENTION_FUNCTIONS.register(name, lambda *a, **k: None)  # the attention builds its own
     saved = config._attn_implementation
