@@ -1,5 +1,6 @@
-"""One LoRA training step: peft's forward, the addmm forward of ``training/lora.py``, and that
-forward with the copying (out-of-place) ``addmm`` it used before.
+"""One LoRA training step: peft's forward, the forward of ``training/lora.py`` (one autograd node per
+adapted linear), and the forms it had before: the adapter added into the base output with an
+in-place ``addmm_`` (session 8), or with a copying ``addmm``.
 
 A random-init Llama with SmolLM2-135M's config (30 layers, hidden 576, MLP 1536, 49,152-token
 vocabulary; values do not change GEMM or elementwise speed, and nothing is loaded), LoRA r 8 on
@@ -58,18 +59,24 @@ def step_fn(model, ids, labels):
     return step
 
 
-def copying_forward(self, x, *args, **kwargs):
-    """``AddmmLinear.forward`` as it was: ``torch.addmm`` first copies the base output."""
+def addmm_forward(in_place: bool):
+    """``AddmmLinear.forward`` as it was: the base layer, then the adapter through autograd, added into
+    the base output in place (``addmm_``) or by ``torch.addmm``, which first copies it."""
     from lmkernel.training.lora import _plain
 
-    name = None if args or kwargs else _plain(self)
-    if name is None or x.dtype != self.lora_A[name].weight.dtype:
-        return type(self).__mro__[1].forward(self, x, *args, **kwargs)
-    result = self.base_layer(x)
-    low = self.lora_A[name](self.lora_dropout[name](x)) * self.scaling[name]
-    out = torch.addmm(result.reshape(-1, result.shape[-1]), low.reshape(-1, low.shape[-1]),
-                      self.lora_B[name].weight.t())
-    return out.view(result.shape)
+    def forward(self, x, *args, **kwargs):
+        name = None if args or kwargs else _plain(self)
+        if name is None or x.dtype != self.lora_A[name].weight.dtype:
+            return type(self).__mro__[1].forward(self, x, *args, **kwargs)
+        result = self.base_layer(x)
+        low = self.lora_A[name](self.lora_dropout[name](x)) * self.scaling[name]
+        low, b = low.reshape(-1, low.shape[-1]), self.lora_B[name].weight.t()
+        if in_place:
+            result.view(-1, result.shape[-1]).addmm_(low, b)
+            return result
+        return torch.addmm(result.reshape(-1, result.shape[-1]), low, b).view(result.shape)
+
+    return forward
 
 
 def main() -> None:
@@ -87,7 +94,8 @@ def main() -> None:
     model, ids, labels = build(args.tokens)
     print(f"addmm LoRA layers: {use_addmm_lora(model)}", flush=True)
     cls = _fused_class()
-    forwards = {"peft": cls.__mro__[1].forward, "addmm, copying": copying_forward, "addmm, in place": cls.forward}
+    forwards = {"peft": cls.__mro__[1].forward, "addmm, copying": addmm_forward(False),
+                "addmm, in place": addmm_forward(True), "one node": cls.forward}
     step = step_fn(model, ids, labels)
     first = {}
     for name, fwd in forwards.items():  # same weights: the same loss
@@ -100,7 +108,7 @@ def main() -> None:
         med = alternate({name: lambda _: step() for name in forwards}, range(args.steps), args.rounds,
                         before=lambda name: setattr(cls, "forward", forwards[name]))
     finally:
-        cls.forward = forwards["addmm, in place"]
+        cls.forward = forwards["one node"]
     print(f"\nbatch 8 x {args.tokens} tokens, LoRA r 8 on 210 linears, {args.threads} threads, median of "
           f"{args.rounds} rounds, ms/step: " + ", ".join(f"{n} {med[n] * 1000:.0f} ({med['peft'] / med[n]:.2f}x)"
                                                         for n in forwards))

@@ -81,3 +81,35 @@ def test_in_place_accumulation_and_the_non_contiguous_fallback_match_peft():
     torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
     for name in grads_a:
         torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-4, atol=1e-6)
+
+
+def test_biased_base_layers_match_peft():
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=64, attention_bias=True, mlp_bias=True)
+    plain = apply_tuning(LlamaForCausalLM(cfg), "lora", r=4, alpha=8)
+    for name, p in plain.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    fused = copy.deepcopy(plain)
+    assert use_addmm_lora(fused) == 7
+    ids = torch.randint(0, 64, (2, 6))
+    logits_a, grads_a = _step(plain, ids)
+    logits_b, grads_b = _step(fused, ids)
+    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
+    for name in grads_a:
+        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-4, atol=1e-6)
+
+
+def test_the_single_node_form_takes_only_the_case_it_covers():
+    from lmkernel.training.lora import _one_node_applies
+
+    x = torch.randn(2, 8)
+    frozen = torch.nn.Linear(8, 4).requires_grad_(False)
+    assert _one_node_applies(frozen, torch.nn.Identity(), x)
+    assert _one_node_applies(frozen, torch.nn.Dropout(0.1).eval(), x)  # eval: no mask drawn
+    assert not _one_node_applies(frozen, torch.nn.Dropout(0.1).train(), x)  # a mask on the adapter input
+    assert not _one_node_applies(torch.nn.Linear(8, 4), torch.nn.Identity(), x)  # the base itself trains
+    assert not _one_node_applies(frozen, torch.nn.Identity(), x.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not _one_node_applies(frozen, torch.nn.Identity(), x)

@@ -1,14 +1,18 @@
-"""peft's LoRA Linear with the adapter's output added inside one GEMM (``addmm``).
+"""peft's LoRA Linear as one autograd node (``_LoraLinear``), with an ``addmm`` form as fallback.
 
-peft computes ``result + lora_B(lora_A(x)) * scaling``: two extra passes over the layer's whole
-output (a multiply and an add) in the forward and one in the backward, for each of the seven
-adapted linears per layer. A LoRA step of SmolLM2-135M on CPU (Multi30k, batch 8) spent ~20 % of
-its time in ``mul``/``add`` (torch.profiler), much of it these passes. Here the scaling multiplies
-the rank-r intermediate (r columns instead of the layer's width) and ``addmm`` accumulates
-``B`` into the base output in the same GEMM, in place (an out-of-place ``addmm`` first copies the
-whole base output). Same values and gradients up to float rounding. Measured since with one model
-whose forward is switched between rounds (``bench/lora_step.py``), neither form is faster than
-peft's forward beyond this CPU's noise (BENCHMARKS.md); the profile's share did not turn into time.
+peft computes ``result + lora_B(lora_A(dropout(x))) * scaling``: five autograd nodes per adapted
+linear (seven per layer), two extra passes over the layer's whole output in the forward and one in
+the backward. In the plain case of a frozen ``nn.Linear`` base with no dropout on the adapter
+input (the default: ``lora.dropout`` is 0), ``_LoraLinear`` runs the layer as one node with its
+backward written out: the scaling multiplies the rank-r intermediate, and the rank-r products are
+accumulated into the base output and the input gradient in place. The session-8 form, kept as the
+fallback for dropout, a base that is not a plain Linear, or autocast, adds the adapter with
+``addmm_`` into the base output through autograd, which makes the backward copy the whole output
+gradient (``CopySlices``, ~5 % of a translation step's op time; gone with the one-node form:
+``bench/train_step.py --profile``). Same values and gradients as peft up to float rounding
+(``tests/unit/test_addmm_lora.py``). Whole-step timings of the forms (``bench/lora_step.py``) have
+stayed within this CPU's ±20 % noise (BENCHMARKS.md): the gain is real work removed, not a
+measured speed-up.
 
 Only the plain case is swapped: one active adapter, no variant (DoRA...), no LoRA bias, float32
 weights alike, adapters not merged or disabled. Anything else runs peft's own forward.
@@ -38,6 +42,48 @@ def _plain(layer: Any) -> str | None:
     return name
 
 
+def _one_node_applies(base: Any, dropout: Any, x: torch.Tensor) -> bool:
+    """``_LoraLinear`` covers a frozen plain ``nn.Linear`` base (bias frozen too), no dropout on the
+    adapter's input and no autocast (its backward runs in the forward's dtypes)."""
+    if type(base) is not nn.Linear or base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad):
+        return False
+    no_dropout = isinstance(dropout, nn.Dropout) and (dropout.p == 0 or not dropout.training)
+    if not (isinstance(dropout, nn.Identity) or no_dropout):
+        return False
+    return not torch.is_autocast_enabled(x.device.type) and base.weight.dtype == x.dtype
+
+
+class _LoraLinear(torch.autograd.Function):
+    """``x Wᵀ + bias + s (x Aᵀ) Bᵀ`` with W frozen, as one autograd node.
+
+    Through autograd, peft's layer (and the addmm form above) is five nodes, and an in-place add into
+    the base output makes the backward copy the whole output gradient (``CopySlices``). Here the
+    backward is written out: ``dx = g W + (s g B) A``, ``dA = (s g B)ᵀ x``, ``dB = gᵀ (s x Aᵀ)``, the
+    rank-r products accumulated in place, with only ``x`` and the (rows, r) intermediate saved."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, a, b, scaling: float):
+        rows = x.reshape(-1, x.shape[-1])
+        low = torch.mm(rows, a.t()).mul_(scaling)  # (rows, r)
+        out = torch.mm(rows, weight.t()) if bias is None else torch.addmm(bias, rows, weight.t())
+        out.addmm_(low, b.t())
+        ctx.save_for_backward(rows, weight, a, b, low)
+        ctx.scaling, ctx.shape = scaling, x.shape
+        return out.view(*x.shape[:-1], out.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, weight, a, b, low = ctx.saved_tensors
+        g = grad.reshape(-1, grad.shape[-1])
+        g_low = torch.mm(g, b).mul_(ctx.scaling)  # (rows, r): the gradient of s x Aᵀ
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.mm(g, weight).addmm_(g_low, a).view(ctx.shape)
+        grad_a = torch.mm(g_low.t(), rows) if ctx.needs_input_grad[3] else None
+        grad_b = torch.mm(g.t(), low) if ctx.needs_input_grad[4] else None
+        return grad_x, None, None, grad_a, grad_b, None
+
+
 @functools.cache
 def _fused_class() -> type:
     """The subclass of peft's LoRA ``Linear``, made once (peft loads only when LoRA is used)."""
@@ -48,9 +94,12 @@ def _fused_class() -> type:
             name = None if args or kwargs else _plain(self)
             if name is None or x.dtype != self.lora_A[name].weight.dtype:
                 return super().forward(x, *args, **kwargs)
-            result = self.base_layer(x)
+            base, a, b = self.base_layer, self.lora_A[name].weight, self.lora_B[name].weight
+            if _one_node_applies(base, self.lora_dropout[name], x):
+                return _LoraLinear.apply(x, base.weight, base.bias, a, b, self.scaling[name])
+            result = base(x)
             low = self.lora_A[name](self.lora_dropout[name](x)) * self.scaling[name]  # (..., r)
-            low, b = low.reshape(-1, low.shape[-1]), self.lora_B[name].weight.t()
+            low, b = low.reshape(-1, low.shape[-1]), b.t()
             if result.is_contiguous():  # accumulate into the base output itself: no copy of it
                 result.view(-1, result.shape[-1]).addmm_(low, b)  # (a linear's backward never reads its output)
                 return result
