@@ -12,10 +12,11 @@ from lmkernel.training.lora import use_addmm_lora
 from lmkernel.tuning import apply_tuning
 
 
-def _pair(**lora):
+def _pair(layers: int = 2, bias: bool = False, **lora):
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=layers,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                      attention_bias=bias, mlp_bias=bias)
     model = apply_tuning(LlamaForCausalLM(cfg), "lora", **lora)
     for name, p in model.named_parameters():  # peft starts B at zero: give it values so it matters
         if "lora_B" in name:
@@ -30,17 +31,22 @@ def _step(model, ids):
     return out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def _assert_same_as_peft(plain, fused, ids) -> dict:
+    """One training step of each: equal logits and LoRA gradients; returns peft's gradients."""
+    logits_a, grads_a = _step(plain, ids)
+    logits_b, grads_b = _step(fused, ids)
+    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-4, atol=1e-6)
+    return grads_a
+
+
 def test_same_logits_and_gradients_as_peft():
     plain, fused = _pair(r=4, alpha=8)
     assert use_addmm_lora(fused) == 14  # 7 linears x 2 layers
     assert use_addmm_lora(fused) == 0  # already switched
-    ids = torch.randint(0, 64, (3, 9))
-    logits_a, grads_a = _step(plain, ids)
-    logits_b, grads_b = _step(fused, ids)
-    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
-    assert grads_a.keys() == grads_b.keys() and len(grads_a) == 28
-    for name in grads_a:
-        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-4, atol=1e-6)
+    assert len(_assert_same_as_peft(plain, fused, torch.randint(0, 64, (3, 9)))) == 28
 
 
 @pytest.mark.parametrize("case", ["disabled", "merged"])
@@ -75,30 +81,13 @@ def test_in_place_accumulation_and_the_non_contiguous_fallback_match_peft():
     base = layer.base_layer
     layer.base_layer = type("Transposed", (torch.nn.Module,), {
         "forward": lambda self, x: (base.weight @ x.reshape(-1, x.shape[-1]).T).T.reshape(*x.shape[:-1], -1)})()
-    ids = torch.randint(0, 64, (2, 7))
-    logits_a, grads_a = _step(plain, ids)
-    logits_b, grads_b = _step(fused, ids)
-    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
-    for name in grads_a:
-        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-4, atol=1e-6)
+    _assert_same_as_peft(plain, fused, torch.randint(0, 64, (2, 7)))
 
 
 def test_biased_base_layers_match_peft():
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=64, attention_bias=True, mlp_bias=True)
-    plain = apply_tuning(LlamaForCausalLM(cfg), "lora", r=4, alpha=8)
-    for name, p in plain.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.5)
-    fused = copy.deepcopy(plain)
+    plain, fused = _pair(layers=1, bias=True, r=4, alpha=8)
     assert use_addmm_lora(fused) == 7
-    ids = torch.randint(0, 64, (2, 6))
-    logits_a, grads_a = _step(plain, ids)
-    logits_b, grads_b = _step(fused, ids)
-    torch.testing.assert_close(logits_b, logits_a, rtol=1e-5, atol=1e-5)
-    for name in grads_a:
-        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-4, atol=1e-6)
+    _assert_same_as_peft(plain, fused, torch.randint(0, 64, (2, 6)))
 
 
 def test_the_single_node_form_takes_only_the_case_it_covers():
