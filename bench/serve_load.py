@@ -216,10 +216,12 @@ async def load(port: int, texts: list[str], clients: int, seconds: float, max_re
 
 # ---------------------------------------------------------------- servers, model, report
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads (Linux /proc; 0 elsewhere)."""
+def process_cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds of a process, all its threads, or of one thread of it (Linux /proc;
+    0 elsewhere). uvicorn runs the event loop in the main thread, whose id is the process id."""
+    stat = Path(f"/proc/{pid}/stat") if thread is None else Path(f"/proc/{pid}/task/{thread}/stat")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
@@ -380,10 +382,11 @@ def main() -> None:
             proc = start_server(commands[name](port), port)
             try:
                 cpu0, mine0, wall0 = process_cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
+                loop0 = process_cpu_seconds(proc.pid, proc.pid)
                 batches0 = batch_totals(port) if name == "lmkernel" else None
                 outcomes[name] = asyncio.run(load(port, texts, args.clients, args.seconds, args.max_requests, work))
                 cpu_share[name] = (process_cpu_seconds(proc.pid) - cpu0, time.process_time() - mine0,
-                                   time.perf_counter() - wall0)
+                                   time.perf_counter() - wall0, process_cpu_seconds(proc.pid, proc.pid) - loop0)
                 if batches0 is not None and (batches1 := batch_totals(port)) is not None:
                     batch_use = [b - a for a, b in zip(batches0, batches1)] + [cpu_share[name][2]]
             finally:
@@ -395,11 +398,12 @@ def main() -> None:
         if batch_use and batch_use[0]:
             count, texts_in, busy, wall = batch_use
             print(f"lmkernel batches: {count:.0f}, {texts_in / count:.1f} texts each on average; the model was busy "
-                  f"{100 * busy / wall:.0f}% of the {wall:.0f} s ({1000 * busy / count:.1f} ms per batch)")
+                  f"{100 * busy / wall:.0f}% of the {wall:.0f} s, summed over workers (--workers N: up to N x 100%; "
+                  f"{1000 * busy / count:.1f} ms per batch)")
 
 
 def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argparse.Namespace,
-           peaks: list[float], cpu_share: dict[str, tuple[float, float, float]]) -> None:
+           peaks: list[float], cpu_share: dict[str, tuple[float, float, float, float]]) -> None:
     what = (f"{args.max_tokens}-token greedy chat completions" if args.task == "generate"
             else "one SST-2 dev sentence per request")
     served = f"model {run.name}" + (f", baseline on {args.baseline_run.name}" if args.baseline_run else "")
@@ -410,10 +414,12 @@ def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argp
               f"{r['p95_ms']:8.1f} {r['p99_ms']:8.1f}  {r['errors'] or '-'}")
     by = {r["server"]: r for r in rows}
     cores = os.cpu_count() or 1
-    for name, (server, clients, wall) in cpu_share.items():  # who had the cores during the load (warm-up included)
-        by[name].update(server_cpu_s=server, client_cpu_s=clients, load_wall_s=wall)
+    for name, (server, clients, wall, loop) in cpu_share.items():  # who had the cores (warm-up included)
+        by[name].update(server_cpu_s=server, client_cpu_s=clients, load_wall_s=wall, event_loop_cpu_s=loop)
+        per_request = 1000 * loop / max(by[name]["ok"], 1)
         print(f"{name} CPU over the {wall:.0f} s of load: server {server:.1f} s ({100 * server / (cores * wall):.0f}% "
-              f"of {cores} cores), clients {clients:.1f} s ({100 * clients / (cores * wall):.0f}%)")
+              f"of {cores} cores; its event loop {loop:.1f} s, {per_request:.2f} ms per answered request), "
+              f"clients {clients:.1f} s ({100 * clients / (cores * wall):.0f}%)")
     if {"lmkernel", "baseline"} <= set(by) and by["baseline"]["throughput"]:
         lk, bl = by["lmkernel"], by["baseline"]
         rate = "tokens_per_s" if args.task == "generate" else "throughput"

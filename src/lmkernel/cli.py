@@ -281,10 +281,14 @@ def serve(
     = _Serve.timeout_s,
     precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast) | auto (bf16 where matmuls are fast "
                                            "in it).")] = _Serve.precision,
-    threads: Annotated[Optional[int], typer.Option(help="Torch threads for inference (default: all cores; "
-                                                   "classification/NER servers start OpenMP with "
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads per model worker (default: all cores "
+                                                   "for generation; classification/NER: cores / workers). "
+                                                   "Classification/NER servers start OpenMP with "
                                                    "OMP_WAIT_POLICY=PASSIVE unless set, so the event loop gets "
-                                                   "CPU time).")] = None,
+                                                   "CPU time.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Classification/NER: threads that each run their own "
+                                                   "batches, splitting the cores (default 1). 2 on 2 cores: "
+                                                   "~2% more throughput at saturation, ~40% higher p99.")] = None,
     runtime: Annotated[str, typer.Option(help="torch | onnx | onnx-int8. onnx: serve an ONNX Runtime copy of "
                                          "the weights (faster on CPU: 175 vs 138 req/s for MiniLM here); onnx-int8: "
                                          "its int8-quantized copy (246 req/s, slightly different outputs). Built "
@@ -304,7 +308,8 @@ def serve(
                                  max_body_bytes=max_body_bytes, max_texts=max_texts,
                                  max_input_tokens=max_input_tokens, max_new_tokens=max_new_tokens,
                                  rate_limit=rate_limit, timeout_s=timeout_s,
-                                 precision=precision, threads=threads, runtime=runtime, api_keys=keys)
+                                 precision=precision, threads=threads, workers=workers, runtime=runtime,
+                                 api_keys=keys)
         run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
 
 

@@ -159,7 +159,8 @@ def test_slow_model_gives_504_and_a_full_queue_429_with_retry_after():
         assert r.status_code == 504 and "--timeout-s" in r.json()["error"]["message"]
 
     fake = FakePredictor(delay=0.3)
-    app = create_app(ServeSettings(max_queue=2, max_batch=1, max_wait_ms=0), task="classification", load=lambda: fake)
+    app = create_app(ServeSettings(max_queue=2, max_batch=1, max_wait_ms=0, workers=1), task="classification",
+                     load=lambda: fake)  # one worker: it holds "a" while "b", "c" queue
 
     async def main():
         async with async_serving(app) as client:

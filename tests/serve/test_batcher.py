@@ -50,6 +50,35 @@ def test_every_caller_gets_its_own_results_in_order_and_requests_share_batches()
     assert len(sizes) < 10  # 20 requests became a few batches
 
 
+def test_workers_run_batches_side_by_side_and_each_caller_gets_its_own_results():
+    running, overlapped, names = [0], [False], set()
+    lock = threading.Lock()
+
+    def run(items):
+        with lock:
+            running[0] += 1
+            overlapped[0] |= running[0] > 1
+            names.add(threading.current_thread().name)
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return [x * 10 for x in items]
+
+    b = make(run, max_batch=2, max_wait_ms=0, workers=2)
+    assert b.workers == 2
+
+    async def main():
+        reqs = [[i, i + 100] for i in range(8)]
+        assert await asyncio.gather(*(b.submit(r) for r in reqs)) == [[x * 10 for x in r] for r in reqs]
+
+    run_async(main())
+    b.close()
+    assert overlapped[0] and len(names) == 2
+    assert not any(t.is_alive() for t in b._threads)  # close() stopped every worker
+    with pytest.raises(ValueError, match="workers"):
+        Batcher(run, max_batch=2, max_wait_ms=0, max_queue=4, workers=0)
+
+
 def test_a_request_larger_than_max_batch_spans_batches():
     seen = []
     b = make(lambda items: seen.append(len(items)) or items, max_batch=4, max_wait_ms=0)

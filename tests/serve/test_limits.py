@@ -97,10 +97,22 @@ def test_parse_rate(text, per_second):
     ({"rate_limit": "0/min"}, "is not a rate"),
     ({"max_batch": 0}, "--max-batch must be positive"),
     ({"precision": "fp8"}, "--precision 'fp8' is not known"),
+    ({"workers": 0}, "--workers must be positive"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(LmkError, match=message):
         ServeSettings(**kwargs)
+
+
+def test_worker_layout_splits_the_cores_between_workers(monkeypatch):
+    import lmkernel.serve.settings as settings
+
+    monkeypatch.setattr(settings, "inference_threads", lambda: 4)
+    assert settings.worker_layout(ServeSettings(), generation=False) == (1, 4)
+    assert settings.worker_layout(ServeSettings(workers=2), generation=False) == (2, 2)
+    assert settings.worker_layout(ServeSettings(workers=8), generation=False) == (8, 1)
+    assert settings.worker_layout(ServeSettings(workers=2, threads=3), generation=False) == (2, 3)
+    assert settings.worker_layout(ServeSettings(workers=2), generation=True) == (1, 4)  # decode steps run in order
 
 
 def test_api_keys_from_env_and_file(tmp_path, monkeypatch):

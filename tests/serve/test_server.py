@@ -55,7 +55,8 @@ def test_sigterm_finishes_in_flight_requests(tiny_run):
     env = dict(server_env(), LMK_TEST_KEYS="secret")
     # a long batching wait keeps requests in flight while the signal arrives
     proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(tiny_run), "--port", str(port),
-                             "--api-key-env", "LMK_TEST_KEYS", "--max-wait-ms", "3000", "--threads", "1"],
+                             "--api-key-env", "LMK_TEST_KEYS", "--max-wait-ms", "3000", "--threads", "1",
+                             "--workers", "2"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -83,7 +84,7 @@ def test_sigterm_finishes_in_flight_requests(tiny_run):
             proc.kill()
     assert proc.returncode in (0, -signal.SIGTERM), out  # uvicorn re-raises the signal once drained
     assert [r.status_code for r in replies] == [200] * 8, out
-    assert "model tiny-run ready (torch threads 1, OMP_WAIT_POLICY PASSIVE, unpadded batches)" in out
+    assert "model tiny-run ready (2 workers, torch threads 1 each, OMP_WAIT_POLICY PASSIVE, unpadded batches)" in out
     assert "Shutting down" in out
 
 

@@ -62,6 +62,56 @@ def test_the_function_given_is_the_one_called_even_after_another_took_the_name(t
     assert called == ["first"] * 2 + ["second"] * 2  # one call per layer of the 2-layer model
 
 
+def test_the_switch_holds_until_the_last_thread_leaves_and_refuses_a_second_name(tiny_model):
+    """Served models run from several worker threads: one leaving must not restore the model's own
+    attention under another's packed call (which would then attend across texts)."""
+    import threading
+
+    from lmkernel.models.attention import attention_function
+
+    config = tiny_model.model.config
+    own = config._attn_implementation
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_worker():
+        with attention_function(config, "lmk_test_a", lambda *a, **k: None):
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=other_worker)
+    t.start()
+    assert inside.wait(10)
+    with attention_function(config, "lmk_test_a", lambda *a, **k: None):
+        assert config._attn_implementation == "lmk_test_a"
+    assert config._attn_implementation == "lmk_test_a"  # the other thread is still inside
+    with pytest.raises(RuntimeError, match="lmk_test_a"):
+        with attention_function(config, "lmk_test_b", lambda *a, **k: None):
+            pass
+    leave.set()
+    t.join(10)
+    assert config._attn_implementation == own
+
+
+def test_concurrent_unpadded_calls_each_get_their_own_logits(tiny_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = tiny_model.model.eval()
+    items = tiny_model.tokenizer(TEXTS)["input_ids"]
+    batches = [items[i:] + items[:i] for i in range(len(items))] * 4
+    with torch.inference_mode():
+        want = [padded_logits(model, b) for b in batches]
+
+        def run(b):
+            with torch.inference_mode():
+                return classify_unpadded(model, b)
+
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(run, batches))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    assert model.config._attn_implementation != UNPADDED
+
+
 def test_only_bert_family_classifiers_take_the_unpadded_path(tiny_model, tiny_llama):
     from transformers import AutoModelForSequenceClassification
 

@@ -27,7 +27,7 @@ from .metrics import Metrics, MetricsMiddleware
 from .predictor import Predictor
 from .routes import serving_for, system
 from .schemas import add_body_schemas
-from .settings import ServeSettings, parse_rate
+from .settings import ServeSettings, parse_rate, worker_layout
 
 log = logging.getLogger("lmkernel.serve")
 
@@ -87,9 +87,10 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
             worker = predictor.make_engine(max_batch=s.max_batch, max_queue=s.max_queue,
                                            on_step=service.metrics.on_decode_step)
         else:  # dynamic batching of whole forward passes
+            workers, _ = worker_layout(s, generation=False)
             worker = Batcher(predictor, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
                              length=len, on_start=predictor.setup_thread, on_batch=service.metrics.on_batch,
-                             group_by_length=not getattr(predictor, "unpadded", False))
+                             group_by_length=not getattr(predictor, "unpadded", False), workers=workers)
     except LmkError as e:
         service.status, service.detail = "failed", e.what
         log.error("could not load the model: %s", e.render())
@@ -109,6 +110,7 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
         service.engine = worker
     service.predictor = predictor
     service.status = "ready"
-    log.info("model %s ready (torch threads %s, OMP_WAIT_POLICY %s%s)", predictor.name,
+    log.info("model %s ready (%s, torch threads %s each, OMP_WAIT_POLICY %s%s)", predictor.name,
+             f"{worker.workers} workers" if isinstance(worker, Batcher) else "1 engine thread",
              getattr(predictor, "threads", None) or "default", os.environ.get("OMP_WAIT_POLICY", "default"),
              ", unpadded batches" if getattr(predictor, "unpadded", False) else "")

@@ -1,11 +1,16 @@
 """Dynamic batching: many small requests become a few efficient forward passes.
 
-Requests put their texts in one FIFO queue and await a future. A single worker thread (so the
-event loop never runs the model) takes up to ``max_batch`` texts, waiting at most ``max_wait_ms``
+Requests put their texts in one FIFO queue and await a future. A worker thread (so the event
+loop never runs the model) takes up to ``max_batch`` texts, waiting at most ``max_wait_ms``
 after the oldest one arrived for others to join; sorts them by length and cuts them into groups
 of similar length, because padding is the largest waste on CPU (a random batch of SST-2 runs
 ~2x the useful FLOPs, BASELINES.md); runs each group; and hands every result back to the future
 of the request it came from. A request larger than ``max_batch`` spreads over several batches.
+
+Several workers may share the queue, each running its own batches (``lmkernel serve --workers``):
+one single-threaded worker per core wastes no time at OpenMP barriers, and the event loop's bursts
+of HTTP work stall only the worker they preempt; but each batch then runs on one core, so
+latency grows (BENCHMARKS.md "Workers").
 
 The batcher knows nothing about models: ``run(items) -> outputs`` is injected, so tests drive it
 with plain functions and generation can reuse the queue.
@@ -82,7 +87,7 @@ def plan_groups(lengths: Sequence[int], overhead: int = GROUP_OVERHEAD_TOKENS) -
 
 
 class Batcher:
-    """A queue of items and one worker thread that runs them in batches.
+    """A queue of items and worker threads that run them in batches.
 
     Args:
         run: runs one group of items, returns one output per item (called in the worker thread).
@@ -90,15 +95,20 @@ class Batcher:
         max_wait_ms: how long the oldest queued item waits for the batch to fill.
         max_queue: items waiting at most; ``submit`` raises ``QueueFull`` beyond it.
         length: the cost of an item in tokens, for grouping by length.
-        on_start: called once in the worker thread (e.g. ``torch.set_num_threads``).
+        on_start: called once in each worker thread (e.g. ``torch.set_num_threads``).
         on_batch: called after each batch with its size and seconds taken (metrics).
         group_by_length: cut each batch into padded length groups (``plan_groups``); False runs
             it as one group, for a ``run`` that does not pad (``models/unpadded.py``).
+        workers: threads taking batches from the queue; ``run`` must be safe to call from all of
+            them at once.
     """
 
     def __init__(self, run: Callable[[list[Any]], list[Any]], *, max_batch: int, max_wait_ms: float,
                  max_queue: int, length: Callable[[Any], int] = len, on_start: Callable[[], None] | None = None,
-                 on_batch: Callable[[int, float], None] | None = None, group_by_length: bool = True):
+                 on_batch: Callable[[int, float], None] | None = None, group_by_length: bool = True,
+                 workers: int = 1):
+        if workers < 1:
+            raise ValueError(f"workers must be 1 or more, got {workers}")
         self._run = run
         self._group_by_length = group_by_length
         self.max_batch = max_batch
@@ -110,28 +120,36 @@ class Batcher:
         self._queue: deque[_Slot] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._rate = 0.0  # items per second, moving average: the basis of Retry-After
-        self._thread = threading.Thread(target=self._work, name="lmkernel-batcher", daemon=True)
+        self._rate = 0.0  # items per second of one worker, moving average: the basis of Retry-After
+        self._threads = [threading.Thread(target=self._work, name=f"lmkernel-batcher-{i}", daemon=True)
+                         for i in range(workers)]
 
     @property
     def depth(self) -> int:
         """Items waiting (not yet taken by the worker)."""
         return len(self._queue)
 
+    @property
+    def workers(self) -> int:
+        return len(self._threads)
+
     def start(self) -> None:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
 
     def close(self, timeout: float | None = None) -> None:
-        """Stop taking work, finish everything already queued, then stop the worker."""
+        """Stop taking work, finish everything already queued, then stop the workers."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            if t.is_alive():
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def retry_after(self, extra: int = 0) -> int:
         """Whole seconds until the queue has likely drained enough for ``extra`` more items."""
-        rate = self._rate or 1.0
+        rate = (self._rate or 1.0) * len(self._threads)
         return max(1, math.ceil((len(self._queue) + extra - self.max_queue) / rate))
 
     async def submit(self, items: Sequence[Any]) -> list[Any]:
@@ -184,6 +202,8 @@ class Batcher:
                 slot = self._queue.popleft()
                 if not slot.request.cancelled:
                     batch.append(slot)
+            if self._queue:  # more than one batch waits: another worker may start on it now
+                self._cond.notify()
             return batch
 
     def _run_batch(self, batch: list[_Slot]) -> None:

@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from .settings import ServeSettings, inference_threads, openmp_wait_policy
+from .settings import ServeSettings, openmp_wait_policy, worker_layout
 
 
 def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, access_log: bool = False) -> None:
@@ -36,8 +36,9 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     resolve_precision(settings.precision, card["weights"])  # refuse bf16 on int8/ONNX before starting
     check_runtime(settings.runtime, model_dir, card, settings.precision)
 
-    threads = settings.threads or inference_threads()
-    policy = openmp_wait_policy(generation=getattr(serving.predictor, "kind", "") == "generate")
+    generation = getattr(serving.predictor, "kind", "") == "generate"
+    _, threads = worker_layout(settings, generation)
+    policy = openmp_wait_policy(generation)
     if policy is not None:  # read once, when torch loads OpenMP, which has not happened yet in `lmkernel serve`
         os.environ.setdefault("OMP_WAIT_POLICY", policy)
 

@@ -31,7 +31,8 @@ class ServeSettings:
     rate_limit: str | None = None  # per API key (per client address without keys), e.g. "600/min"
     timeout_s: float = 30.0  # deadline of a request, queueing included; past it: 504
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the CPU/GPU has fast bf16 matmuls)
-    threads: int | None = None  # torch intra-op threads for inference; None: inference_threads() (all cores)
+    threads: int | None = None  # torch intra-op threads per model worker; None: see worker_layout
+    workers: int | None = None  # classification/NER model worker threads; None: 1 (worker_layout)
     runtime: str = "torch"  # torch | onnx | onnx-int8 (serve/runtime.py: an ONNX Runtime copy of the weights)
     api_keys: frozenset[str] = field(default_factory=frozenset)
 
@@ -43,6 +44,8 @@ class ServeSettings:
             positive["max_input_tokens"] = self.max_input_tokens
         if self.threads is not None:
             positive["threads"] = self.threads
+        if self.workers is not None:
+            positive["workers"] = self.workers
         for name, value in positive.items():
             if not value > 0:
                 flag = "--" + name.replace("_", "-")
@@ -66,6 +69,20 @@ def inference_threads() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_layout(settings: ServeSettings, generation: bool) -> tuple[int, int]:
+    """(model worker threads, torch threads each) for a server: the cores split between the workers.
+
+    Generation always has one engine thread, as its decode steps must run in order. Classification
+    and NER default to one worker too. Two single-threaded workers on the 2-core CPU served the
+    MiniLM classifier at 32 clients 1.02-1.03x faster, but each worker then ran ~8-text batches
+    on one core, so p95/p99 latency rose ~40 % (BENCHMARKS.md "Workers"); ``--workers`` offers
+    that trade.
+    """
+    cores = inference_threads()
+    workers = 1 if generation else settings.workers or 1
+    return workers, settings.threads or max(1, cores // workers)
 
 
 def openmp_wait_policy(generation: bool) -> str | None:
