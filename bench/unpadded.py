@@ -6,9 +6,10 @@ classifier, either as ``serve.batcher.plan_groups`` cuts them (length groups, ea
 longest) or as ``models.unpadded.classify_unpadded`` runs them (one sequence, no padding; its
 attention once per text), or unpadded with the earlier attention (every text gathered into one
 padded block for a single masked SDPA call). All alternate round by round on the same model; the
-logits of the first batch must agree.
+logits of the first batch must agree. ``--workers N`` adds what ``lmkernel serve --workers N`` does:
+each batch split between N threads with one torch thread each, running side by side.
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/unpadded.py [--run runs/sentiment] [--rounds 6]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/unpadded.py [--run runs/sentiment] [--rounds 6] [--workers 2]
 """
 
 from __future__ import annotations
@@ -77,6 +78,26 @@ def with_attention(fn):
     return run
 
 
+def split_between(workers: int):
+    """classify_unpadded with each batch cut into ``workers`` parts, each on its own single-threaded thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lmkernel.models.unpadded import classify_unpadded
+
+    pool = ThreadPoolExecutor(workers)
+
+    def part(model, items):
+        torch.set_num_threads(1)  # the thread's own; the main thread resets its count before its turns
+        with torch.inference_mode():
+            return classify_unpadded(model, items)
+
+    def run(model, items):
+        step = -(-len(items) // workers)
+        parts = [items[i:i + step] for i in range(0, len(items), step)]
+        return torch.cat(list(pool.map(part, [model] * len(parts), parts)))
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, default=REPO / "runs" / "sentiment", help="a classification artifact")
@@ -84,6 +105,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40, help="batches per round and variant")
     ap.add_argument("--batch", type=int, default=32, help="texts per batch (the load test's 32 clients)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=0, help="also split each batch between this many "
+                    "single-threaded workers (lmkernel serve --workers)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from rounds import alternate
@@ -103,6 +126,8 @@ def main() -> None:
     gflop = useful_gflop(args.run, [len(x) for b in work for x in b]) / len(work)  # per batch, no padding
     variants = {"padded length groups": grouped, "unpadded, one masked SDPA": with_attention(one_masked_sdpa),
                 "unpadded": classify_unpadded}
+    if args.workers:
+        variants[f"unpadded, {args.workers} workers x 1 thread"] = split_between(args.workers)
     peaks = [fp32_peak_gflops()]
     with torch.inference_mode():
         a, *others = (fn(model, work[0]) for fn in variants.values())
@@ -110,7 +135,7 @@ def main() -> None:
               f"differ from the padded path's by at most {max((a - b).abs().max().item() for b in others):.2e}",
               flush=True)
         med = alternate({name: lambda batch, fn=fn: fn(model, batch) for name, fn in variants.items()}, work,
-                        args.rounds)
+                        args.rounds, before=lambda _: torch.set_num_threads(args.threads))
     peaks.append(fp32_peak_gflops())
     base, peak = med["padded length groups"], max(peaks)
     print(f"\nmedian of {args.rounds} rounds, ms per batch of {args.batch}: "
