@@ -127,3 +127,39 @@ def test_real_ner_artifact_end_to_end(ner_run):
             (e["type"], e["start"], e["end"]) for e in w["entities"]]
         for e in g["entities"]:
             assert texts[got.index(g)][e["start"]:e["end"]] == e["text"]
+
+
+def test_real_ner_predictor_is_safe_from_several_workers(ner_run):
+    """`serve --workers N` calls the predictor from N threads at once: same answers, no tokenizer errors."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lmkernel.serve.routes import load_predictor
+
+    predictor = load_predictor(ner_run)
+    words = ["Anna", "met", "Bob", "in", "Paris", "北京", "the", "hotel", "was", "awful"]
+    batches = [[" ".join(words[(i + j) % 10] for j in range(3 + 40 * (i % 3))) for i in range(k, k + 3)]
+               for k in range(40)]  # some past the model's 64 tokens: windows
+    want = [predictor(b) for b in batches]
+    used: dict[int, set[int]] = {}  # thread -> tokenizers its predict calls got
+    task = predictor.model.task
+    real = task.predict
+
+    def spy(model, tokenizer, *args, **kwargs):
+        used.setdefault(threading.get_ident(), set()).add(id(tokenizer))
+        return real(model, tokenizer, *args, **kwargs)
+
+    task.predict = spy
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(5):  # a race: several chances (with one shared tokenizer, ~1 run in 3 failed here)
+                got = list(pool.map(predictor, batches))
+                for g, w, b in zip(got, want, batches):
+                    assert g == w, (b, g, w)
+    finally:
+        del task.predict
+    per_thread = [ids for thread, ids in used.items() if thread != threading.get_ident()]
+    assert len(per_thread) >= 2 and all(len(ids) == 1 for ids in per_thread)  # one tokenizer per thread...
+    tokenizers = set().union(*per_thread)
+    assert len(tokenizers) == len(per_thread)  # ...none shared between threads...
+    assert not tokenizers & {id(predictor.tokenizer), id(predictor._truncating), id(predictor.model.tokenizer)}

@@ -4,10 +4,18 @@ The task's own ``predict`` (``lmkernel.load(run).predict``) does the word splitt
 long texts and span building; this wrapper only adds what a server needs around it: a per-text
 token cap checked on the request path (413, or cut at a token boundary when asked), inference
 mode in the batcher's thread, and the /v1/models entry.
+
+A fast tokenizer keeps its truncation setting in shared Rust state and changes it when a call asks
+for another, so two threads tokenizing with different settings can silently get each other's
+(huggingface/tokenizers#537). The task's ``predict`` tokenizes with and without truncation, and
+the request path runs beside it on the event loop (and beside other workers with ``serve
+--workers``): each of them gets its own copy of the tokenizer.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -33,7 +41,9 @@ class NerPredictor:
         from .predictor import resolve_precision
 
         self.model = model
-        self.tokenizer = model.tokenizer
+        self.tokenizer = copy.deepcopy(model.tokenizer)  # the request path's: counts, never truncates
+        self._truncating = copy.deepcopy(model.tokenizer)  # the request path's: cuts at the cap
+        self._worker = threading.local()  # each batcher thread's own tokenizer for predict
         self.card = model.card
         self.labels = list(model.labels)
         self.name = model_name(model.path)
@@ -65,8 +75,8 @@ class NerPredictor:
         return out
 
     def _cut(self, text: str) -> str:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
-                             max_length=self.max_input_tokens)
+        enc = self._truncating(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
+                               max_length=self.max_input_tokens)
         return text[: enc["offset_mapping"][-1][1]] if enc["offset_mapping"] else ""
 
     def tokens(self, texts: Sequence[str]) -> int:
@@ -86,7 +96,18 @@ class NerPredictor:
         autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16"
                     else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
-            return [{"entities": r["entities"]} for r in self.model.predict(list(texts), batch_size=len(texts))]
+            return [{"entities": r["entities"]} for r in self._predict(list(texts))]
+
+    def _predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        """The task's predict with this thread's own tokenizer (a loaded artifact), else the model's predict."""
+        m = self.model
+        if not all(hasattr(m, a) for a in ("task", "model", "card")):
+            return m.predict(texts, batch_size=len(texts))
+        tokenizer = getattr(self._worker, "tokenizer", None)
+        if tokenizer is None:
+            tokenizer = self._worker.tokenizer = copy.deepcopy(m.tokenizer)
+        return m.task.predict(m.model, tokenizer, texts, list(m.labels), max_length=m.card.get("max_length", 512),
+                              batch_size=len(texts))
 
     def warm_up(self) -> None:
         self(["Warm up in Berlin", "warm up"])
