@@ -6,8 +6,9 @@ classifier, either as ``serve.batcher.plan_groups`` cuts them (length groups, ea
 longest) or as ``models.unpadded.classify_unpadded`` runs them (one sequence, no padding; its
 attention once per text), or unpadded with the earlier attention (every text gathered into one
 padded block for a single masked SDPA call). All alternate round by round on the same model; the
-logits of the first batch must agree. ``--workers N`` adds what ``lmkernel serve --workers N`` does:
-each batch split between N threads with one torch thread each, running side by side.
+logits of the first batch must agree. ``--workers N`` adds a variant that splits each batch between
+N threads with one torch thread each, running side by side (``lmkernel serve --workers N`` instead
+gives each worker its own batches; splitting one batch would keep the latency of a single worker).
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/unpadded.py [--run runs/sentiment] [--rounds 6] [--workers 2]
 """
@@ -105,8 +106,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40, help="batches per round and variant")
     ap.add_argument("--batch", type=int, default=32, help="texts per batch (the load test's 32 clients)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=0, help="also split each batch between this many "
-                    "single-threaded workers (lmkernel serve --workers)")
+    ap.add_argument("--workers", type=int, default=0, help="also time each batch split between this many "
+                    "single-threaded threads")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from rounds import alternate

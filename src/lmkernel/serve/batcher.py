@@ -10,7 +10,7 @@ of the request it came from. A request larger than ``max_batch`` spreads over se
 Several workers may share the queue, each running its own batches (``lmkernel serve --workers``):
 one single-threaded worker per core wastes no time at OpenMP barriers, and the event loop's bursts
 of HTTP work stall only the worker they preempt; but each batch then runs on one core, so
-latency grows (BENCHMARKS.md "Workers").
+latency grows (BENCHMARKS.md "Workers and the event loop").
 
 The batcher knows nothing about models: ``run(items) -> outputs`` is injected, so tests drive it
 with plain functions and generation can reuse the queue.
@@ -90,7 +90,7 @@ class Batcher:
     """A queue of items and worker threads that run them in batches.
 
     Args:
-        run: runs one group of items, returns one output per item (called in the worker thread).
+        run: runs one group of items, returns one output per item (called in a worker thread).
         max_batch: items per batch at most.
         max_wait_ms: how long the oldest queued item waits for the batch to fill.
         max_queue: items waiting at most; ``submit`` raises ``QueueFull`` beyond it.
@@ -126,7 +126,7 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        """Items waiting (not yet taken by the worker)."""
+        """Items waiting (not yet taken by a worker)."""
         return len(self._queue)
 
     @property

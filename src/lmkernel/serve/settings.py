@@ -76,9 +76,9 @@ def worker_layout(settings: ServeSettings, generation: bool) -> tuple[int, int]:
 
     Generation always has one engine thread, as its decode steps must run in order. Classification
     and NER default to one worker too. Two single-threaded workers on the 2-core CPU served the
-    MiniLM classifier at 32 clients 1.02-1.03x faster, but each worker then ran ~8-text batches
-    on one core, so p95/p99 latency rose ~40 % (BENCHMARKS.md "Workers"); ``--workers`` offers
-    that trade.
+    MiniLM classifier at 32 clients 1.02-1.04x faster, but each worker then ran ~8-text batches
+    on one core, so p95/p99 latency rose ~40 % (BENCHMARKS.md "Workers and the event loop");
+    ``--workers`` offers that trade.
     """
     cores = inference_threads()
     workers = 1 if generation else settings.workers or 1
