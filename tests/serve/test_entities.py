@@ -129,6 +129,11 @@ def test_real_ner_artifact_end_to_end(ner_run):
             assert texts[got.index(g)][e["start"]:e["end"]] == e["text"]
 
 
+def rounded(results: list[dict]) -> list[list[tuple]]:
+    return [[(e["type"], e["text"], e["start"], e["end"], round(e["score"], 4)) for e in r["entities"]]
+            for r in results]
+
+
 def test_real_ner_predictor_is_safe_from_several_workers(ner_run):
     """`serve --workers N` calls the predictor from N threads at once: same answers, no tokenizer errors."""
     import threading
@@ -155,7 +160,7 @@ def test_real_ner_predictor_is_safe_from_several_workers(ner_run):
             for _ in range(5):  # a race: several chances (with one shared tokenizer, ~1 run in 3 failed here)
                 got = list(pool.map(predictor, batches))
                 for g, w, b in zip(got, want, batches):
-                    assert g == w, (b, g, w)
+                    assert rounded(g) == rounded(w), (b, g, w)  # scores: threads may sum in another order
     finally:
         del task.predict
     per_thread = [ids for thread, ids in used.items() if thread != threading.get_ident()]
