@@ -113,14 +113,19 @@ class Model:
     def labels(self) -> list[str]:
         return list(self.card["labels"])
 
-    def predict(self, texts: str | list[str], batch_size: int = 64) -> list[dict[str, Any]]:
-        """Label, score and per-label probabilities for each text."""
+    def predict(self, texts: str | list[str], batch_size: int = 64, tokenizer: Any = None) -> list[dict[str, Any]]:
+        """The task's prediction for each text (classification: label, score, probabilities).
+
+        ``tokenizer``: a copy of ``self.tokenizer`` to use instead, for callers that predict from several
+        threads at once: a fast tokenizer's truncation setting is shared state, changed by calls that
+        ask for another one (huggingface/tokenizers#537).
+        """
         if isinstance(texts, str):
             texts = [texts]
         texts = [t if isinstance(t, str) else str(t) for t in texts]
         if not texts:
             return []
-        return self.task.predict(self.model, self.tokenizer, texts, self.labels,
+        return self.task.predict(self.model, tokenizer or self.tokenizer, texts, self.labels,
                                  max_length=self.card.get("max_length", 512), batch_size=batch_size)
 
     def _check_generative(self) -> None:

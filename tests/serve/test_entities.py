@@ -26,7 +26,7 @@ class FakeNer:
         self.path = path
         self.batches: list[list[str]] = []
 
-    def predict(self, texts, batch_size=64):
+    def predict(self, texts, batch_size=64, tokenizer=None):
         self.batches.append(list(texts))
         return [{"text": t, "entities": [{"type": "PER", "text": m.group(), "start": m.start(), "end": m.end(),
                                           "score": 0.9} for m in re.finditer(r"\b[A-Z]\w*", t)]} for t in texts]
@@ -150,7 +150,7 @@ def test_real_ner_predictor_is_safe_from_several_workers(ner_run):
     task = predictor.model.task
     real = task.predict
 
-    def spy(model, tokenizer, *args, **kwargs):
+    def spy(model, tokenizer, *args, **kwargs):  # the task's predict: what the artifact passes down
         used.setdefault(threading.get_ident(), set()).add(id(tokenizer))
         return real(model, tokenizer, *args, **kwargs)
 

@@ -29,7 +29,7 @@ class NerPredictor:
     """Entities per text for a loaded ``ner`` artifact (or any object with the same ``predict``).
 
     Args:
-        model: ``.predict(texts, batch_size=)``, ``.tokenizer``, ``.card``, ``.path``, ``.labels``.
+        model: ``.predict(texts, batch_size=, tokenizer=)``, ``.tokenizer``, ``.card``, ``.path``, ``.labels``.
         max_input_tokens: tokens per text at most; None: 2048 (windows cover texts over the model's length).
         precision, threads: as for classification; bf16 is refused for compressed weights.
     """
@@ -95,19 +95,12 @@ class NerPredictor:
 
         autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16"
                     else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
-            return [{"entities": r["entities"]} for r in self._predict(list(texts))]
-
-    def _predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        """The task's predict with this thread's own tokenizer (a loaded artifact), else the model's predict."""
-        m = self.model
-        if not all(hasattr(m, a) for a in ("task", "model", "card")):
-            return m.predict(texts, batch_size=len(texts))
         tokenizer = getattr(self._worker, "tokenizer", None)
         if tokenizer is None:
-            tokenizer = self._worker.tokenizer = copy.deepcopy(m.tokenizer)
-        return m.task.predict(m.model, tokenizer, texts, list(m.labels), max_length=m.card.get("max_length", 512),
-                              batch_size=len(texts))
+            tokenizer = self._worker.tokenizer = copy.deepcopy(self.model.tokenizer)
+        with torch.inference_mode(), autocast:
+            results = self.model.predict(list(texts), batch_size=len(texts), tokenizer=tokenizer)
+        return [{"entities": r["entities"]} for r in results]
 
     def warm_up(self) -> None:
         self(["Warm up in Berlin", "warm up"])
