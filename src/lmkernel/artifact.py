@@ -125,7 +125,8 @@ class Model:
         texts = [t if isinstance(t, str) else str(t) for t in texts]
         if not texts:
             return []
-        return self.task.predict(self.model, tokenizer or self.tokenizer, texts, self.labels,
+        tokenizer = self.tokenizer if tokenizer is None else tokenizer  # not `or`: a tokenizer has a __len__
+        return self.task.predict(self.model, tokenizer, texts, self.labels,
                                  max_length=self.card.get("max_length", 512), batch_size=batch_size)
 
     def _check_generative(self) -> None:
