@@ -5,10 +5,12 @@ What the server's batch worker does with 32 requests in flight, without HTTP: ra
 classifier, either as ``serve.batcher.plan_groups`` cuts them (length groups, each padded to its
 longest) or as ``models.unpadded.classify_unpadded`` runs them (one sequence, no padding; its
 attention once per text), or unpadded with the earlier attention (every text gathered into one
-padded block for a single masked SDPA call). All alternate round by round on the same model; the
-logits of the first batch must agree. ``--workers N`` adds a variant that splits each batch between
-N threads with one torch thread each, running side by side (``lmkernel serve --workers N`` instead
-gives each worker its own batches; splitting one batch would keep the latency of a single worker).
+padded block for a single masked SDPA call), or unpadded on a second copy of the model whose
+linear layers are packed for oneDNN (``models.packed``, what ``lmkernel serve`` does by default).
+All alternate round by round; the logits of the first batch must agree. ``--workers N`` adds a
+variant that splits each batch between N threads with one torch thread each, running side by side
+(``lmkernel serve --workers N`` instead gives each worker its own batches; splitting one batch
+would keep the latency of a single worker).
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/unpadded.py [--run runs/sentiment] [--rounds 6] [--workers 2]
 """
@@ -125,8 +127,14 @@ def main() -> None:
     work = [rng.sample(ids, args.batch) for _ in range(args.batches)]
     tokens = sum(len(x) for b in work for x in b) / len(work)
     gflop = useful_gflop(args.run, [len(x) for b in work for x in b]) / len(work)  # per batch, no padding
+    from lmkernel.models.packed import pack_linears
+
+    packed = lmkernel.load(args.run).model.eval()
+    if not pack_linears(packed):
+        raise SystemExit("oneDNN could not pack the linear layers here (see the log)")
     variants = {"padded length groups": grouped, "unpadded, one masked SDPA": with_attention(one_masked_sdpa),
-                "unpadded": classify_unpadded}
+                "unpadded": classify_unpadded,
+                "unpadded, linears packed": lambda _, items: classify_unpadded(packed, items)}
     if args.workers:
         variants[f"unpadded, {args.workers} workers x 1 thread"] = split_between(args.workers)
     peaks = [fp32_peak_gflops()]

@@ -118,7 +118,9 @@ def test_real_ner_artifact_end_to_end(ner_run):
 
     texts = ["the film was great", "房间太差 the hotel was awful and the service was poor"]
     want = lmkernel.load(ner_run).predict(texts)
-    with serving(lambda: load_predictor(ner_run), task="ner") as client:
+    predictor = load_predictor(ner_run)
+    assert predictor.packed > 0  # served with packed linear layers, against a plain load's answers
+    with serving(lambda: predictor, task="ner") as client:
         r = client.post("/v1/entities", json={"texts": texts})
     assert r.status_code == 200, r.text
     got = r.json()["results"]

@@ -31,14 +31,14 @@ class NerPredictor:
     Args:
         model: ``.predict(texts, batch_size=, tokenizer=)``, ``.tokenizer``, ``.card``, ``.path``, ``.labels``.
         max_input_tokens: tokens per text at most; None: 2048 (windows cover texts over the model's length).
-        precision, threads: as for classification; bf16 is refused for compressed weights.
+        precision, threads, prepack: as for classification; bf16 is refused for compressed weights.
     """
 
     task: ClassVar[str] = "ner"
 
     def __init__(self, model: Any, *, max_input_tokens: int | None = None, precision: str = "fp32",
-                 threads: int | None = None):
-        from .predictor import resolve_precision
+                 threads: int | None = None, prepack: bool = True):
+        from .predictor import prepack_model, resolve_precision
 
         self.model = model
         self.tokenizer = copy.deepcopy(model.tokenizer)  # the request path's: counts, never truncates
@@ -50,6 +50,7 @@ class NerPredictor:
         self.max_input_tokens = max_input_tokens or DEFAULT_MAX_TOKENS
         self.precision = resolve_precision(precision, self.card.get("weights", "full"))
         self.threads = threads
+        self.packed = prepack_model(getattr(model, "model", None), self.precision) if prepack else 0
 
     def info(self) -> dict[str, Any]:
         return {"id": self.name, "task": self.task, "labels": self.labels, "base_model": self.card.get("base_model"),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from ..models.packed import pack_linears
 from ..models.unpadded import classify_unpadded, supports_unpadded
 from .http_errors import ApiError
 
@@ -49,12 +50,14 @@ class ClassifierPredictor:
             model's position embeddings, which would otherwise fail inside the forward pass.
         precision: "fp32"; "bf16" runs under autocast; "auto" picks bf16 where it pays (training.device).
         threads: torch intra-op threads for the inference thread; None keeps torch's default.
+        prepack: fp32 on CPU: pack the linear layers' weights for oneDNN once (``models/packed.py``),
+            in place in ``model``.
     """
 
     task: ClassVar[str] = "classification"
 
     def __init__(self, model: Any, *, max_input_tokens: int | None = None, precision: str = "fp32",
-                 threads: int | None = None):
+                 threads: int | None = None, prepack: bool = True):
         self.model = model.model
         # One tokenizer per truncation setting: a fast tokenizer mutates its Rust state when the
         # setting changes between calls, which can fail with "Already borrowed" while another thread
@@ -73,6 +76,7 @@ class ClassifierPredictor:
         # one GEMM per layer over the batch's real tokens (models/unpadded.py); the batcher then
         # sends the whole batch as one group instead of cutting it into padded length groups
         self.unpadded = supports_unpadded(self.model)
+        self.packed = prepack_model(self.model, self.precision) if prepack else 0
         self.encode(["fix the settings"], truncate=True)  # each tokenizer's state is set once, here
         self.encode(["fix the settings"], truncate=False)
 
@@ -128,6 +132,16 @@ class ClassifierPredictor:
         short = self.encode(["warm up"], truncate=True)[0]
         self([short, short])
         self([short[:1] + [short[1]] * (self.max_input_tokens - 2) + short[-1:]])
+
+
+def prepack_model(model: Any, precision: str) -> int:
+    """Pack a served PyTorch model's linear layers (fp32 only: a oneDNN call is not autocast to bf16);
+    the count of layers packed."""
+    import torch
+
+    if precision != "fp32" or not isinstance(model, torch.nn.Module):
+        return 0
+    return pack_linears(model)
 
 
 def resolve_precision(requested: str, weights: str) -> str:

@@ -47,8 +47,9 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
 
         torch.set_num_threads(threads)  # ONNX Runtime sessions take torch's thread count
         served = runtime_model_dir(model_dir, settings.runtime)
+        options = {} if generation else {"prepack": settings.prepack}  # decode steps: not measured packed
         return load_predictor(served, max_input_tokens=settings.max_input_tokens,
-                              precision=settings.precision, threads=threads)
+                              precision=settings.precision, threads=threads, **options)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     app = create_app(settings, task=task, load=load)
