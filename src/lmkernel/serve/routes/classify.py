@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ..deps import ReadyService
+from ..deps import ready_service
 from ..schemas import ClassifyRequest, ClassifyResponse, Usage, error_responses, json_body
+from .lean import LeanRoute
 from .texts import texts_body, tokenize
 
-router = APIRouter(prefix="/v1", tags=["classification"])
+router = APIRouter(prefix="/v1", tags=["classification"], route_class=LeanRoute)
 
 
 @router.post("/classify", response_model=ClassifyResponse, openapi_extra=json_body(ClassifyRequest),
              responses=error_responses(401, 413, 422, 429, 503, 504),
              summary="Classify texts", description="One label, its score and every label's probability per text.")
-async def classify(request: Request, service: ReadyService) -> ClassifyResponse:
+async def classify(request: Request) -> ClassifyResponse:
+    service = ready_service(request)
     body = await texts_body(request, service.settings, ClassifyRequest)
     predictor = service.predictor
     ids = await tokenize(sum(map(len, body.texts)), predictor.encode, body.texts, body.truncate)

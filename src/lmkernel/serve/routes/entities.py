@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ..deps import ReadyService
+from ..deps import ready_service
 from ..schemas import EntitiesRequest, EntitiesResponse, Usage, error_responses, json_body
+from .lean import LeanRoute
 from .texts import texts_body, tokenize
 
-router = APIRouter(prefix="/v1", tags=["ner"])
+router = APIRouter(prefix="/v1", tags=["ner"], route_class=LeanRoute)
 
 
 @router.post("/entities", response_model=EntitiesResponse, openapi_extra=json_body(EntitiesRequest),
              responses=error_responses(401, 413, 422, 429, 503, 504),
              summary="Find named entities", description="Entity type, text, character span and score per entity.")
-async def entities(request: Request, service: ReadyService) -> EntitiesResponse:
+async def entities(request: Request) -> EntitiesResponse:
+    service = ready_service(request)
     body = await texts_body(request, service.settings, EntitiesRequest)
     predictor = service.predictor
 

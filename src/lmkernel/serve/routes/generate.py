@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ..deps import ReadyService, Service
+from ..deps import Service, ready_service
 from ..generation.engine import Delta, Done, Event, Failed, GenRequest
 from ..generation.sampling import SamplingParams
 from ..generation.schemas import (
@@ -174,7 +174,8 @@ async def _stream(job: Job, chunks: Callable[[Delta | Done], list[dict[str, Any]
 @router.post("/generate", response_model=GenerateResponse, openapi_extra=json_body(GenerateRequest),
              responses={**ERRORS, 200: SSE}, summary="Generate text",
              description="Continue a prompt, or answer a chat formatted with the model's template.")
-async def generate(request: Request, service: ReadyService) -> Any:
+async def generate(request: Request) -> Any:
+    service = ready_service(request)
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), GenerateRequest)
     p = service.predictor
@@ -207,7 +208,8 @@ def _include_usage(body: Sampling) -> bool:
 @router.post("/chat/completions", response_model=ChatCompletion, openapi_extra=json_body(ChatCompletionRequest),
              responses={**ERRORS, 200: SSE}, summary="Chat completion (OpenAI-compatible)",
              description="The OpenAI chat completions API: `openai.OpenAI(base_url=.../v1)` works unchanged.")
-async def chat_completions(request: Request, service: ReadyService) -> Any:
+async def chat_completions(request: Request) -> Any:
+    service = ready_service(request)
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), ChatCompletionRequest)
     ids = await tokenize(sum(len(m.text()) for m in body.messages), service.predictor.encode_chat,
@@ -248,7 +250,8 @@ async def chat_completions(request: Request, service: ReadyService) -> Any:
 @router.post("/completions", response_model=Completion, openapi_extra=json_body(CompletionRequest),
              responses={**ERRORS, 200: SSE}, summary="Text completion (OpenAI-compatible)",
              description="The OpenAI (legacy) completions API on a raw prompt.")
-async def completions(request: Request, service: ReadyService) -> Any:
+async def completions(request: Request) -> Any:
+    service = ready_service(request)
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), CompletionRequest)
     ids = await tokenize(len(body.prompt), service.predictor.encode_prompt, body.prompt, body.truncate)
