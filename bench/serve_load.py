@@ -1,12 +1,14 @@
 """HTTP load test: `lmkernel serve` against a minimal FastAPI + transformers pipeline server.
 
-    .venv/bin/python bench/serve_load.py [--run runs/sst2] [--clients 32] [--seconds 30]
+    .venv/bin/python bench/serve_load.py [--run runs/sst2] [--clients 32] [--seconds 30] [--rounds 3]
         [--max-requests 200000] [--serve-arg=--precision=bf16] [--only lmkernel,baseline] [--json out.json]
     .venv/bin/python bench/serve_load.py --task generate --run CHAT_RUN --clients 8 --max-tokens 64
 
 Both servers serve the same artifact on 127.0.0.1 (or, with --baseline-run, the baseline serves the
 fp32 original of an ONNX/int8 artifact that lmkernel serves) (nothing else is ever contacted), one after the
-other so they never share the two cores:
+other so they never share the two cores (with --rounds N, each server's time is cut into N windows and
+the two take turns, both staying up; this VM's speed drifts by tens of percent within minutes, and
+turns keep such a drift from landing on one server only):
   lmkernel   `lmkernel serve RUN` (dynamic batching, length grouping), extra flags via --serve-arg
   baseline   a FastAPI app whose handler calls `pipeline("text-classification")` once per request
 N clients each send one SST-2 dev sentence per request, back to back, for T seconds (after a short
@@ -323,6 +325,14 @@ def useful_gflop(run: Path, tokens: list[int]) -> float:
     return sum(2 * linear * n + layers * 4 * n * n * d for n in tokens) / 1e9
 
 
+def merge(into: Outcome, o: Outcome) -> None:
+    """Add one measured window to a server's totals."""
+    into.latencies += o.latencies
+    into.statuses.update(o.statuses)
+    into.tokens += o.tokens
+    into.seconds += o.seconds
+
+
 def summary(name: str, o: Outcome) -> dict:
     lat = sorted(o.latencies)
 
@@ -345,6 +355,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=30.0, help=f"measured seconds per server (<= {MAX_SECONDS})")
     ap.add_argument("--max-requests", type=int, default=200_000, help="requests per server at most")
+    ap.add_argument("--rounds", type=int, default=1, help="split each server's --seconds into this many windows, "
+                    "the servers taking turns (both stay up): a ratio robust to this VM's speed drifting mid-run")
     ap.add_argument("--baseline-run", type=Path, help="artifact the baseline serves (default: --run); e.g. the "
                     "fp32 original when --run is its ONNX/int8 copy, which a transformers pipeline cannot run")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra `lmkernel serve` flag (repeatable)")
@@ -356,8 +368,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.baseline_server:
         return run_baseline_server(args.run, args.port, args.task)
-    if not (0 < args.seconds <= MAX_SECONDS and args.clients > 0 and args.max_requests > 0):
-        raise SystemExit(f"--seconds must be in (0, {MAX_SECONDS}], --clients and --max-requests positive")
+    if not (0 < args.seconds <= MAX_SECONDS and args.clients > 0 and args.max_requests > 0 and args.rounds > 0):
+        raise SystemExit(f"--seconds must be in (0, {MAX_SECONDS}], --clients, --max-requests and --rounds positive")
     texts = read_sentences(args.data)
     work = Work("/v1/chat/completions", args.max_tokens) if args.task == "generate" else Work()
     if work.max_tokens and not args.run:
@@ -371,29 +383,45 @@ def main() -> None:
             "baseline": lambda p: [sys.executable, __file__, "--baseline-server", "--run", str(baseline_run),
                                    "--port", str(p), "--task", args.task],
         }
-        rows, outcomes, peaks, cpu_share, batch_use = [], {}, [], {}, None
-        for name in [n.strip() for n in args.only.split(",") if n.strip()]:
-            # This VM's fp32 peak drifts by ±20 % within minutes, so it is measured right before and
-            # right after the lmkernel run (no server running either time), not once at the end.
-            bracket = name == "lmkernel" and args.task == "classify"
-            if bracket:
-                peaks.append(fp32_peak_gflops(PEAK_SECONDS))
-            port = free_port()
-            proc = start_server(commands[name](port), port)
-            try:
-                cpu0, mine0, wall0 = process_cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
-                loop0 = process_cpu_seconds(proc.pid, proc.pid)
-                batches0 = batch_totals(port) if name == "lmkernel" else None
-                outcomes[name] = asyncio.run(load(port, texts, args.clients, args.seconds, args.max_requests, work))
-                cpu_share[name] = (process_cpu_seconds(proc.pid) - cpu0, time.process_time() - mine0,
-                                   time.perf_counter() - wall0, process_cpu_seconds(proc.pid, proc.pid) - loop0)
-                if batches0 is not None and (batches1 := batch_totals(port)) is not None:
-                    batch_use = [b - a for a, b in zip(batches0, batches1)] + [cpu_share[name][2]]
-            finally:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        outcomes = {n: Outcome() for n in names}
+        cpu_share = {n: [0.0, 0.0, 0.0, 0.0] for n in names}  # server, clients, wall, event loop
+        peaks: list[float] = []
+        batch_use = None
+        servers: dict[str, tuple[subprocess.Popen, int]] = {}
+        try:
+            for name in names:  # all up before the first window; an idle server takes no CPU
+                port = free_port()
+                servers[name] = (start_server(commands[name](port), port), port)
+            for r in range(args.rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+                    # This VM's fp32 peak drifts by ±20 % within minutes, so it is measured right before
+                    # and right after each lmkernel window (no load running), and the highest one is used.
+                    bracket = name == "lmkernel" and args.task == "classify"
+                    if bracket:
+                        peaks.append(fp32_peak_gflops(PEAK_SECONDS))
+                    proc, port = servers[name]
+                    cpu0, mine0, wall0 = process_cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
+                    loop0 = process_cpu_seconds(proc.pid, proc.pid)
+                    batches0 = batch_totals(port) if name == "lmkernel" else None
+                    o = asyncio.run(load(port, texts, args.clients, args.seconds / args.rounds,
+                                         args.max_requests // args.rounds, work))
+                    used = (process_cpu_seconds(proc.pid) - cpu0, time.process_time() - mine0,
+                            time.perf_counter() - wall0, process_cpu_seconds(proc.pid, proc.pid) - loop0)
+                    cpu_share[name] = [a + b for a, b in zip(cpu_share[name], used)]
+                    merge(outcomes[name], o)
+                    if batches0 is not None and (batches1 := batch_totals(port)) is not None:
+                        window = [b - a for a, b in zip(batches0, batches1)] + [used[2]]
+                        batch_use = window if batch_use is None else [a + b for a, b in zip(batch_use, window)]
+                    if bracket:
+                        peaks.append(fp32_peak_gflops(PEAK_SECONDS))
+                    if args.rounds > 1:
+                        print(f"round {r} {name}: {summary(name, o)['throughput']:.2f} req/s", flush=True)
+        finally:
+            for proc, _ in servers.values():
                 stop_server(proc)
-            if bracket:
-                peaks.append(fp32_peak_gflops(PEAK_SECONDS))
-            rows.append(summary(name, outcomes[name]))
+        rows = [summary(name, outcomes[name]) for name in names]
+        peaks = [max(peaks[0::2]), max(peaks[1::2])] if peaks else []
         report(rows, outcomes, run, args, peaks, cpu_share)  # inside: a run trained here lives in tmp
         if batch_use and batch_use[0]:
             count, texts_in, busy, wall = batch_use
@@ -431,7 +459,8 @@ def report(rows: list[dict], outcomes: dict[str, Outcome], run: Path, args: argp
         rate = useful_gflop(run, o.tokens) / o.seconds
         by["lmkernel"].update(useful_gflops=rate, fp32_peak_gflops=peak, fp32_peaks_before_after=peaks)
         print(f"lmkernel useful {rate:.1f} GFLOP/s = {100 * rate / peak:.0f}% of the fp32 matmul peak "
-              f"{peak:.0f} GFLOP/s (the higher of {peaks[0]:.0f} before and {peaks[1]:.0f} after the run)")
+              f"{peak:.0f} GFLOP/s (the higher of {peaks[0]:.0f} before and {peaks[1]:.0f} after the lmkernel window"
+              f"{'s' if args.rounds > 1 else ''})")
     if args.json:
         args.json.write_text(json.dumps({"task": args.task, "clients": args.clients, "seconds": args.seconds,
                                          "serve_args": args.serve_arg, "results": rows}, indent=2))

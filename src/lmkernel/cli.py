@@ -290,8 +290,8 @@ def serve(
                                                    "batches, splitting the cores (default 1). 2 on 2 cores: "
                                                    "~2% more throughput at saturation, ~40% higher p99.")] = None,
     prepack: Annotated[bool, typer.Option(help="fp32 classification/NER under --runtime torch on CPU: pack each "
-                                          "linear layer's weight once for oneDNN (1.09-1.15x faster MiniLM "
-                                          "batches here); --no-prepack keeps torch's own GEMM.")]
+                                          "linear layer's weight once for oneDNN (MiniLM batches 1.12x faster "
+                                          "here); --no-prepack keeps torch's own GEMM.")]
     = _Serve.prepack,
     runtime: Annotated[str, typer.Option(help="torch | onnx | onnx-int8. onnx: serve an ONNX Runtime copy of "
                                          "the weights (faster on CPU: 175 vs 138 req/s for MiniLM here); onnx-int8: "
