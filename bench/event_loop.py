@@ -6,9 +6,11 @@ it alone: `lmkernel serve`'s app (the run's real tokenizer and limits) with a pr
 every batch after 2 ms, loaded by the same closed-loop clients as bench/serve_load.py, in a
 subprocess so the clients do not count. Variants, alternating round by round, each in a fresh
 process:
-  lean      the app as it is (the inference routes' own handler, serve/routes/lean.py)
+  lean      the app as it is (the inference routes' own handler, serve/routes/lean.py; tokenizing
+            with the Rust core directly, serve/predictor.core_encoder)
+  wrapper   the same, tokenizing through the transformers tokenizer wrapper
   fastapi   the same endpoints under FastAPI's own route handler (dependency solving, response
-            validation and encoding)
+            validation and encoding), tokenizing with the core
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/event_loop.py [--run runs/sentiment] [--rounds 3] [--seconds 10]
 """
@@ -28,15 +30,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
-VARIANTS = ("lean", "fastapi")
+VARIANTS = ("lean", "wrapper", "fastapi")
 
 
-def instant_predictor(run: Path):
+def instant_predictor(run: Path, core: bool = True):
     """The run's real request path (tokenizer, limits, labels) in front of a model that takes 2 ms."""
     import lmkernel
     from lmkernel.serve.predictor import ClassifierPredictor
 
     real = ClassifierPredictor(lmkernel.load(run), prepack=False)
+    if not core:
+        real._ids = real._cut_ids = None  # the transformers wrapper, as before core_encoder
 
     class Instant:
         task = "classification"
@@ -68,7 +72,7 @@ def child(variant: str, run: Path, seconds: float, clients: int) -> None:
     from lmkernel.serve.app import create_app
     from lmkernel.serve.settings import ServeSettings
 
-    app = create_app(ServeSettings(), task="classification", load=lambda: instant_predictor(run))
+    app = create_app(ServeSettings(), task="classification", load=lambda: instant_predictor(run, variant != "wrapper"))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     result: dict = {}
@@ -120,7 +124,7 @@ def main() -> None:
         return
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for r in range(args.rounds):
-        for variant in VARIANTS[r % 2:] + VARIANTS[:r % 2]:
+        for variant in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
             out = subprocess.run([sys.executable, __file__, "--child", variant, "--run", str(args.run),
                                   "--seconds", str(args.seconds), "--clients", str(args.clients)],
                                  capture_output=True, text=True)
@@ -133,7 +137,8 @@ def main() -> None:
                   f"({res['ok']} answered, {res['failed']} failed: {res['statuses']})", flush=True)
     med = {v: statistics.median(t) for v, t in times.items()}
     print(f"\nmedian of {args.rounds}: " + ", ".join(f"{v} {m:.3f} ms" for v, m in med.items())
-          + f"; FastAPI's handler costs {med['fastapi'] / med['lean']:.2f}x the lean one's event-loop CPU")
+          + f"; against lean: the tokenizer wrapper {med['wrapper'] / med['lean']:.2f}x, FastAPI's handler "
+          f"{med['fastapi'] / med['lean']:.2f}x the event loop's CPU per request")
 
 
 if __name__ == "__main__":
