@@ -311,7 +311,13 @@ def fp32_peak_gflops(seconds: float = PEAK_SECONDS) -> float:
 
 
 def useful_gflop(run: Path, tokens: list[int]) -> float:
-    """Encoder FLOPs without padding: 2 x Linear params x tokens + attention 4 L^2 d per layer."""
+    """The encoder FLOPs a classifier needs for texts of these lengths, without padding.
+
+    Every layer but the last: 2 x its Linear params per token, plus attention's 4 n^2 d. The last
+    layer: keys and values at every token (2 x 2 d^2), and only the [CLS] row for the rest (queries,
+    output projection, feed-forward) and its attention (4 n d), since the classifier reads nothing
+    else; the server computes exactly that (models/unpadded.py). Counting the whole last layer would
+    credit the server with work it does not do."""
     sys.path.insert(0, str(REPO / "src"))
     from lmkernel.artifact import find_model_dir, read_card
     from lmkernel.models.resolve import resolve_model_path
@@ -321,8 +327,9 @@ def useful_gflop(run: Path, tokens: list[int]) -> float:
         model_dir = resolve_model_path(read_card(model_dir)["base_model"])
     cfg = json.loads((model_dir / "config.json").read_text())
     d, ff, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
-    linear = layers * (4 * d * d + 2 * d * ff)
-    return sum(2 * linear * n + layers * 4 * n * n * d for n in tokens) / 1e9
+    linear = 4 * d * d + 2 * d * ff  # one layer's Linear params (biases aside)
+    last = [2 * (2 * d * d) * n + 2 * (linear - 2 * d * d) + 4 * n * d for n in tokens]
+    return sum((layers - 1) * (2 * linear * n + 4 * n * n * d) + x for n, x in zip(tokens, last)) / 1e9
 
 
 def merge(into: Outcome, o: Outcome) -> None:

@@ -2,15 +2,20 @@
 
 What the server's batch worker does with 32 requests in flight, without HTTP: random batches of
 ``--batch`` SST-2 dev sentences (tokenized by the artifact's tokenizer) through the served
-classifier, either as ``serve.batcher.plan_groups`` cuts them (length groups, each padded to its
-longest) or as ``models.unpadded.classify_unpadded`` runs them (one sequence, no padding; its
-attention once per text), or unpadded with the earlier attention (every text gathered into one
-padded block for a single masked SDPA call), or unpadded on a second copy of the model whose
-linear layers are packed for oneDNN (``models.packed``, what ``lmkernel serve`` does by default).
-All alternate round by round; the logits of the first batch must agree. ``--workers N`` adds a
-variant that splits each batch between N threads with one torch thread each, running side by side
-(``lmkernel serve --workers N`` instead gives each worker its own batches; splitting one batch
-would keep the latency of a single worker).
+classifier, as
+  padded length groups    ``serve.batcher.plan_groups`` cuts them, each group padded to its longest
+  unpadded, all tokens    one sequence, no padding, attention once per text, every layer at every
+                          token (the server's path before its last layer ran at [CLS] only)
+  ... packed              the same on a copy of the model whose linear layers are packed for
+                          oneDNN (``models.packed``)
+  unpadded, packed, [CLS] last layer (now)   ``models.unpadded.classify_unpadded`` on the packed
+                          copy: the last layer's queries, attention, projection and feed-forward at
+                          each text's [CLS] token only (what ``lmkernel serve`` runs)
+All alternate round by round; the logits of the first batch must agree. ``--sdpa`` adds the unpadded
+path's first attention (every text gathered into one padded block for a single masked SDPA call).
+``--workers N`` adds a variant that splits each batch between N threads with one torch thread each,
+running side by side (``lmkernel serve --workers N`` instead gives each worker its own batches;
+splitting one batch would keep the latency of a single worker).
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/unpadded.py [--run runs/sentiment] [--rounds 6] [--workers 2]
 """
@@ -67,6 +72,27 @@ def one_masked_sdpa(module, query, key, value, attention_mask, dropout: float = 
     return out.index_select(0, valid.flatten().nonzero().squeeze(1))[None], None
 
 
+def all_tokens(model, items):
+    """The unpadded forward with every layer at every token: the model's own BertModel forward on the
+    packed sequence (classify_unpadded before it ran the last layer at [CLS] only)."""
+    import itertools
+
+    import lmkernel.models.unpadded as unpadded
+    from lmkernel.models.attention import attention_function
+    from lmkernel.models.unpadded import UNPADDED
+
+    lengths = [len(ids) for ids in items]
+    ends = list(itertools.accumulate(lengths))
+    starts = [end - n for end, n in zip(ends, lengths)]
+    packed = torch.tensor([t for ids in items for t in ids])[None]
+    positions = torch.cat([torch.arange(n) for n in lengths])[None]
+    with attention_function(model.config, UNPADDED, unpadded._segment_attention):
+        hidden = model.bert(input_ids=packed, position_ids=positions, token_type_ids=torch.zeros_like(packed),
+                            lmk_segments=list(zip(starts, ends))).last_hidden_state
+    pooled = model.bert.pooler(hidden[0, torch.tensor(starts)][:, None])
+    return model.classifier(model.dropout(pooled))
+
+
 def with_attention(fn):
     """classify_unpadded with another attention function in place of the module's."""
     import lmkernel.models.unpadded as unpadded
@@ -75,7 +101,7 @@ def with_attention(fn):
         kept = unpadded._segment_attention
         unpadded._segment_attention = fn
         try:
-            return unpadded.classify_unpadded(model, items)
+            return all_tokens(model, items)
         finally:
             unpadded._segment_attention = kept
     return run
@@ -108,6 +134,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40, help="batches per round and variant")
     ap.add_argument("--batch", type=int, default=32, help="texts per batch (the load test's 32 clients)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sdpa", action="store_true", help="also time the first unpadded attention (one masked SDPA)")
     ap.add_argument("--workers", type=int, default=0, help="also time each batch split between this many "
                     "single-threaded threads")
     args = ap.parse_args()
@@ -132,9 +159,11 @@ def main() -> None:
     packed = lmkernel.load(args.run).model.eval()
     if not pack_linears(packed):
         raise SystemExit("oneDNN could not pack the linear layers here (see the log)")
-    variants = {"padded length groups": grouped, "unpadded, one masked SDPA": with_attention(one_masked_sdpa),
-                "unpadded": classify_unpadded,
-                "unpadded, linears packed": lambda _, items: classify_unpadded(packed, items)}
+    variants = {"padded length groups": grouped, "unpadded, all tokens": all_tokens,
+                "unpadded, all tokens, packed": lambda _, items: all_tokens(packed, items),
+                "unpadded, packed, [CLS] last layer (now)": lambda _, items: classify_unpadded(packed, items)}
+    if args.sdpa:
+        variants["unpadded, all tokens, one masked SDPA"] = with_attention(one_masked_sdpa)
     if args.workers:
         variants[f"unpadded, {args.workers} workers x 1 thread"] = split_between(args.workers)
     peaks = [fp32_peak_gflops()]
