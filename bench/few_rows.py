@@ -90,6 +90,7 @@ def bench_model(rounds: int) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from lmkernel.models.layout import use_few_row_linears
+    from lmkernel.models.packed import pack_linears
 
     cfg = LlamaConfig(hidden_size=HIDDEN, intermediate_size=MLP, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                       num_key_value_heads=KV_HEADS, vocab_size=VOCAB, tie_word_embeddings=True,
@@ -98,6 +99,8 @@ def bench_model(rounds: int) -> None:
     plain = LlamaForCausalLM(cfg).eval()
     few = copy.deepcopy(plain)
     use_few_row_linears(few)
+    packed = copy.deepcopy(plain)
+    pack_linears(packed)
     prompt = torch.randint(0, VOCAB, (1, 40))
     batch8 = torch.randint(0, VOCAB, (8, 40))
 
@@ -112,18 +115,20 @@ def bench_model(rounds: int) -> None:
         return time.perf_counter() - t
 
     with torch.inference_mode():
-        a, b = plain(batch8).logits, few(batch8).logits
-        print(f"\nmodel: max |logit difference| plain vs few-row = {(a - b).abs().max().item():.2e}")
-        results: dict[str, list[float]] = {f"{k}_{m}": [] for k in ("prefill", "decode") for m in ("plain", "few")}
+        a, b, c = plain(batch8).logits, few(batch8).logits, packed(batch8).logits
+        print(f"\nmodel: max |logit difference| plain vs few-row = {(a - b).abs().max().item():.2e}, "
+              f"vs packed = {(a - c).abs().max().item():.2e}")
+        models = (("plain", plain), ("few", few), ("packed", packed))
+        results: dict[str, list[float]] = {f"{k}_{m}": [] for k in ("prefill", "decode") for m, _ in models}
         for _ in range(rounds):
-            for name, model in (("plain", plain), ("few", few)):
+            for name, model in models:
                 results[f"prefill_{name}"].append(best_of(partial(prefill, model)))
                 results[f"decode_{name}"].append(min(decode8(model) for _ in range(3)))
     med = {k: statistics.median(v) * 1e3 for k, v in results.items()}
-    print(f"40-token prefill (1 sequence): plain {med['prefill_plain']:.1f} ms, few-row {med['prefill_few']:.1f} ms, "
-          f"{med['prefill_plain'] / med['prefill_few']:.2f}x")
-    print(f"decode step, batch 8:          plain {med['decode_plain']:.1f} ms, few-row {med['decode_few']:.1f} ms, "
-          f"{med['decode_plain'] / med['decode_few']:.2f}x")
+    for part, what in (("prefill", "40-token prefill (1 sequence)"), ("decode", "decode step, batch 8")):
+        print(f"{what:30} plain {med[part + '_plain']:.1f} ms, few-row {med[part + '_few']:.1f} ms "
+              f"({med[part + '_plain'] / med[part + '_few']:.2f}x), oneDNN-packed {med[part + '_packed']:.1f} ms "
+              f"({med[part + '_plain'] / med[part + '_packed']:.2f}x)")
 
 
 def main() -> None:
