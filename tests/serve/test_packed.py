@@ -93,6 +93,20 @@ def test_a_packed_layer_that_disagrees_leaves_the_whole_model_plain(monkeypatch,
         assert pack_linears(model) == 0
     assert [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Linear]
     assert "differs from F.linear" in caplog.text
+    assert "linear layers not packed: oneDNN's output for 0 differs" in caplog.text  # the module's path
+
+
+def test_a_oneDNN_op_that_fails_leaves_the_whole_model_plain(monkeypatch, caplog):
+    model = nn.Sequential(nn.Sequential(nn.ReLU(), nn.Linear(4, 4)), nn.ReLU()).eval()
+
+    def missing(self, x):
+        raise RuntimeError("could not create a primitive descriptor")
+
+    monkeypatch.setattr(PackedLinear, "forward", missing)
+    with caplog.at_level(logging.WARNING, logger="lmkernel.models"):
+        assert pack_linears(model) == 0
+    assert type(model[0][1]) is nn.Linear
+    assert "oneDNN failed on 0.1 (could not create a primitive descriptor)" in caplog.text
 
 
 def test_the_predictor_packs_fp32_only_and_on_request(tiny_run):

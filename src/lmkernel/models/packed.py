@@ -73,17 +73,18 @@ def pack_linears(model: nn.Module) -> int:
         log.info("linear layers not packed: %s", reason)
         return 0
     swaps = []
-    for parent in model.modules():
+    for prefix, parent in model.named_modules():
         for name, child in parent.named_children():
             if type(child) is nn.Linear and child.weight.dtype == torch.float32:
+                where = f"{prefix}.{name}" if prefix else name
                 try:
                     packed = PackedLinear(child)
                     ok = _agrees(child, packed)
                 except RuntimeError as e:  # an op this build lacks
-                    log.warning("linear layers not packed: oneDNN failed on %s (%s)", name, e)
+                    log.warning("linear layers not packed: oneDNN failed on %s (%s)", where, e)
                     return 0
                 if not ok:
-                    log.warning("linear layers not packed: oneDNN's output for %s differs from F.linear's", name)
+                    log.warning("linear layers not packed: oneDNN's output for %s differs from F.linear's", where)
                     return 0
                 swaps.append((parent, name, packed))
     for parent, name, packed in swaps:
