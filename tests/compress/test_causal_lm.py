@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from torch import nn
 from typer.testing import CliRunner
 
 from lmkernel.artifact import load
@@ -62,6 +63,39 @@ def test_quantized_causal_lm_stays_close_and_generates(chat_artifact, method, op
     assert len(b["token_ids"]) >= 1 and isinstance(b["text"], str)
     if atol == INT8_ATOL:
         assert a["token_ids"] == b["token_ids"]  # greedy decoding unchanged at int8
+
+
+def test_int8_quantizes_every_linear_of_a_loaded_causal_lm(chat_artifact):
+    """A loaded causal LM's linears are FewRowLinear (a subclass) that quantize_dynamic would skip."""
+    import torch.ao.nn.quantized.dynamic as nnqd
+    from safetensors import safe_open
+
+    from lmkernel.models.layout import FewRowLinear
+
+    source = load(chat_artifact / "run", backend="exact")
+    assert any(isinstance(m, FewRowLinear) for m in source.model.modules())
+    model = _build(chat_artifact, "int8")
+    with safe_open(model.path / "model.safetensors", "pt") as f:
+        assert f.get_slice("model.layers.0.mlp.up_proj.weight").get_dtype() == "I8"
+        assert f.get_slice("model.layers.1.self_attn.q_proj.weight").get_dtype() == "I8"
+    assert not [m for m in model.model.modules() if isinstance(m, nn.Linear)]  # none left in fp32
+    int8 = [m for m in model.model.modules() if isinstance(m, nnqd.Linear)]
+    assert len(int8) == 2 * 7 + 1  # q k v o gate up down per layer, plus the head
+
+
+def test_int8_refuses_to_leave_a_linear_in_fp32(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    from lmkernel.compress.int8 import quantize_model
+    from lmkernel.errors import LmkError
+
+    class MyLinear(nn.Linear):
+        pass
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    model.model.layers[0].mlp.up_proj.__class__ = MyLinear
+    with pytest.raises(LmkError, match="left 1 linear layer.*model.layers.0.mlp.up_proj"):
+        quantize_model(model)
 
 
 def test_weight_only_files_hold_int8_and_packed_int4(chat_artifact):

@@ -63,12 +63,34 @@ def check_layers(model: nn.Module) -> None:
 
 
 def quantize_model(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every nn.Linear dynamically quantized to int8 per output channel."""
+    """A copy of ``model`` with every nn.Linear dynamically quantized to int8 per output channel.
+
+    ``quantize_dynamic`` matches layer types exactly, so a loaded causal LM's ``FewRowLinear``
+    layers (an nn.Linear with another forward) are made plain in the copy first; any linear
+    layer still in fp32 afterwards is an error rather than an "int8" artifact that is not.
+
+    Raises:
+        LmkError: a linear layer was left unquantized.
+    """
+    import copy
+
+    import torch.ao.nn.quantized.dynamic as nnqd
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    from ..models.layout import FewRowLinear, retype_modules
+
     check_layers(model)
+    plain = copy.deepcopy(model)
+    retype_modules(plain, FewRowLinear, nn.Linear)
     with _no_ao_deprecation():
-        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=False)
+        qmodel = quantize_dynamic(plain, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    left = [name for name, m in qmodel.named_modules() if isinstance(m, nn.Linear) and not isinstance(m, nnqd.Linear)]
+    if left:
+        raise LmkError(f"int8 quantization left {len(left)} linear layer(s) in fp32, e.g. {left[0]}",
+                       where="--method int8",
+                       fix="these layers are a subclass of nn.Linear that PyTorch's dynamic quantization "
+                       "skips; load the model with plain nn.Linear layers or try --method weightonly")
+    return qmodel
 
 
 def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
