@@ -1,4 +1,7 @@
-"""The continuous-batching engine, driven step by step on the tiny Llama: joins, leaves, exactness."""
+"""The continuous-batching engine, driven step by step on the tiny Llama: joins, leaves, exactness.
+
+Every test runs twice: prefills and decode steps as transformers forwards, and as one forward per
+step through ``models/decode.py``'s MixedDecoder (what the server runs for Llama-family models)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ from lmkernel.serve.generation.text import TextStream
 GREEDY = {"temperature": 0.0}
 
 
-@pytest.fixture(scope="module")
-def lm(chat_model):
+@pytest.fixture(scope="module", params=["forward", "mixed"])
+def lm(chat_model, request):
     """The tiny chat tokenizer with an untied random Llama: the fixture's tied one greedily repeats its
     last prompt token forever, which would make "same tokens batched as alone" a weak check."""
     import types
@@ -28,13 +31,19 @@ def lm(chat_model):
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
     model = LlamaForCausalLM(config).eval()
     assert use_few_row_linears(model) > 0  # as lmkernel.load serves a causal LM
-    return types.SimpleNamespace(model=model, tokenizer=tok)
+    decoder = None
+    if request.param == "mixed":
+        from lmkernel.models.decode import mixed_decoder
+
+        decoder = mixed_decoder(model)
+        assert decoder is not None
+    return types.SimpleNamespace(model=model, tokenizer=tok, decoder=decoder)
 
 
 def make_engine(lm, max_batch: int = 8, max_queue: int = 8) -> Engine:
     tok = lm.tokenizer
     engine = Engine(lm.model, decode=lambda ids: tok.decode(ids, skip_special_tokens=True),
-                    eos_ids=[tok.eos_token_id], max_batch=max_batch, max_queue=max_queue)
+                    eos_ids=[tok.eos_token_id], max_batch=max_batch, max_queue=max_queue, decoder=lm.decoder)
     engine.trace = []
     return engine
 
@@ -80,7 +89,7 @@ def test_requests_join_between_steps_and_match_their_solo_runs(lm):
 
     engine = make_engine(lm)
     ra = engine.submit(*a, lambda _: None)
-    for _ in range(3):
+    for _ in range(3 if lm.decoder is None else 4):  # a one-forward prefill has no decode step with it
         engine.iterate()
     assert len(ra.tokens) == 4 and engine.running == 1  # prefill token + 3 decode steps
     rb = engine.submit(*b, lambda _: None)
@@ -103,22 +112,28 @@ def test_requests_admitted_together_share_one_prefill_and_match_their_solo_runs(
             for t, n in zip(texts, (7, 9, 1, 5))]
     solo = [alone(lm, *job) for job in jobs]
     prefills = []
-    forward = lm.model.forward
+    owner, name = (lm.model, "forward") if lm.decoder is None else (lm.decoder, "step")
+    forward = getattr(owner, name)
 
     def counting(*args, **kwargs):
-        if kwargs.get("past_key_values") is None:
+        if lm.decoder is not None:
+            prefills.append(len(args[4]))  # prompts joining this step
+        elif kwargs.get("past_key_values") is None:
             prefills.append(kwargs["input_ids"].shape)
         return forward(*args, **kwargs)
 
     engine = make_engine(lm)
     reqs = [engine.submit(*job, lambda _: None) for job in jobs]
-    lm.model.forward = counting
+    setattr(owner, name, counting)
     try:
         drain(engine)
     finally:
-        del lm.model.forward
+        delattr(owner, name)
     assert [r.tokens for r in reqs] == solo
-    assert prefills == [(4, max(len(ids) for ids, _ in jobs))]  # one batched prefill for all four
+    if lm.decoder is None:
+        assert prefills == [(4, max(len(ids) for ids, _ in jobs))]  # one batched prefill for all four
+    else:
+        assert prefills[0] == 4 and not any(prefills[1:])  # all four in the first forward
     assert engine.trace[0][1] == (reqs[0].id, reqs[1].id, reqs[3].id)  # the 1-token request never decoded
 
 
@@ -133,8 +148,19 @@ def test_prefill_batches_are_bounded_in_padded_tokens(lm, monkeypatch):
     reqs = [engine.submit(*job, lambda _: None) for job in jobs]
     groups = engine_module._prefill_groups(reqs)
     assert [len(g) for g in groups] == [2, 1, 1]  # the long prompt goes alone; padding never exceeds 12
-    drain(engine)
+    joined = []
+    if lm.decoder is not None:  # one-forward steps: at most 12 prompt tokens join a step (a longer prompt alone)
+        step = lm.decoder.step
+        lm.decoder.step = lambda *a: joined.append([len(p) for p in a[4]]) or step(*a)
+    try:
+        drain(engine)
+    finally:
+        if lm.decoder is not None:
+            del lm.decoder.step
     assert [r.tokens for r in reqs] == solo
+    if lm.decoder is not None:
+        assert [len(j) for j in joined if j] == [2, 1, 1]
+        assert all(sum(j) <= 12 or len(j) == 1 for j in joined)
 
 
 def test_slots_limit_the_batch_and_the_queue_refuses_beyond(lm):

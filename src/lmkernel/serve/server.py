@@ -47,7 +47,7 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
 
         torch.set_num_threads(threads)  # ONNX Runtime sessions take torch's thread count
         served = runtime_model_dir(model_dir, settings.runtime)
-        options = {} if generation else {"prepack": settings.prepack}  # decode steps: not measured packed
+        options = {"prepack": settings.prepack}
         return load_predictor(served, max_input_tokens=settings.max_input_tokens,
                               precision=settings.precision, threads=threads, **options)
 

@@ -33,7 +33,8 @@ class ServeSettings:
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the CPU/GPU has fast bf16 matmuls)
     threads: int | None = None  # torch intra-op threads per model worker; None: see worker_layout
     workers: int | None = None  # classification/NER model worker threads; None: 1 (worker_layout)
-    prepack: bool = True  # fp32 PyTorch on CPU: linear weights packed once for oneDNN (models/packed.py)
+    prepack: bool = True  # fp32 PyTorch on CPU: linear weights packed for oneDNN (models/packed.py); generation:
+    # decode steps and joining prefills as one forward (models/decode.py)
     runtime: str = "torch"  # torch | onnx | onnx-int8 (serve/runtime.py: an ONNX Runtime copy of the weights)
     api_keys: frozenset[str] = field(default_factory=frozenset)
 

@@ -7,6 +7,10 @@ one decode step for every running request at once. A finished request leaves the
 so a short answer never waits for a long one and a new request waits at most one step, not a
 whole generation.
 
+With a ``decoder`` (``models/decode.py``, Llama-family models in fp32 on CPU) steps (2) and (3) are
+one forward: the admitted prompts' tokens go through the layers with the running rows' next
+tokens, so a newcomer costs the running requests no pass of its own over the weights.
+
 The batch's KV cache is one transformers ``DynamicCache`` whose rows are left-padded to a common
 length with an attention mask marking the padding; every row grows by one token per step, so the
 padding of a row never changes until rows leave, when all-padding columns are trimmed. Position
@@ -87,12 +91,14 @@ class Engine:
         max_queue: requests waiting at most; ``submit`` raises ``QueueFull`` beyond.
         on_start: called once in the worker thread (thread settings).
         on_step: called after each decode step with (requests in the batch, seconds, tokens made).
+        decoder: a ``MixedDecoder`` for the model: prefills ride along with decode steps.
     """
 
     def __init__(self, model: Any, *, decode: Callable[[Sequence[int]], str], eos_ids: Sequence[int],
                  max_batch: int, max_queue: int, on_start: Callable[[], None] | None = None,
-                 on_step: Callable[[int, float, int], None] | None = None):
+                 on_step: Callable[[int, float, int], None] | None = None, decoder: Any = None):
         self.model = model
+        self._decoder = decoder
         self._decode = decode
         self.eos_ids = frozenset(eos_ids)
         self.max_batch = max_batch
@@ -180,13 +186,20 @@ class Engine:
                     for r in [r for r in self._waiting if r.cancelled]:
                         self._finish(r, "cancelled")
                     self._waiting = deque(r for r in self._waiting if not r.cancelled)
-                admit = []
+                admit: list[GenRequest] = []
                 while self._waiting and len(self._rows) + len(admit) < self.max_batch:
+                    if self._decoder is not None and admit and \
+                            sum(len(r.prompt) for r in admit) + len(self._waiting[0].prompt) > PREFILL_TOKENS:
+                        break  # a one-forward step takes this many prompt tokens at most; the rest next step
                     r = self._waiting.popleft()
                     if r.cancelled:
                         self._finish(r, "cancelled")
                     else:
                         admit.append(r)
+            if self._decoder is not None:
+                if self._rows or admit:
+                    self._guarded(list(self._rows) + admit, self._mixed_step, admit)
+                return
             for group in _prefill_groups(admit):
                 self._guarded(group, self._admit, group)
             if self._rows:
@@ -227,6 +240,37 @@ class Engine:
             cache = out.past_key_values
             mask = _take(cache, mask, keep) if len(keep) < len(reqs) else mask
             self._merge([reqs[i] for i in keep], cache, mask)
+
+    def _mixed_step(self, admit: list[GenRequest]) -> None:
+        """One decoder forward: a decode step for the running rows and the prefill of ``admit``."""
+        import torch
+
+        start = time.perf_counter()
+        rows = list(self._rows)
+        for r in admit:
+            r.sampler = Sampler.create(r.params)
+            r.stream = TextStream(self._decode, r.params.stop)
+        if rows:
+            if self.trace is not None:
+                self.trace.append((self.steps, tuple(r.id for r in rows)))
+            ids = torch.tensor([r.tokens[-1] for r in rows])
+            positions = self._mask.sum(1)  # real tokens before: the new token's position
+            mask = torch.cat([self._mask, torch.ones(len(rows), 1, dtype=self._mask.dtype)], 1)
+        else:
+            ids = positions = torch.zeros(0, dtype=torch.long)
+            mask = None
+        logits, first, prompts = self._decoder.step(ids, positions, mask, self._cache, [r.prompt for r in admit])
+        if rows:
+            self._mask = mask
+            self.steps += 1
+            if self._on_step is not None:
+                self._on_step(len(rows), time.perf_counter() - start, len(rows))
+        done = [r for i, r in enumerate(rows) if self._advance(r, logits[i])]
+        keep = [i for i, r in enumerate(admit) if not self._advance(r, first[i])]
+        self._leave(done, None)
+        if keep:
+            mask = _take(prompts, prompts.mask, keep) if len(keep) < len(admit) else prompts.mask
+            self._merge([admit[i] for i in keep], prompts, mask)
 
     def _step(self) -> None:
         """One decode step for every running request."""

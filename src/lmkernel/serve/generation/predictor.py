@@ -24,13 +24,15 @@ class GenerationPredictor:
         max_input_tokens: prompt tokens at most; None: the model's context minus one.
         precision: "fp32", or "bf16" to cast the weights (fast only where the CPU has bf16 units).
         threads: torch intra-op threads for the engine thread; None keeps torch's default.
+        prepack: fp32 Llama-family models run each decode step and the prefills that join it as one
+            forward (``models/decode.py``); False, or a model it does not apply to: transformers' forward.
     """
 
     task: str = "chat"  # the artifact's: chat, translation or summarization
     kind: ClassVar[str] = "generate"
 
     def __init__(self, model: Any, *, max_input_tokens: int | None = None, precision: str = "fp32",
-                 threads: int | None = None):
+                 threads: int | None = None, prepack: bool = True):
         import torch
 
         from ..predictor import resolve_precision
@@ -46,6 +48,11 @@ class GenerationPredictor:
         if self.precision == "bf16":
             self.model = self.model.to(torch.bfloat16)
         self.threads = threads
+        self.decoder = None
+        if prepack and self.precision == "fp32":
+            from ...models.decode import mixed_decoder
+
+            self.decoder = mixed_decoder(self.model)
         eos = {self.tokenizer.eos_token_id}
         gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
         eos.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
@@ -116,4 +123,4 @@ class GenerationPredictor:
 
     def make_engine(self, *, max_batch: int, max_queue: int, on_step: Any = None) -> Engine:
         return Engine(self.model, decode=self.decode, eos_ids=self.eos_ids, max_batch=max_batch,
-                      max_queue=max_queue, on_start=self.setup_thread, on_step=on_step)
+                      max_queue=max_queue, on_start=self.setup_thread, on_step=on_step, decoder=self.decoder)

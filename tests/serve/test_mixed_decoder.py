@@ -1,0 +1,140 @@
+"""models/decode.py: the one-forward decode step against transformers' forward, its key/value buffers,
+prompt-prefix reuse, and the cases where it must step aside."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from lmkernel.models import decode
+from lmkernel.models.decode import mixed_decoder
+from lmkernel.serve.generation.engine import Engine
+from lmkernel.serve.generation.sampling import SamplingParams
+
+
+def tiny_llama_model(**overrides):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    config = dict(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False)
+    return LlamaForCausalLM(LlamaConfig(**{**config, **overrides})).eval()
+
+
+def run(model, decoder, jobs, late=()):
+    """Tokens of each (prompt, max_new_tokens) greedy job; ``late`` jobs join after 3 steps."""
+    engine = Engine(model, decode=lambda ids: "", eos_ids=[], max_batch=8, max_queue=8, decoder=decoder)
+    reqs = [engine.submit(p, SamplingParams(max_new_tokens=n, temperature=0.0, ignore_eos=True), lambda _: None)
+            for p, n in jobs]
+    for _ in range(3):
+        engine.iterate()
+    reqs += [engine.submit(p, SamplingParams(max_new_tokens=n, temperature=0.0, ignore_eos=True), lambda _: None)
+             for p, n in late]
+    while engine.running or engine.depth:
+        engine.iterate()
+    return [r.tokens for r in reqs]
+
+
+def test_many_steps_through_small_buffers_match_transformers_forward(monkeypatch):
+    """Buffers two columns wide: every few steps they fill, rows leave (trim) and join (merge); the tokens
+    are still those of transformers' forward, step for step."""
+    monkeypatch.setattr(decode, "SPARE", 2)
+    model = tiny_llama_model()
+    decoder = mixed_decoder(model)
+    assert decoder is not None
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(0, 300, (n,), generator=g).tolist() for n in (5, 9, 3, 12, 7)]
+    jobs, late = [(prompts[0], 40), (prompts[1], 11), (prompts[2], 25)], [(prompts[3], 30), (prompts[4], 6)]
+    want = run(model, None, jobs, late)
+    assert min(len(set(t)) for t in want) > 2  # varied tokens: a mix-up between rows would show
+    assert run(model, decoder, jobs, late) == want
+
+
+def test_a_prompt_sharing_the_last_prompts_prefix_reuses_its_keys_and_values():
+    model = tiny_llama_model()
+    decoder = mixed_decoder(model)
+    system = list(range(10, 40))  # a shared template / system prompt
+    first, second = system + [50, 51, 52], system + [60, 61]
+    want = run(model, None, [(second, 12)])
+    sent = []
+    step = decoder.step
+
+    def spy(ids, positions, mask, cache, prompts=()):
+        sent.extend(len(p) - decoder._reusable(p) for p in prompts)
+        return step(ids, positions, mask, cache, prompts)
+
+    decoder.step = spy
+    assert run(model, decoder, [(first, 4)])  # leaves its keys and values behind
+    assert run(model, decoder, [(second, 12)]) == want
+    assert sent == [len(first), 2]  # the second prompt sent only its own two tokens through the layers
+    assert decoder._reusable([99] + system) == 0  # a different first token: nothing shared
+    assert decoder._reusable(second) == len(second) - 1  # the same prompt again: all but its last token
+
+
+def test_it_steps_aside_for_other_models_and_precisions(caplog):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    caplog.set_level(logging.INFO, logger="lmkernel.models")
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).eval()
+    assert mixed_decoder(gpt2) is None
+    assert mixed_decoder(tiny_llama_model().to(torch.bfloat16)) is None
+    assert mixed_decoder(tiny_llama_model().train()) is None
+    assert mixed_decoder(tiny_llama_model(hidden_act="gelu")) is None
+    text = caplog.text
+    assert "GPT2LMHeadModel is not one of ['LlamaForCausalLM']" in text
+    assert "not fp32 on the CPU" in text and "training mode" in text and "not a plain Llama" in text
+
+
+def test_a_step_that_disagrees_with_transformers_is_not_used(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="lmkernel.models")
+    monkeypatch.setattr(decode, "_rotate", lambda x, cos, sin: x)  # a wrong position encoding
+    assert mixed_decoder(tiny_llama_model()) is None
+    assert "differs from transformers' forward (prefill: logits differ by" in caplog.text
+
+
+def test_a_decoder_failure_fails_its_requests_and_the_engine_goes_on():
+    model = tiny_llama_model()
+    decoder = mixed_decoder(model)
+    engine = Engine(model, decode=lambda ids: "", eos_ids=[], max_batch=4, max_queue=4, decoder=decoder)
+    events = []
+    step = decoder.step
+    decoder.step = lambda *a: (_ for _ in ()).throw(RuntimeError("out of memory"))
+    engine.submit([1, 2, 3], SamplingParams(max_new_tokens=3, temperature=0.0), events.append)
+    engine.iterate()
+    assert type(events[-1]).__name__ == "Failed" and engine.running == 0
+    decoder.step = step
+    req = engine.submit([1, 2, 3], SamplingParams(max_new_tokens=3, temperature=0.0, ignore_eos=True), events.append)
+    while engine.running or engine.depth:
+        engine.iterate()
+    assert req.finish_reason == "length" and len(req.tokens) == 3
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_prefix_reuse_and_decode_rows_in_one_forward_match_separate_forwards(rows):
+    """A prompt joining ``rows`` running rows, reusing the previous prompt's prefix: same logits as
+    transformers' prefill of that prompt alone."""
+    model = tiny_llama_model()
+    decoder = mixed_decoder(model)
+    g = torch.Generator().manual_seed(5)
+    base = torch.randint(0, 300, (8,), generator=g).tolist()
+    running = [torch.randint(0, 300, (6,), generator=g).tolist() for _ in range(rows)]
+    with torch.inference_mode():
+        empty = torch.zeros(0, dtype=torch.long)
+        _, _, cache = decoder.step(empty, empty, None, None, running)  # rows prefilled; base is not the last
+        decoder.step(empty, empty, None, None, [base + [7]])  # leaves base's keys and values
+        mask = torch.cat([cache.mask, torch.ones(rows, 1, dtype=torch.long)], 1)
+        logits, joined, _ = decoder.step(torch.tensor([5] * rows), cache.mask.sum(1), mask, cache, [base + [9, 9]])
+        want = model(input_ids=torch.tensor([base + [9, 9]])).logits[:, -1]
+        ref = model(input_ids=torch.tensor([r + [5] for r in running])).logits[:, -1]
+    assert torch.allclose(joined, want, atol=1e-4) and torch.allclose(logits, ref, atol=1e-4)
+
+
+def test_the_generation_server_uses_it_unless_told_not_to(chat_model):
+    from lmkernel.serve.generation.predictor import GenerationPredictor
+
+    assert GenerationPredictor(chat_model).decoder is not None
+    assert GenerationPredictor(chat_model, prepack=False).decoder is None
+    engine = GenerationPredictor(chat_model).make_engine(max_batch=2, max_queue=2)
+    assert engine._decoder is not None
