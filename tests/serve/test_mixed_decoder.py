@@ -138,3 +138,11 @@ def test_the_generation_server_uses_it_unless_told_not_to(chat_model):
     assert GenerationPredictor(chat_model, prepack=False).decoder is None
     engine = GenerationPredictor(chat_model).make_engine(max_batch=2, max_queue=2)
     assert engine._decoder is not None
+
+
+def test_it_steps_aside_for_quantized_linear_layers(caplog):
+    from lmkernel.compress.int8 import quantize_model
+
+    caplog.set_level(logging.INFO, logger="lmkernel.models")
+    assert mixed_decoder(quantize_model(tiny_llama_model())) is None
+    assert "its linear layers are not plain fp32 nn.Linear (torch.ao.nn.quantized.dynamic" in caplog.text

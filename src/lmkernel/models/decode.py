@@ -63,11 +63,9 @@ class _KV:
 
 
 def _linear(layer: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A 2-D input's product with the layer; plain fp32 layers skip the module call. The output is
-    made row-major: a column-major one would send attention to SDPA's slow math kernel."""
-    if type(layer) in _PLAIN and layer.weight.dtype == torch.float32:
-        return lambda h: few_row_linear(h, layer.weight, layer.bias).contiguous()
-    return layer
+    """A 2-D input's product with a plain fp32 layer, without the module call. The output is made
+    row-major: a column-major one would send attention to SDPA's slow math kernel."""
+    return lambda h: few_row_linear(h, layer.weight, layer.bias).contiguous()
 
 
 def _rms(norm: nn.Module, h: torch.Tensor) -> torch.Tensor:
@@ -233,6 +231,13 @@ def _unsupported(model: Any) -> str | None:
         return "its config is not a plain Llama (activation or tensor-parallel layout)"
     if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
         return "its weights are not fp32 on the CPU"
+    linears = [model.lm_head] + [getattr(owner, name) for layer in model.model.layers
+                                 for owner, names in ((layer.self_attn, ("q_proj", "k_proj", "v_proj", "o_proj")),
+                                                      (layer.mlp, ("gate_proj", "up_proj", "down_proj")))
+                                 for name in names]
+    odd = next((x for x in linears if type(x) not in _PLAIN), None)
+    if odd is not None:  # e.g. dynamic int8: activations scaled per batch, so a ragged batch computes other numbers
+        return f"its linear layers are not plain fp32 nn.Linear ({type(odd).__module__}.{type(odd).__name__})"
     if model.training:
         return "the model is in training mode"
     return None

@@ -367,7 +367,7 @@ class Engine:
         self._mask = _take(self._cache, self._mask, keep)
 
 
-PREFILL_TOKENS = 4096  # padded prompt tokens per prefill forward: bounds its activation and attention memory
+PREFILL_TOKENS = 4096  # prompt tokens per forward (padded ones included without a decoder): bounds its memory
 
 
 def _prefill_groups(reqs: list[GenRequest]) -> list[list[GenRequest]]:
