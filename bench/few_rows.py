@@ -6,6 +6,8 @@ with random weights (GEMM speed does not depend on the values, and nothing is lo
   layers   one pass over the 210 layer matrices plus the output layer, per row count
   model    a decode step and a 40-token prefill of a random-init Llama with SmolLM2's config,
            before and after ``use_few_row_linears`` (same weights, so the outputs are compared)
+  layout   ``W @ x.T`` over the layer matrices with a row-major ``x`` against a column-major one
+           (the transposed view a few-row product returns), and ``F.linear``
 Variants alternate round by round; the median of each is printed with the ratio.
 
     flock /tmp/lmk-bench.lock .venv/bin/python bench/few_rows.py [--rounds 5] [--threads 2]
@@ -131,11 +133,33 @@ def bench_model(rounds: int) -> None:
               f"({med[part + '_plain'] / med[part + '_packed']:.2f}x)")
 
 
+def bench_layout(rounds: int) -> None:
+    weights = [torch.randn(o, i) * 0.02 for o, i in layer_shapes()]
+    print("\nlayout: one pass over 210 layer matrices as W @ x.T (ms, median of rounds)")
+    print(f"{'rows':>5} {'x row-major':>12} {'x column-major':>15} {'ratio':>6} {'F.linear':>9}")
+    for rows in (7, 8, 16):
+        row_major = {i: torch.randn(rows, i) for i in (HIDDEN, MLP)}
+        col_major = {i: torch.randn(i, rows).t() for i in (HIDDEN, MLP)}
+        variants = {
+            "row": partial(lambda xs: [torch.mm(w, xs[w.shape[1]].t()) for w in weights], row_major),
+            "col": partial(lambda xs: [torch.mm(w, xs[w.shape[1]].t()) for w in weights], col_major),
+            "linear": partial(lambda xs: [F.linear(xs[w.shape[1]], w) for w in weights], row_major),
+        }
+        results: dict[str, list[float]] = {k: [] for k in variants}
+        with torch.inference_mode():
+            for _ in range(rounds):
+                for name, fn in variants.items():
+                    results[name].append(best_of(fn))
+        med = {k: statistics.median(v) * 1e3 for k, v in results.items()}
+        print(f"{rows:>5} {med['row']:>12.1f} {med['col']:>15.1f} {med['col'] / med['row']:>5.2f}x "
+              f"{med['linear']:>9.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds per variant (median reported)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    ap.add_argument("--only", default="layers,model", help="comma-separated parts: layers, model")
+    ap.add_argument("--only", default="layers,model", help="comma-separated parts: layers, model, layout")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, CPU capability "
@@ -145,6 +169,8 @@ def main() -> None:
         bench_layers(args.rounds)
     if "model" in parts:
         bench_model(args.rounds)
+    if "layout" in parts:
+        bench_layout(args.rounds)
 
 
 if __name__ == "__main__":
