@@ -146,3 +146,26 @@ def test_it_steps_aside_for_quantized_linear_layers(caplog):
     caplog.set_level(logging.INFO, logger="lmkernel.models")
     assert mixed_decoder(quantize_model(tiny_llama_model())) is None
     assert "its linear layers are not plain fp32 nn.Linear (torch.ao.nn.quantized.dynamic" in caplog.text
+
+
+def test_kept_prefix_is_bounded_and_buffers_of_a_replaced_cache_are_released(monkeypatch):
+    monkeypatch.setattr(decode, "REUSE_TOKENS", 4)
+    model = tiny_llama_model()
+    decoder = mixed_decoder(model)
+    shared = list(range(20, 32))
+    assert run(model, decoder, [(shared + [1], 3)])
+    assert decoder._last[0] == shared[:4] and decoder._last[1][0][0].shape[1] == 4  # 4 tokens' keys kept
+    assert decoder._reusable(shared + [2]) == 4
+    want = run(model, None, [(shared + [2], 5)])
+    engine = Engine(model, decode=lambda ids: "", eos_ids=[], max_batch=4, max_queue=4, decoder=decoder)
+    long = engine.submit(shared + [2], SamplingParams(max_new_tokens=5, temperature=0.0, ignore_eos=True),
+                         lambda _: None)
+    short = engine.submit([5, 6], SamplingParams(max_new_tokens=2, temperature=0.0, ignore_eos=True), lambda _: None)
+    engine.iterate()  # both prefilled
+    engine.iterate()  # a decode step: buffers in use; the short request leaves
+    assert short.finish_reason == "length" and not decoder._buffers  # the trimmed cache has new tensors
+    engine.iterate()
+    assert decoder._buffers  # the next step writes into fresh buffers
+    while engine.running:
+        engine.iterate()
+    assert long.tokens == want[0]

@@ -43,6 +43,7 @@ from .layout import FewRowLinear, few_row_linear
 log = logging.getLogger("lmkernel.models")
 
 SPARE = 64  # columns a key/value buffer grows by when full
+REUSE_TOKENS = 1024  # leading tokens of the last prompt whose keys and values are kept (~47 MB for SmolLM2)
 ARCHITECTURES = {"LlamaForCausalLM"}  # one decoder layer design: SmolLM2, Llama 2/3, TinyLlama
 _PLAIN = (nn.Linear, FewRowLinear)
 
@@ -163,8 +164,15 @@ class MixedDecoder:
         logits = self.head(_rms(inner.norm, h[last]))
         if not prompts:
             return logits[:rows], logits[rows:], None
-        self._last = (list(prompts[-1]), [layer_kv[-1] for layer_kv in new_kv])
+        keep = min(len(prompts[-1]), REUSE_TOKENS)  # copies: a view would hold this step's whole k and v
+        self._last = (list(prompts[-1][:keep]), [(k[:, :keep].clone(), v[:, :keep].clone())
+                                                 for k, v in (layer_kv[-1] for layer_kv in new_kv)])
         return logits[:rows], logits[rows:], _padded(new_kv, [len(p) for p in prompts])
+
+    def forget_buffers(self) -> None:
+        """Drop the key/value buffers: the engine replaced the cache's tensors (rows merged or trimmed),
+        and a buffer would otherwise keep the old cache's memory alive until the next step."""
+        self._buffers.clear()
 
     def _reusable(self, prompt: Sequence[int]) -> int:
         """Leading tokens of ``prompt`` shared with the last prompt (all but its last token at most:
@@ -198,6 +206,9 @@ def _padded(new_kv: list[list[tuple[torch.Tensor, torch.Tensor]]], lengths: list
     longest = max(lengths)
     layers = []
     for layer_kv in new_kv:
+        if len(layer_kv) == 1:  # one prompt: no padding, and no copy (the engine's merge copies anyway)
+            layers.append(_KV(layer_kv[0][0][None], layer_kv[0][1][None]))
+            continue
         pads = [longest - n for n in lengths]
         keys = torch.stack([F.pad(k, (0, 0, pad, 0)) for (k, _), pad in zip(layer_kv, pads)])
         values = torch.stack([F.pad(v, (0, 0, pad, 0)) for (_, v), pad in zip(layer_kv, pads)])

@@ -350,6 +350,7 @@ class Engine:
                                      F.pad(new.values, (0, 0, pad_new, 0))])
         self._mask = torch.cat([F.pad(self._mask, (pad_batch, 0)), F.pad(mask, (pad_new, 0))])
         self._rows.extend(rows)
+        self._replaced()
 
     def _leave(self, leaving: list[GenRequest], reason: str | None) -> None:
         """Remove rows from the batch (finishing them with ``reason`` if given); trim shared padding."""
@@ -363,8 +364,14 @@ class Engine:
         self._rows = [self._rows[i] for i in keep]
         if not keep:
             self._cache = self._mask = None
-            return
-        self._mask = _take(self._cache, self._mask, keep)
+        else:
+            self._mask = _take(self._cache, self._mask, keep)
+        self._replaced()
+
+    def _replaced(self) -> None:
+        """The cache's tensors were replaced: the decoder's buffers would keep the old ones alive."""
+        if self._decoder is not None:
+            self._decoder.forget_buffers()
 
 
 PREFILL_TOKENS = 4096  # prompt tokens per forward (padded ones included without a decoder): bounds its memory
