@@ -6,8 +6,8 @@ steps. On CPU a forward costs at least one pass over all weights (540 MB for Smo
 fp32), so a 35-token prefill took about as long as two batch-8 decode steps while the running
 requests waited. Here the running rows' next tokens and the newcomers' prompt tokens go through
 the layers together as one ragged batch of token rows: the weights are read once, the GEMMs get
-more rows (which this memory-bound CPU computes almost for free), and only attention is done per
-part, each with its own keys and values:
+more rows (far cheaper than a pass of their own: bench/mixed_step.py), and only attention is done
+per part, each with its own keys and values:
 
 - running rows: one query token each against the batch's left-padded KV cache. Keys and values
   are kept in buffers with spare columns, so a step writes one column instead of copying the

@@ -216,6 +216,7 @@ class Engine:
                     r.finish_reason = "error"
                     self._emit(r, Failed(e))
             self._rows, self._cache, self._mask = [], None, None
+            self._replaced()
 
     def _admit(self, reqs: list[GenRequest]) -> None:
         """Prefill the admitted requests together, sample each one's first token, merge their caches.
