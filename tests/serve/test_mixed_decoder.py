@@ -83,7 +83,7 @@ def test_it_steps_aside_for_other_models_and_precisions(caplog):
     assert mixed_decoder(tiny_llama_model().train()) is None
     assert mixed_decoder(tiny_llama_model(hidden_act="gelu")) is None
     text = caplog.text
-    assert "GPT2LMHeadModel is not one of ['LlamaForCausalLM']" in text
+    assert "GPT2LMHeadModel is not one of ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM']" in text
     assert "not fp32 on the CPU" in text and "training mode" in text and "not a plain Llama" in text
 
 
@@ -169,3 +169,28 @@ def test_kept_prefix_is_bounded_and_buffers_of_a_replaced_cache_are_released(mon
     while engine.running:
         engine.iterate()
     assert long.tokens == want[0]
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "mistral"])
+def test_qwen2_and_windowless_mistral_run_it_too(kind, caplog):
+    """Same decoder layer as Llama (Qwen2 with biases on query/key/value): tokens equal transformers'
+    forward, requests joining and leaving. Mistral with a sliding window steps aside."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(2)
+    shape = dict(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(kind, **shape, sliding_window=None)).eval()
+    if kind == "qwen2":
+        assert model.model.layers[0].self_attn.q_proj.bias is not None
+    decoder = mixed_decoder(model)
+    assert decoder is not None
+    g = torch.Generator().manual_seed(4)
+    prompts = [torch.randint(0, 300, (n,), generator=g).tolist() for n in (6, 11, 4)]
+    jobs, late = [(prompts[0], 12), (prompts[1], 5)], [(prompts[2], 9), (prompts[1][:8] + [3], 7)]
+    assert run(model, decoder, jobs, late) == run(model, None, jobs, late)
+
+    caplog.set_level(logging.INFO, logger="lmkernel.models")
+    windowed = AutoModelForCausalLM.from_config(AutoConfig.for_model("mistral", **shape, sliding_window=64)).eval()
+    assert mixed_decoder(windowed) is None
+    assert "sliding-window attention (64 tokens)" in caplog.text

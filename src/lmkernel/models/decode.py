@@ -1,5 +1,9 @@
 """One forward for a decode step and the prefills that join it: Llama-family causal LMs on CPU.
 
+Llama-family: ``LlamaForCausalLM`` (SmolLM2, Llama 2/3, TinyLlama), ``Qwen2ForCausalLM`` (Qwen2 and
+Qwen2.5: the same layer with biases on query/key/value) and ``MistralForCausalLM`` without a sliding
+attention window; anything else, or a variant the load-time check catches, keeps transformers' forward.
+
 The continuous-batching engine serves requests that arrive and finish at different steps. Run
 through transformers' forward, each newcomer's prompt is a forward of its own between two decode
 steps. On CPU a forward costs at least one pass over all weights (540 MB for SmolLM2-135M in
@@ -44,7 +48,7 @@ log = logging.getLogger("lmkernel.models")
 
 SPARE = 64  # columns a key/value buffer grows by when full
 REUSE_TOKENS = 1024  # leading tokens of the last prompt whose keys and values are kept (~47 MB for SmolLM2)
-ARCHITECTURES = {"LlamaForCausalLM"}  # one decoder layer design: SmolLM2, Llama 2/3, TinyLlama
+ARCHITECTURES = {"LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"}  # one decoder layer design
 _PLAIN = (nn.Linear, FewRowLinear)
 
 
@@ -240,6 +244,8 @@ def _unsupported(model: Any) -> str | None:
     config = model.config
     if getattr(config, "hidden_act", None) != "silu" or getattr(config, "pretraining_tp", 1) != 1:
         return "its config is not a plain Llama (activation or tensor-parallel layout)"
+    if getattr(config, "sliding_window", None) is not None:
+        return f"it uses sliding-window attention ({config.sliding_window} tokens), which this step does not"
     if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
         return "its weights are not fp32 on the CPU"
     linears = [model.lm_head] + [getattr(owner, name) for layer in model.model.layers
