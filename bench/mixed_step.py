@@ -11,7 +11,11 @@ What the generation server does when a request joins a running batch, on SmolLM2
 Each round times every variant on a fresh copy of the same batch cache; the median over rounds is
 printed with the ratio. Logits of the two ways are compared first.
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/mixed_step.py [--rounds 7] [--run RUN]
+``--long N``: instead, the engine's pause for a long prompt. ``--rows`` requests decode; an N-token
+prompt joins; printed: the longest gap between two tokens of the running requests and the long
+request's time to first token, its prompt in one piece against pieces of CHUNK_TOKENS.
+
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/mixed_step.py [--rounds 7] [--run RUN] [--long 1500]
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def main() -> None:
     ap.add_argument("--own", type=int, default=9, help="join+prefix: the prompt's tokens not shared with the last one")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--long", type=int, default=0, help="time the engine's pause for a prompt this long instead")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -63,6 +68,8 @@ def main() -> None:
     if decoder is None:
         sys.exit("the mixed step does not apply to this model (see the log line above)")
     vocab, rows = model.config.vocab_size, args.rows
+    if args.long:
+        return long_prompt(model, decoder, args)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (rows, args.context), generator=g)
     mask = torch.ones(rows, args.context, dtype=torch.long)
@@ -125,6 +132,50 @@ def main() -> None:
     for case in cases:
         p, m = med[f"{case}/plain"], med[f"{case}/mixed"]
         print(f"{case:<13} {p:>16.1f} {m:>9.1f} {p / m:>5.2f}x")
+
+
+def long_prompt(model, decoder, args) -> None:
+    """The running requests' longest gap between tokens while a long prompt joins, and its first token."""
+    from lmkernel.serve.generation import engine as engine_module
+    from lmkernel.serve.generation.sampling import SamplingParams
+
+    g = torch.Generator().manual_seed(1)
+    vocab = model.config.vocab_size
+    long_ids = torch.randint(0, vocab, (args.long,), generator=g).tolist()
+    short = [torch.randint(0, vocab, (30,), generator=g).tolist() for _ in range(args.rows)]
+    results: dict[str, list[tuple[float, float]]] = {"one piece": [], "pieces": []}
+    chunk = engine_module.CHUNK_TOKENS
+    for _ in range(args.rounds):
+        for name, budget in (("one piece", engine_module.PREFILL_TOKENS), ("pieces", chunk)):
+            engine_module.CHUNK_TOKENS = budget
+            engine = engine_module.Engine(model, decode=lambda ids: "x" * len(ids), eos_ids=[], max_batch=args.rows + 1,
+                                          max_queue=args.rows + 1, decoder=decoder)
+            stamps: list[float] = []
+            params = SamplingParams(max_new_tokens=10_000, temperature=0.0, ignore_eos=True)
+            running = [engine.submit(p, params, lambda e, s=stamps: s.append(time.perf_counter())) for p in short]
+            for _ in range(3):
+                engine.iterate()
+            first: list[float] = []
+            joined = time.perf_counter()
+            engine.submit(long_ids, SamplingParams(max_new_tokens=1, temperature=0.0),
+                          lambda e, f=first: f.append(time.perf_counter()) if not f else None)
+            del stamps[:-1]  # from the running requests' last token before the long prompt joins
+            while not first:
+                engine.iterate()
+            for _ in range(2):
+                engine.iterate()
+            for r in running:
+                engine.cancel(r)
+            engine.iterate()
+            per_token = [b - a for a, b in zip(stamps, stamps[1:])]  # consecutive events (rows x steps)
+            results[name].append((max(per_token), first[0] - joined))
+    engine_module.CHUNK_TOKENS = chunk
+    print(f"\n{args.rows} requests decoding, a {args.long}-token prompt joins (median of {args.rounds} rounds)")
+    print(f"{'prompt prefilled':<22} {'longest gap between tokens':>27} {'its first token after':>22}")
+    for name, label in (("one piece", "in one piece"), ("pieces", f"in pieces of {chunk}")):
+        gap = statistics.median(x for x, _ in results[name])
+        ttft = statistics.median(y for _, y in results[name])
+        print(f"{label:<22} {gap:>25.2f} s {ttft:>20.2f} s")
 
 
 if __name__ == "__main__":

@@ -138,20 +138,31 @@ def test_requests_admitted_together_share_one_prefill_and_match_their_solo_runs(
 
 
 def test_prefill_batches_are_bounded_in_padded_tokens(lm, monkeypatch):
+    """At most PREFILL_TOKENS prompt tokens per prefill forward. One-forward steps: a long prompt is
+    prefilled in pieces across steps (CHUNK_TOKENS while others decode) and still gets its solo tokens."""
     from lmkernel.serve.generation import engine as engine_module
 
     monkeypatch.setattr(engine_module, "PREFILL_TOKENS", 12)
+    monkeypatch.setattr(engine_module, "CHUNK_TOKENS", 5)
     params = SamplingParams(max_new_tokens=3, ignore_eos=True, **GREEDY)
-    jobs = [(prompt(lm, t), params) for t in ("a b", "c d", "zwei Menschen gehen auf der Straße und ein Hund", "e f")]
+    long_text = "zwei Menschen gehen auf der Straße und ein Hund"
+    jobs = [(prompt(lm, t), params) for t in ("a b", "c d", long_text, "e f")]
+    assert len(jobs[2][0]) > 12
     solo = [alone(lm, *job) for job in jobs]
     engine = make_engine(lm)
     reqs = [engine.submit(*job, lambda _: None) for job in jobs]
     groups = engine_module._prefill_groups(reqs)
     assert [len(g) for g in groups] == [2, 1, 1]  # the long prompt goes alone; padding never exceeds 12
-    joined = []
-    if lm.decoder is not None:  # one-forward steps: at most 12 prompt tokens join a step (a longer prompt alone)
+    steps = []  # per one-forward step: (running rows, [(prompt tokens computed, up to)])
+    if lm.decoder is not None:
         step = lm.decoder.step
-        lm.decoder.step = lambda *a: joined.append([len(p) for p in a[4]]) or step(*a)
+
+        def spy(ids, positions, mask, cache, prompts=(), pasts=None):
+            known = [0 if p is None else p[0][0].shape[1] for p in (pasts or [None] * len(prompts))]
+            steps.append((len(ids), [(len(x) - k, len(x)) for x, k in zip(prompts, known)]))
+            return step(ids, positions, mask, cache, prompts, pasts)
+
+        lm.decoder.step = spy
     try:
         drain(engine)
     finally:
@@ -159,8 +170,10 @@ def test_prefill_batches_are_bounded_in_padded_tokens(lm, monkeypatch):
             del lm.decoder.step
     assert [r.tokens for r in reqs] == solo
     if lm.decoder is not None:
-        assert [len(j) for j in joined if j] == [2, 1, 1]
-        assert all(sum(j) <= 12 or len(j) == 1 for j in joined)
+        for rows, pieces in steps:
+            assert sum(n for n, _ in pieces) <= (5 if rows else 12)
+        long_pieces = [upto for _, pieces in steps for _, upto in pieces if upto > 3]
+        assert len(long_pieces) >= 3 and long_pieces[-1] == len(jobs[2][0])  # prefilled in pieces, to its end
 
 
 def test_slots_limit_the_batch_and_the_queue_refuses_beyond(lm):

@@ -61,9 +61,9 @@ def test_a_prompt_sharing_the_last_prompts_prefix_reuses_its_keys_and_values():
     sent = []
     step = decoder.step
 
-    def spy(ids, positions, mask, cache, prompts=()):
+    def spy(ids, positions, mask, cache, prompts=(), pasts=None):
         sent.extend(len(p) - decoder._reusable(p) for p in prompts)
-        return step(ids, positions, mask, cache, prompts)
+        return step(ids, positions, mask, cache, prompts, pasts)
 
     decoder.step = spy
     assert run(model, decoder, [(first, 4)])  # leaves its keys and values behind
@@ -194,3 +194,58 @@ def test_qwen2_and_windowless_mistral_run_it_too(kind, caplog):
     windowed = AutoModelForCausalLM.from_config(AutoConfig.for_model("mistral", **shape, sliding_window=64)).eval()
     assert mixed_decoder(windowed) is None
     assert "sliding-window attention (64 tokens)" in caplog.text
+
+
+def test_prompts_prefilled_in_pieces_match_transformers_forward(monkeypatch):
+    """Tiny budgets: every prompt is prefilled 3-4 tokens per step, beside running rows, some reusing
+    the last prompt's prefix; each request still gets transformers' tokens."""
+    from lmkernel.serve.generation import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "PREFILL_TOKENS", 4)
+    monkeypatch.setattr(engine_module, "CHUNK_TOKENS", 3)
+    model = tiny_llama_model()
+    decoder = mixed_decoder(model)
+    g = torch.Generator().manual_seed(6)
+    prompts = [torch.randint(0, 300, (n,), generator=g).tolist() for n in (9, 14, 5)]
+    jobs, late = [(prompts[0], 10), (prompts[1], 6)], [(prompts[2], 8), (prompts[1][:10] + [4, 4], 5)]
+    want = run(model, None, jobs, late)
+    continued = []  # per step: prompts continuing from their earlier pieces
+    step = decoder.step
+    decoder.step = lambda *a: continued.append(sum(p is not None for p in a[5])) or step(*a)
+    assert run(model, decoder, jobs, late) == want
+    assert sum(continued) >= 8  # 40 prompt tokens, 3-4 per step: most prompts took several pieces
+
+
+def test_a_cancelled_request_mid_prefill_frees_its_slot(monkeypatch):
+    from lmkernel.serve.generation import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "PREFILL_TOKENS", 4)
+    model = tiny_llama_model()
+    engine = Engine(model, decode=lambda ids: "", eos_ids=[], max_batch=1, max_queue=2, decoder=mixed_decoder(model))
+    events = []
+    long = engine.submit(list(range(10, 30)), SamplingParams(max_new_tokens=3, temperature=0.0), events.append)
+    engine.iterate()
+    assert engine.running == 1 and long.prefilled == 4 and not long.tokens  # holds the only slot, mid-prompt
+    other = engine.submit([5, 6, 7], SamplingParams(max_new_tokens=2, temperature=0.0, ignore_eos=True), lambda _: None)
+    engine.iterate()
+    assert engine.depth == 1  # still waiting for the slot
+    engine.cancel(long)
+    while engine.running or engine.depth:
+        engine.iterate()
+    assert events[-1].finish_reason == "cancelled" and not long.tokens
+    assert other.finish_reason == "length" and len(other.tokens) == 2
+
+
+def test_a_prompt_in_three_pieces_gives_the_logits_of_one_forward():
+    model = tiny_llama_model()
+    decoder = mixed_decoder(model)
+    ids = torch.randint(0, 300, (13,), generator=torch.Generator().manual_seed(8)).tolist()
+    empty = torch.zeros(0, dtype=torch.long)
+    with torch.inference_mode():
+        past = None
+        for end in (4, 9, 13):
+            _, last, kv = decoder.step(empty, empty, None, None, [ids[:end]], [past])
+            past = kv.parts[0]
+            assert past[0][0].shape[1] == end  # keys of every token so far
+        want = model(input_ids=torch.tensor([ids])).logits[:, -1]
+    assert torch.allclose(last, want, atol=1e-5)

@@ -55,10 +55,13 @@ _PLAIN = (nn.Linear, FewRowLinear)
 @dataclass
 class PromptCache:
     """Keys and values of newly prefilled prompts, left-padded to the longest: ``layers[i].keys`` is
-    (prompts, kv heads, longest, head dim); ``mask`` (prompts, longest) is 0 on the padding."""
+    (prompts, kv heads, longest, head dim); ``mask`` (prompts, longest) is 0 on the padding. ``parts[j]``
+    is prompt j's own per-layer (keys, values), (kv heads, its tokens, head dim): what a prompt
+    prefilled in pieces passes back as ``pasts`` with its next piece."""
 
     layers: list[Any]
     mask: torch.Tensor
+    parts: list[list[tuple[torch.Tensor, torch.Tensor]]]
 
 
 @dataclass
@@ -104,7 +107,8 @@ class MixedDecoder:
         self._last: tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]] = ([], [])  # a prompt, its k/v
 
     def step(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None, cache: Any,
-             prompts: Sequence[Sequence[int]] = ()) -> tuple[torch.Tensor, torch.Tensor, PromptCache | None]:
+             prompts: Sequence[Sequence[int]] = (), pasts: Sequence[Any] | None = None,
+             ) -> tuple[torch.Tensor, torch.Tensor, PromptCache | None]:
         """Next-token logits of every running row and of every new prompt, in one forward.
 
         Args:
@@ -113,7 +117,9 @@ class MixedDecoder:
             mask: (rows, cached + 1) 1 for real tokens, 0 for left padding, the new token included.
             cache: the batch's ``DynamicCache`` (None without rows); every layer gains the new tokens'
                 keys and values.
-            prompts: token ids of requests joining now.
+            prompts: token ids of requests joining now (up to where this step prefills them).
+            pasts: per prompt, None or the ``PromptCache.parts`` entry of its earlier pieces: the keys
+                and values of its first tokens, which this step does not compute again.
 
         Returns:
             (rows, vocab) logits, (prompts, vocab) logits of each prompt's last token, and the
@@ -121,7 +127,9 @@ class MixedDecoder:
         """
         inner = self.model.model
         rows, group, dim = ids.shape[0], self.heads // self.kv_heads, self.head_dim
-        reused = [self._reusable(p) for p in prompts]  # leading tokens whose k/v are kept from the last prompt
+        pasts = list(pasts) if pasts is not None else [None] * len(prompts)
+        # leading tokens whose keys and values are already known: earlier pieces, or the last prompt's
+        reused = [self._reusable(p) if past is None else past[0][0].shape[1] for p, past in zip(prompts, pasts)]
         lengths = [len(p) - c for p, c in zip(prompts, reused)]  # tokens each prompt sends through the layers
         tokens = torch.cat([ids, *(torch.tensor(p[c:], dtype=torch.long) for p, c in zip(prompts, reused))])
         where = torch.cat([positions, *(torch.arange(c, len(p)) for p, c in zip(prompts, reused))])
@@ -147,10 +155,10 @@ class MixedDecoder:
                     scale=layer.self_attn.scaling).reshape(rows, -1))
             if prompts:
                 layer_kv = []
-                for start, n, c in zip(starts, lengths, reused):
+                for start, n, c, past in zip(starts, lengths, reused, pasts):
                     pq, pk, pv = (t[start:start + n].transpose(0, 1) for t in (q, k, v))  # (heads, n, dim)
                     if c:
-                        kept_k, kept_v = self._last[1][i]
+                        kept_k, kept_v = self._last[1][i] if past is None else past[i]
                         pk, pv = torch.cat([kept_k[:, :c], pk], 1), torch.cat([kept_v[:, :c], pv], 1)
                         causal = torch.arange(c + n)[None] <= torch.arange(c, c + n)[:, None]
                         att = F.scaled_dot_product_attention(pq[None], pk[None], pv[None], attn_mask=causal,
@@ -218,7 +226,7 @@ def _padded(new_kv: list[list[tuple[torch.Tensor, torch.Tensor]]], lengths: list
         values = torch.stack([F.pad(v, (0, 0, pad, 0)) for (_, v), pad in zip(layer_kv, pads)])
         layers.append(_KV(keys, values))
     mask = torch.tensor([[0] * (longest - n) + [1] * n for n in lengths])
-    return PromptCache(layers, mask)
+    return PromptCache(layers, mask, [list(x) for x in zip(*new_kv)])
 
 
 def mixed_decoder(model: Any) -> MixedDecoder | None:

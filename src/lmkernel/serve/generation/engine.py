@@ -9,7 +9,10 @@ whole generation.
 
 With a ``decoder`` (``models/decode.py``, Llama-family models in fp32 on CPU) steps (2) and (3) are
 one forward: the admitted prompts' tokens go through the layers with the running rows' next
-tokens, so a newcomer costs the running requests no pass of its own over the weights.
+tokens, so a newcomer costs the running requests no pass of its own over the weights. While
+requests are decoding, a step takes at most CHUNK_TOKENS prompt tokens: a longer prompt is
+prefilled in pieces over several steps (its slot taken from the first), so the running requests
+keep getting tokens instead of pausing for the whole prompt.
 
 The batch's KV cache is one transformers ``DynamicCache`` whose rows are left-padded to a common
 length with an attention mask marking the padding; every row grows by one token per step, so the
@@ -78,6 +81,8 @@ class GenRequest:
     finish_reason: str | None = None
     sampler: Sampler | None = None
     stream: TextStream | None = None
+    prefilled: int = 0  # prompt tokens whose keys and values ``past`` holds (a prompt prefilled in pieces)
+    past: Any = None
 
 
 class Engine:
@@ -107,6 +112,7 @@ class Engine:
         self._on_step = on_step
         self._waiting: deque[GenRequest] = deque()
         self._rows: list[GenRequest] = []  # the running batch, in cache row order
+        self._prefilling: list[GenRequest] = []  # prompts partly prefilled (decoder only), oldest first
         self._cache: Any = None  # DynamicCache of the running batch
         self._mask: Any = None  # (rows, cache length) long tensor, 0 = left padding
         self._cond = threading.Condition()
@@ -125,7 +131,8 @@ class Engine:
 
     @property
     def running(self) -> int:
-        return len(self._rows)
+        """Requests holding a slot: decoding, or with their prompt partly prefilled."""
+        return len(self._rows) + len(self._prefilling)
 
     def submit(self, prompt: list[int], params: SamplingParams, sink: Callable[[Event], None]) -> GenRequest:
         """Queue a generation; its events go to ``sink``.
@@ -166,7 +173,7 @@ class Engine:
             self._on_start()
         while True:
             with self._cond:
-                while not self._waiting and not self._rows:
+                while not self._waiting and not self._rows and not self._prefilling:
                     if self._closed:
                         return
                     self._cond.wait()
@@ -186,24 +193,51 @@ class Engine:
                     for r in [r for r in self._waiting if r.cancelled]:
                         self._finish(r, "cancelled")
                     self._waiting = deque(r for r in self._waiting if not r.cancelled)
-                admit: list[GenRequest] = []
-                while self._waiting and len(self._rows) + len(admit) < self.max_batch:
-                    if self._decoder is not None and admit and \
-                            sum(len(r.prompt) for r in admit) + len(self._waiting[0].prompt) > PREFILL_TOKENS:
-                        break  # a one-forward step takes this many prompt tokens at most; the rest next step
-                    r = self._waiting.popleft()
-                    if r.cancelled:
-                        self._finish(r, "cancelled")
-                    else:
-                        admit.append(r)
+                if self._decoder is not None:
+                    pieces = self._plan_pieces()
+                else:
+                    admit: list[GenRequest] = []
+                    while self._waiting and len(self._rows) + len(admit) < self.max_batch:
+                        r = self._waiting.popleft()
+                        if r.cancelled:
+                            self._finish(r, "cancelled")
+                        else:
+                            admit.append(r)
             if self._decoder is not None:
-                if self._rows or admit:
-                    self._guarded(list(self._rows) + admit, self._mixed_step, admit)
+                if self._rows or pieces:
+                    self._guarded(list(self._rows) + [r for r, _ in pieces], self._mixed_step, pieces)
                 return
             for group in _prefill_groups(admit):
                 self._guarded(group, self._admit, group)
             if self._rows:
                 self._guarded(list(self._rows), self._step)
+
+    def _plan_pieces(self) -> list[tuple[GenRequest, int]]:
+        """(request, prompt tokens prefilled after this step) for the prompts this decoder step takes:
+        partly prefilled ones first, then waiting ones into free slots, within the step's token budget
+        (CHUNK_TOKENS while requests decode, else PREFILL_TOKENS). Called with the lock held."""
+        for r in [r for r in self._prefilling if r.cancelled]:
+            self._finish(r, "cancelled")
+        self._prefilling = [r for r in self._prefilling if not r.cancelled]
+        budget = CHUNK_TOKENS if self._rows else PREFILL_TOKENS
+        pieces = []
+        for r in self._prefilling:
+            if budget <= 0:
+                break
+            end = min(len(r.prompt), r.prefilled + budget)
+            pieces.append((r, end))
+            budget -= end - r.prefilled
+        taken = len(self._rows) + len(self._prefilling)
+        while budget > 0 and self._waiting and taken < self.max_batch:
+            r = self._waiting.popleft()
+            if r.cancelled:
+                self._finish(r, "cancelled")
+                continue
+            end = min(len(r.prompt), budget)
+            pieces.append((r, end))
+            budget -= end
+            taken += 1
+        return pieces
 
     def _guarded(self, reqs: list[GenRequest], fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn``; if the model fails, fail these requests and reset the batch, keep serving."""
@@ -211,11 +245,11 @@ class Engine:
             fn(*args)
         except Exception as e:  # e.g. out of memory on a huge batch: the process must survive
             log.exception("generation step failed")
-            for r in set(reqs) | set(self._rows):
+            for r in set(reqs) | set(self._rows) | set(self._prefilling):
                 if r.finish_reason is None:
                     r.finish_reason = "error"
                     self._emit(r, Failed(e))
-            self._rows, self._cache, self._mask = [], None, None
+            self._rows, self._cache, self._mask, self._prefilling = [], None, None, []
             self._replaced()
 
     def _admit(self, reqs: list[GenRequest]) -> None:
@@ -242,15 +276,17 @@ class Engine:
             mask = _take(cache, mask, keep) if len(keep) < len(reqs) else mask
             self._merge([reqs[i] for i in keep], cache, mask)
 
-    def _mixed_step(self, admit: list[GenRequest]) -> None:
-        """One decoder forward: a decode step for the running rows and the prefill of ``admit``."""
+    def _mixed_step(self, pieces: list[tuple[GenRequest, int]]) -> None:
+        """One decoder forward: a decode step for the running rows and the prefill of each piece's
+        prompt up to its end; a prompt prefilled to its end samples its first token and joins the batch."""
         import torch
 
         start = time.perf_counter()
         rows = list(self._rows)
-        for r in admit:
-            r.sampler = Sampler.create(r.params)
-            r.stream = TextStream(self._decode, r.params.stop)
+        for r, _ in pieces:
+            if r.sampler is None:
+                r.sampler = Sampler.create(r.params)
+                r.stream = TextStream(self._decode, r.params.stop)
         if rows:
             if self.trace is not None:
                 self.trace.append((self.steps, tuple(r.id for r in rows)))
@@ -260,18 +296,30 @@ class Engine:
         else:
             ids = positions = torch.zeros(0, dtype=torch.long)
             mask = None
-        logits, first, prompts = self._decoder.step(ids, positions, mask, self._cache, [r.prompt for r in admit])
+        logits, first, prompts = self._decoder.step(ids, positions, mask, self._cache,
+                                                    [r.prompt[:end] for r, end in pieces], [r.past for r, _ in pieces])
         if rows:
             self._mask = mask
             self.steps += 1
             if self._on_step is not None:
                 self._on_step(len(rows), time.perf_counter() - start, len(rows))
         done = [r for i, r in enumerate(rows) if self._advance(r, logits[i])]
-        keep = [i for i, r in enumerate(admit) if not self._advance(r, first[i])]
+        complete = []
+        for j, (r, end) in enumerate(pieces):
+            if end < len(r.prompt):  # more of its prompt next step
+                r.prefilled, r.past = end, prompts.parts[j]
+                if r not in self._prefilling:
+                    self._prefilling.append(r)
+            else:
+                if r in self._prefilling:
+                    self._prefilling.remove(r)
+                r.past = None
+                complete.append(j)
+        keep = [j for j in complete if not self._advance(pieces[j][0], first[j])]
         self._leave(done, None)
         if keep:
-            mask = _take(prompts, prompts.mask, keep) if len(keep) < len(admit) else prompts.mask
-            self._merge([admit[i] for i in keep], prompts, mask)
+            mask = _take(prompts, prompts.mask, keep) if len(keep) < len(pieces) else prompts.mask
+            self._merge([pieces[j][0] for j in keep], prompts, mask)
 
     def _step(self) -> None:
         """One decode step for every running request."""
@@ -376,6 +424,7 @@ class Engine:
 
 
 PREFILL_TOKENS = 4096  # prompt tokens per forward (padded ones included without a decoder): bounds its memory
+CHUNK_TOKENS = 256  # with a decoder, prompt tokens per step while requests decode: bounds their pause
 
 
 def _prefill_groups(reqs: list[GenRequest]) -> list[list[GenRequest]]:
