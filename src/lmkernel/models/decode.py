@@ -50,6 +50,12 @@ SPARE = 64  # columns a key/value buffer grows by when full
 REUSE_TOKENS = 1024  # leading tokens of the last prompt whose keys and values are kept (~47 MB for SmolLM2)
 ARCHITECTURES = {"LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"}  # one decoder layer design
 _PLAIN = (nn.Linear, FewRowLinear)
+_LINEARS = (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")), ("mlp", ("gate_proj", "up_proj", "down_proj")))
+
+
+def _layer_linears(layer: nn.Module) -> dict[str, nn.Module]:
+    """A decoder layer's linear layers by name (q_proj ... down_proj)."""
+    return {name: getattr(getattr(layer, owner), name) for owner, names in _LINEARS for name in names}
 
 
 @dataclass
@@ -98,10 +104,7 @@ class MixedDecoder:
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self.layers = list(model.model.layers)
-        self.linears = [{name: _linear(getattr(owner, name)) for owner, names in
-                         ((x.self_attn, ("q_proj", "k_proj", "v_proj", "o_proj")),
-                          (x.mlp, ("gate_proj", "up_proj", "down_proj"))) for name in names}
-                        for x in self.layers]
+        self.linears = [{name: _linear(x) for name, x in _layer_linears(layer).items()} for layer in self.layers]
         self.head = _linear(model.lm_head)
         self._buffers: dict[tuple[int, str], torch.Tensor] = {}
         self._last: tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]] = ([], [])  # a prompt, its k/v
@@ -256,10 +259,7 @@ def _unsupported(model: Any) -> str | None:
         return f"it uses sliding-window attention ({config.sliding_window} tokens), which this step does not"
     if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
         return "its weights are not fp32 on the CPU"
-    linears = [model.lm_head] + [getattr(owner, name) for layer in model.model.layers
-                                 for owner, names in ((layer.self_attn, ("q_proj", "k_proj", "v_proj", "o_proj")),
-                                                      (layer.mlp, ("gate_proj", "up_proj", "down_proj")))
-                                 for name in names]
+    linears = [model.lm_head] + [x for layer in model.model.layers for x in _layer_linears(layer).values()]
     odd = next((x for x in linears if type(x) not in _PLAIN), None)
     if odd is not None:  # e.g. dynamic int8: activations scaled per batch, so a ragged batch computes other numbers
         return f"its linear layers are not plain fp32 nn.Linear ({type(odd).__module__}.{type(odd).__name__})"
@@ -306,6 +306,6 @@ def _disagreement(model: Any, decoder: MixedDecoder) -> str | None:
         alone = model(input_ids=torch.tensor([late]), use_cache=False).logits[:, -1]
         if error := close(joined, alone, "a prompt joining a decode step"):
             return error
-    decoder._buffers.clear()
+    decoder.forget_buffers()
     decoder._last = ([], [])
     return None

@@ -288,11 +288,7 @@ class Engine:
                 r.sampler = Sampler.create(r.params)
                 r.stream = TextStream(self._decode, r.params.stop)
         if rows:
-            if self.trace is not None:
-                self.trace.append((self.steps, tuple(r.id for r in rows)))
-            ids = torch.tensor([r.tokens[-1] for r in rows])
-            positions = self._mask.sum(1)  # real tokens before: the new token's position
-            mask = torch.cat([self._mask, torch.ones(len(rows), 1, dtype=self._mask.dtype)], 1)
+            ids, positions, mask = self._decode_inputs(rows)
         else:
             ids = positions = torch.zeros(0, dtype=torch.long)
             mask = None
@@ -323,16 +319,10 @@ class Engine:
 
     def _step(self) -> None:
         """One decode step for every running request."""
-        import torch
-
         start = time.perf_counter()
         rows = list(self._rows)
-        if self.trace is not None:
-            self.trace.append((self.steps, tuple(r.id for r in rows)))
-        ids = torch.tensor([[r.tokens[-1]] for r in rows])
-        positions = self._mask.sum(1, keepdim=True)  # real tokens before: the new token's position
-        mask = torch.cat([self._mask, torch.ones(len(rows), 1, dtype=self._mask.dtype)], 1)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+        ids, positions, mask = self._decode_inputs(rows)
+        out = self.model(input_ids=ids[:, None], attention_mask=mask, position_ids=positions[:, None],
                          past_key_values=self._cache, use_cache=True)
         self._cache, self._mask = out.past_key_values, mask
         self.steps += 1
@@ -341,6 +331,17 @@ class Engine:
         logits = out.logits[:, -1]
         done = [r for i, r in enumerate(rows) if self._advance(r, logits[i])]
         self._leave(done, None)
+
+    def _decode_inputs(self, rows: list[GenRequest]) -> tuple[Any, Any, Any]:
+        """A decode step's (last token, its position) per row, (rows,) each, and the mask grown by
+        that token; the step is traced for tests."""
+        import torch
+
+        if self.trace is not None:
+            self.trace.append((self.steps, tuple(r.id for r in rows)))
+        ids = torch.tensor([r.tokens[-1] for r in rows])
+        positions = self._mask.sum(1)  # real tokens before: the new token's position
+        return ids, positions, torch.cat([self._mask, torch.ones(len(rows), 1, dtype=self._mask.dtype)], 1)
 
     def _advance(self, r: GenRequest, logits: Any) -> bool:
         """``_next`` for one request; if its own sampling or decoding fails, only that request fails."""

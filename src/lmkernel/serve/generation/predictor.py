@@ -49,7 +49,7 @@ class GenerationPredictor:
             self.model = self.model.to(torch.bfloat16)
         self.threads = threads
         self.decoder = None
-        if prepack and self.precision == "fp32":
+        if prepack:  # it checks the weights itself (bf16 ones keep transformers' forward, logged)
             from ...models.decode import mixed_decoder
 
             self.decoder = mixed_decoder(self.model)
