@@ -249,3 +249,14 @@ def test_a_prompt_in_three_pieces_gives_the_logits_of_one_forward():
             assert past[0][0].shape[1] == end  # keys of every token so far
         want = model(input_ids=torch.tensor([ids])).logits[:, -1]
     assert torch.allclose(last, want, atol=1e-5)
+
+
+def test_a_step_that_fails_its_check_is_not_used(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="lmkernel.models")
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("an op this layer variant lacks")
+
+    monkeypatch.setattr(decode.MixedDecoder, "step", broken)
+    assert mixed_decoder(tiny_llama_model()) is None
+    assert "differs from transformers' forward (RuntimeError: an op this layer variant lacks)" in caplog.text
