@@ -2,7 +2,8 @@
 
 ``runs/<run>/model/`` holds weights (safetensors), tokenizer, and ``lmkernel.json`` (the card:
 task, labels, base model, tuning). Full and freeze runs save a plain transformers checkpoint;
-LoRA runs save a peft adapter, plus merged weights when ``tuning.merge`` is true.
+Adapter methods save through their tuning method's ``save`` hook (peft methods: a peft adapter, plus
+merged weights when ``tuning.merge`` is true) and load through its ``load`` hook.
 """
 
 from __future__ import annotations
@@ -25,16 +26,9 @@ def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    is_peft = hasattr(model, "peft_config")
-    if is_peft:
-        if merge:
-            model.save_pretrained(str(tmp / "adapter"))
-            merged = model.merge_and_unload()
-            merged.save_pretrained(str(tmp), safe_serialization=True)
-            card["weights"] = "merged"
-        else:
-            model.save_pretrained(str(tmp))
-            card["weights"] = "adapter"
+    save = _method_hook(card.get("tuning"), "save")
+    if save is not None and (hasattr(model, "peft_config") or hasattr(model, "lmk_adapter_options")):
+        card["weights"] = save(model, tmp, merge)  # the tuning method writes its own weights
     else:
         model.save_pretrained(str(tmp), safe_serialization=True)
         card["weights"] = "full"
@@ -83,16 +77,24 @@ def load_model_weights(model_dir: Path, card: dict[str, Any], task):
         from .compress import load_weights
 
         return load_weights(model_dir, card, task)
-    from peft import PeftModel
-
+    load = _method_hook(card.get("tuning", "lora"), "load")
+    if load is None:
+        raise LmkError(f"{model_dir} holds an adapter of tuning method {card.get('tuning')!r}, which cannot load "
+                       "adapters", where=str(model_dir / CARD), fix="the card is damaged; re-run training")
     base = task.build_model(resolve_model_path(card["base_model"]), card["labels"])
-    try:
-        model = PeftModel.from_pretrained(base, str(model_dir))
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise LmkError(f"cannot load the LoRA adapter in {model_dir}: {e}", where=str(model_dir),
-                       fix="the adapter files are damaged or do not match the base model "
-                       f"{card['base_model']!r}; re-run training") from e
-    return model.merge_and_unload()
+    return load(base, model_dir, card)
+
+
+def _method_hook(name: str | None, hook: str):
+    """A tuning method's save/load hook; an artifact from a method this install lacks is an error."""
+    if name is None:
+        return None
+    from .tuning import get_method, method_names
+
+    if name not in method_names():
+        raise LmkError(f"the artifact was trained with tuning method {name!r}, which this lmkernel does not have",
+                       where="lmkernel.json", fix="install the lmkernel version (or plugin) that trained it")
+    return getattr(get_method(name).hooks, hook)
 
 
 class Model:

@@ -461,11 +461,16 @@ def generate(
 
 
 @app.command()
-def fields() -> None:
+def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads the annotation)
+        None, help="Only keys under this section, e.g. tuning or tuning.lora (default: every key).")) -> None:
     """List every spec key with its default and meaning."""
     from .spec import describe_fields
 
-    for key, default, desc in describe_fields():
+    rows = [r for r in describe_fields() if section is None or r[0] == section or r[0].startswith(section + ".")]
+    if not rows:
+        raise typer.BadParameter(f"no spec key under {section!r} (sections: seed, task, data, model, tokenizer, "
+                                 "tuning, train, output)", param_hint="SECTION")
+    for key, default, desc in rows:
         typer.echo(f"{key:32} {default:24} {desc}")
 
 

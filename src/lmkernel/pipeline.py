@@ -139,7 +139,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     from .evaluation.report import ReportInput, write_report
     from .models.resolve import load_tokenizer, resolve_model_path
     from .training import evaluate, train
-    from .tuning import apply_tuning, count_parameters
+    from .tuning import Tuning, count_parameters
 
     accelerator, spec, run_dir = start_run(spec, resume)
 
@@ -150,11 +150,13 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     set_seed(spec.seed)
     model = task.build_model(model_path, labels)
     t = spec.tuning
-    model = apply_tuning(model, t.method, r=t.lora.r, alpha=t.lora.alpha, dropout=t.lora.dropout,
-                         target_modules=t.lora.target_modules, train_top_layers=t.freeze.train_top_layers,
-                         train_embeddings=t.train_embeddings)
+    tuning = Tuning(t.method, t.options(), spec.task.type)
+    model = tuning.apply(model)
     params = count_parameters(model)
     features = {name: task.encode(ds.examples, tokenizer, labels, spec.data.max_length) for name, ds in splits.items()}
+    if not features["train"]:
+        raise LmkError(f"none of the {len(splits['train'].examples)} training examples is left after encoding",
+                       where=str(spec.data.train), fix="raise data.max_length (examples that do not fit are dropped)")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     unknown = unknown_token_share(features["train"], tokenizer.unk_token_id)
     if unknown > UNKNOWN_WARN and accelerator.is_main_process:
@@ -165,7 +167,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     start = time.perf_counter()
     result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
                    run_dir, accelerator, pad_id, resume=resume, progress=progress,
-                   lora_b_lr_ratio=t.lora.b_lr_ratio if t.method == "lora" else 1.0)
+                   tuning=tuning)
     metrics: dict[str, dict[str, Any]] = {}
     for name in ("validation", "test") if final_eval else ("validation",):
         if features.get(name):
@@ -182,6 +184,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     if accelerator.is_main_process:
         card = {"task": task.name, "task_options": spec.task.options(), "labels": labels,
                 "base_model": spec.model.name, "tuning": t.method,
+                "tuning_options": t.options().model_dump(mode="json"),
                 "max_length": spec.data.max_length, "trainable_params": params[0], "total_params": params[1],
                 "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
                 "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}

@@ -12,22 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .errors import LmkError, SpecErrors
-
-# Learning rates that work per tuning method; used when train.lr is not given. LoRA needs ~20x the
-# full fine-tuning rate (BASELINES.md: q+v LoRA at 5e-4 stayed at chance for 60 steps on SST-2). With
-# our default all-linear targets 2e-3 collapsed to chance once the warmup ended (SST-2, 20k rows),
-# while 1e-3 was stable and better (0.864 vs 0.848 dev accuracy after 313 steps on 10k rows).
-# Full fine-tuning: 1e-4, not BERT's classic 5e-5: the small encoders we default to (MiniLM, 384 wide)
-# learn faster than that allows in a few epochs (SST-2, 20k rows, 2 epochs: 0.8888 dev accuracy at
-# 1e-4 against 0.8784 at 5e-5).
-DEFAULT_LR = {"full": 1e-4, "lora": 1e-3, "freeze": 1e-3}
-# LoRA+ (B matrices learn faster than A) per task; 1 elsewhere until measured there. Classification,
-# SST-2 10k rows x 1 epoch, lr 1e-3: ratio 4 gave 0.8727 dev accuracy against 0.8532 for plain LoRA
-# (ratio 16 at lr 4e-4: 0.8589).
-LORA_B_LR_RATIO = {"classification": 4.0}
+from .tuning import get_method, method_names, methods
 
 
 def _one_of(value: str, names: list[str], what: str) -> str:
@@ -145,46 +133,42 @@ class ModelSpec(_Section):
                                                 "accepts (default: max(512, data.max_length)).")
 
 
-class LoraSpec(_Section):
-    r: int = Field(8, gt=0, description="LoRA rank.")
-    alpha: int = Field(16, gt=0, description="LoRA scaling alpha.")
-    dropout: float = Field(
-        0.0, ge=0, lt=1,
-        description="Dropout on the LoRA input (0 by default: peft draws one mask per adapted module, which "
-        "costs more CPU time than the adapters themselves).",
-    )
-    target_modules: list[str] | None = Field(
-        None, description="Module names to adapt; default: all attention and MLP linears of the architecture "
-        "(and the pooler of BERT-style encoders, which feeds their classification head)."
-    )
-    b_lr_ratio: float | None = Field(
-        None, gt=0, description="LoRA+: the B matrices learn this many times faster than train.lr "
-        "(1 = plain LoRA; default 4 for classification, 1 for other tasks).",
-    )
+class _TuningBase(_Section):
+    method: str | None = Field(None, description="The tuning method: " + ", ".join(method_names()) + " (default: "
+                               "the task's, lora for chat, translation and summarization, else full).")
+    merge: bool = Field(False, description="Adapter methods that can merge (lora, adalora, ia3): also save merged "
+                        "full weights loadable by plain transformers.")
 
-
-class FreezeSpec(_Section):
-    train_top_layers: int = Field(0, ge=0, description="Also train the top k encoder layers (0 = head only).")
-
-
-class TuningSpec(_Section):
-    method: str | None = Field(None, description="full | lora | freeze (default: the task's, lora for chat, "
-                               "translation and summarization, else full).")
-    lora: LoraSpec = Field(default_factory=LoraSpec)
-    freeze: FreezeSpec = Field(default_factory=FreezeSpec)
-    merge: bool = Field(False, description="LoRA: also save merged full weights loadable by plain transformers.")
-    train_embeddings: bool = Field(
-        True, description="full: also train the input word-embedding matrix. false freezes it: in a small "
-        "encoder it is half the parameters, and its optimizer and gradient passes cost ~8 % of each CPU step "
-        "(only for a pretrained model: a randomly initialised one needs its embeddings to learn).",
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """tuning.train_embeddings moved to tuning.full.train_embeddings; older specs and resumed runs still load."""
+        if isinstance(data, dict) and "train_embeddings" in data:
+            data = dict(data)
+            full = dict(data.get("full") or {})
+            full.setdefault("train_embeddings", data.pop("train_embeddings"))
+            data["full"] = full
+        return data
 
     @field_validator("method")
     @classmethod
     def _known_method(cls, v: str) -> str:
-        from .tuning import method_names
-
         return v if v is None else _one_of(v, method_names(), "tuning method")
+
+    def options(self, method: str | None = None) -> Any:
+        """The options model of ``method`` (default: the chosen one)."""
+        return getattr(self, method or self.method)
+
+
+def _tuning_spec() -> type[_Section]:
+    """``tuning:``: the method's name plus one section per registered method (``tuning.lora.r``)."""
+    sections = {name: (m.options, Field(default_factory=m.options, description=f"{name}: {m.summary}."))
+                for name, m in methods().items()}
+    return create_model("TuningSpec", __base__=_TuningBase, __doc__="The tuning method and every method's "
+                        "options (only the chosen method's are read).", **sections)
+
+
+TuningSpec = _tuning_spec()
 
 
 class TrainSpec(_Section):
@@ -194,7 +178,8 @@ class TrainSpec(_Section):
     eval_batch_size: int = Field(64, gt=0, description="Examples per evaluation batch.")
     lr: float | None = Field(
         None, gt=0,
-        description="Peak learning rate; default depends on tuning.method (full 1e-4, lora 1e-3, freeze 1e-3).",
+        description="Peak learning rate; default depends on tuning.method ("
+        + ", ".join(f"{n} {m.default_lr:g}" for n, m in methods().items()) + ").",
     )
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of steps with linear warmup.")
@@ -255,10 +240,16 @@ class Spec(_Section):
         elif self.train.metric not in info.metrics:
             raise ValueError(f"train.metric {self.train.metric!r} is not computed by the {self.task.type} task "
                              f"(use one of {', '.join(info.metrics)})")
+        method = get_method(self.tuning.method)
+        if self.task.type not in method.tasks:
+            fit = ", ".join(n for n, m in methods().items() if self.task.type in m.tasks)
+            raise ValueError(f"tuning.method {method.name!r} does not apply to task {self.task.type!r}"
+                             + (f": {method.not_for}" if method.not_for else "") + f" (methods for it: {fit})")
+        if self.tuning.merge and not method.mergeable:
+            raise ValueError(f"tuning.merge is true, but {method.name} cannot merge into the weights "
+                             "(set tuning.merge: false)")
         if self.train.lr is None:
-            self.train.lr = DEFAULT_LR.get(self.tuning.method, DEFAULT_LR["full"])
-        if self.tuning.lora.b_lr_ratio is None:
-            self.tuning.lora.b_lr_ratio = LORA_B_LR_RATIO.get(self.task.type, 1.0)
+            self.train.lr = method.default_lr
         self._check_model_source()
         if self.data.validation is not None and self.data.split.validation is not None:
             raise ValueError("give data.validation or data.split.validation, not both")
@@ -291,6 +282,8 @@ class Spec(_Section):
 
     def to_yaml(self) -> str:
         tree = self.model_dump(mode="json")
+        t = self.tuning  # the chosen method's options only: the others are never read
+        tree["tuning"] = {"method": t.method, "merge": t.merge, t.method: t.options().model_dump(mode="json")}
         tree["task"] = {"type": self.task.type, **self.task.model_dump(mode="json", include=set(self.task.options()))}
         return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
 

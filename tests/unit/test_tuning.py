@@ -68,12 +68,18 @@ def test_freeze_more_layers_than_model_has(model):
 
 def test_lora_plus_gives_b_matrices_their_own_learning_rate(model):
     from lmkernel.training.loop import _optimizer
+    from lmkernel.tuning import Tuning
 
-    m = apply_tuning(model, "lora", r=4)
+    tuning = Tuning("lora", {"r": 4, "b_lr_ratio": 4.0}, "ner")
+    m = tuning.apply(model)
     b_ids = {id(p) for n, p in m.named_parameters() if ".lora_B." in n}
-    groups = _optimizer(m, 1e-3, 0.01, lora_b_lr_ratio=4.0).param_groups
+    groups = _optimizer(m, 1e-3, 0.01, tuning).param_groups
     fast = [g for g in groups if g["lr"] == pytest.approx(4e-3)]
     assert len(fast) == 1 and {id(p) for p in fast[0]["params"]} == b_ids
     assert all(g["lr"] == pytest.approx(1e-3) for g in groups if g is not fast[0])
-    plain = _optimizer(m, 1e-3, 0.01).param_groups  # ratio 1: no separate group
+    plain = _optimizer(m, 1e-3, 0.01, Tuning("lora", {"r": 4}, "ner")).param_groups  # ner's default ratio: 1
+    assert all(g["lr"] == pytest.approx(1e-3) for g in plain)
+    default = _optimizer(m, 1e-3, 0.01, Tuning("lora", {"r": 4}, "classification")).param_groups
+    assert sorted(round(g["lr"], 6) for g in default) == [1e-3, 1e-3, 4e-3]  # classification: LoRA+ 4
+    plain = _optimizer(m, 1e-3, 0.01).param_groups  # no method: plain groups
     assert all(g["lr"] == pytest.approx(1e-3) for g in plain)

@@ -4,8 +4,8 @@ Why this shape:
 
 - Every ``nn.Linear`` becomes a dynamically quantized int8 layer
   (``torch.ao.quantization.quantize_dynamic``): weights int8 per output channel, activations
-  quantized per batch at run time, GEMMs through fbgemm/x86. On MiniLM this ran 2.0x fp32 at
-  batch 32 for a 0.7 point SST-2 drop (BASELINES.md section 2).
+  quantized per batch at run time, GEMMs through fbgemm/x86: the recipe of BASELINES.md section 2,
+  faster than fp32 at a small accuracy cost (see BENCHMARKS.md, Compression).
 - The word embedding is half of MiniLM's parameters but costs nothing at run time (a lookup), so
   embeddings are stored int8 per row on disk only (weight-only) and expanded to fp32 on load:
   the folder shrinks to about a quarter and inference speed is unchanged.

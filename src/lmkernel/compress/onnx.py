@@ -148,7 +148,7 @@ class OnnxModel(nn.Module):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or torch.get_num_threads()  # same threads as torch: fair timings
         # No busy-waiting between runs: spinning threads would steal the cores from whatever runs
-        # next (a torch model measured alongside, the server's tokenizer) for a gain of ~0.1 ms.
+        # next (a torch model measured alongside, the server's tokenizer) for a negligible gain.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

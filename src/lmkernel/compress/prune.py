@@ -196,11 +196,11 @@ def recover(model: nn.Module, source: Any, spec: Any, features: dict[str, list[d
     """Fine-tune the pruned model in place for ``epochs`` with the run's own training settings."""
     import tempfile
 
-    from ..spec import DEFAULT_LR
     from ..training import train
     from ..training.device import make_accelerator
+    from ..tuning import get_method
 
-    lr = spec.train.lr if spec.tuning.method == "full" else DEFAULT_LR["full"]  # every weight trains now
+    lr = spec.train.lr if spec.tuning.method == "full" else get_method("full").default_lr  # every weight trains now
     opts = spec.train.model_copy(update={"epochs": epochs, "lr": lr, "max_steps": None, "patience": None,
                                          "eval_every": None, "keep_optimizer": False})
     accelerator = make_accelerator(opts.precision)

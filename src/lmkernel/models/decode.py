@@ -7,10 +7,10 @@ attention window; anything else, or a variant the load-time check catches, keeps
 The continuous-batching engine serves requests that arrive and finish at different steps. Run
 through transformers' forward, each newcomer's prompt is a forward of its own between two decode
 steps. On CPU a forward costs at least one pass over all weights (540 MB for SmolLM2-135M in
-fp32), so a 35-token prefill took about as long as two batch-8 decode steps while the running
+fp32), so a short prompt's prefill cost about as much as a decode step or two while the running
 requests waited. Here the running rows' next tokens and the newcomers' prompt tokens go through
 the layers together as one ragged batch of token rows: the weights are read once, the GEMMs get
-more rows (far cheaper than a pass of their own: bench/mixed_step.py), and only attention is done
+more rows (far cheaper than a pass of their own: bench/experiments/mixed_step.py), and only attention is done
 per part, each with its own keys and values:
 
 - running rows: one query token each against the batch's left-padded KV cache. Keys and values
@@ -24,7 +24,7 @@ per part, each with its own keys and values:
   system prompt) reuses them for that prefix and sends only its other tokens through the layers.
   A token's keys and values depend only on the tokens before it, so this is the same computation.
 
-Stacking query/key/value (and gate/up) into one GEMM was tried and was slower here (BENCHMARKS.md),
+Stacking query/key/value (and gate/up) into one GEMM was tried and was slower here (docs/benchmark-history.md),
 so each layer keeps its own weight. At construction the step is checked against transformers'
 forward (a prefill of two prompts, then two decode steps that one more prompt joins); any
 difference beyond float rounding keeps transformers' forward (``mixed_decoder`` returns None and

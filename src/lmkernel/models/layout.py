@@ -2,11 +2,10 @@
 
 Decoding multiplies every weight matrix by a handful of rows (one per sequence in the batch).
 ``F.linear(x, W)`` computes ``x @ W.T``; for a few rows PyTorch's CPU GEMM runs that shape well
-below what the same product runs at as ``(W @ x.T).T``. ``bench/few_rows.py`` measures it on
-SmolLM2-135M's shapes (2 threads, AVX2; two runs, BENCHMARKS.md): a pass over the 210 layer
-matrices at 2-4 rows 1.5-1.9x faster, at 8-16 rows 0.8-1.1x (noisy), at 64 rows 0.90-0.96x (slower:
-hence the switch at 32 rows); the 49152 x 576 output layer 1.3-3.6x faster at 1-8 rows; a batch-8
-decode step of the whole model 1.07-1.27x. One row runs as a 2-column GEMM of the row twice
+below what the same product runs at as ``(W @ x.T).T``. ``bench/experiments/few_rows.py`` measures
+it on SmolLM2-135M's shapes: the layer matrices run faster this way at 2-4 rows, about even at 8-16
+rows and slower at 64 rows (hence the switch at 32 rows); the vocabulary-wide output layer runs
+faster at 1-8 rows (figures: docs/benchmark-history.md). One row runs as a 2-column GEMM of the row twice
 (memory-bound, so the doubled FLOPs cost nothing): GEMV is slower. Hundreds of rows (prefill,
 classification batches, training) keep plain ``linear``. Same weights, same result up to float
 summation order.
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-FEW_ROWS = 32  # at most this many rows: (W @ x.T).T; more: x @ W.T (bench/few_rows.py: 64 rows is slower)
+FEW_ROWS = 32  # at most this many rows: (W @ x.T).T; more: x @ W.T (bench/experiments/few_rows.py: 64 rows is slower)
 
 
 class FewRowLinear(nn.Linear):
@@ -35,7 +34,7 @@ def few_row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     """``F.linear`` of a 2-D ``x``, as ``(W @ x.T).T`` for up to FEW_ROWS rows (a transposed view).
 
     ``x`` is made row-major first: given a column-major ``x`` (such as this function's own output)
-    the same GEMM ran 1.8-2.5x slower at 7-8 rows here."""
+    the same GEMM runs much slower at 7-8 rows here (bench/experiments/few_rows.py --only layout)."""
     rows = x.shape[0]
     if rows > FEW_ROWS:
         return F.linear(x, weight, bias)

@@ -2,10 +2,9 @@
 
 ``F.linear`` on CPU hands a plain row-major weight to the BLAS, which re-lays it out (packs it) on
 every call. A server calls the same layers with the same weights thousands of times, so packing
-once pays: on this machine's AVX2 CPU the MiniLM classifier ran server batches of 16 texts 1.12x
-faster with its linear layers packed for oneDNN (75.4 against 84.6 ms, 82 % of the fp32 matmul
-peak; bench/unpadded.py, BENCHMARKS.md). Fusing GELU into the GEMM as a oneDNN post-op was slower
-here in a one-off trial, so only the plain product is packed.
+once pays: the MiniLM classifier's server batches run faster with its linear layers packed for
+oneDNN (bench/experiments/unpadded.py; see BENCHMARKS.md). Fusing GELU into the GEMM as a oneDNN
+post-op was slower here in a one-off trial, so only the plain product is packed.
 
 Inference only: a packed layer has no gradient and its weight leaves ``parameters()`` and the
 state dict, so pack a model loaded for serving, never one that will be trained or saved.

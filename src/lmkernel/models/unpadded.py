@@ -33,9 +33,9 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
 
     ``lmk_segments`` holds each text's (start, end) in the packed tokens. One small softmax(q kᵀ) v
     per text, on strided views of the projections. The earlier form gathered every text into a padded
-    (texts, longest) block for one masked SDPA call: ~4x the real (query, key) pairs, and the CPU flash
-    kernel is slow at head size 32. On server batches of 32 SST-2 sentences the whole model runs 1.14x
-    faster this way (bench/unpadded.py, which keeps the earlier form as a variant; BENCHMARKS.md)."""
+    (texts, longest) block for one masked SDPA call: several times the real (query, key) pairs, and the
+    CPU flash kernel is slow at head size 32, so on server batches the whole model runs faster this way
+    (bench/experiments/unpadded.py, which keeps the earlier form as a variant)."""
     import torch.nn.functional as F
 
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
@@ -67,7 +67,7 @@ def _last_layer_at_cls(layer: Any, hidden: torch.Tensor, starts: torch.Tensor, l
     hidden) input. The classifier reads nothing else of the last layer, so only the keys and values
     need every token: the queries, attention, output projection and feed-forward run on one row per
     text. That skips 10 of the layer's 12 d^2 multiply-adds per token, ~14 % of MiniLM's linear work
-    (bench/unpadded.py, BENCHMARKS.md). The [CLS] queries attend to every packed token in one product,
+    (bench/experiments/unpadded.py). The [CLS] queries attend to every packed token in one product,
     masked to their own text: at one query per text that costs less than a loop over the texts."""
     attn = layer.attention.self
     h, heads, size = hidden[0], attn.num_attention_heads, attn.attention_head_size

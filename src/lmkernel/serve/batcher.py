@@ -10,7 +10,7 @@ of the request it came from. A request larger than ``max_batch`` spreads over se
 Several workers may share the queue, each running its own batches (``lmkernel serve --workers``):
 one single-threaded worker per core wastes no time at OpenMP barriers, and the event loop's bursts
 of HTTP work stall only the worker they preempt; but each batch then runs on one core, so
-latency grows (BENCHMARKS.md "Workers and the event loop").
+latency grows (docs/benchmark-history.md, "Workers and the event loop").
 
 The batcher knows nothing about models: ``run(items) -> outputs`` is injected, so tests drive it
 with plain functions and generation can reuse the queue.
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Fixed cost of one forward call in token equivalents: MiniLM on this CPU spends as long on a
-# call's overhead (op dispatch, small matmuls) as on ~40 tokens of a batch. ONNX Runtime's per-call
-# cost is lower, but serving it with 8, 16 or 48 here gave the same throughput within noise
-# (bench/serve_load.py --serve-arg=--runtime=onnx, 2 rounds each: 63-75 GFLOP/s), so one value serves both.
+# call's overhead (op dispatch, small matmuls) as on a few dozen tokens of a batch. ONNX Runtime's
+# per-call cost is lower, but serving it with 8, 16 or 48 here gave the same throughput within noise
+# (bench/serve_load.py --serve-arg=--runtime=onnx; docs/benchmark-history.md), so one value serves both.
 GROUP_OVERHEAD_TOKENS = 48
 
 

@@ -1,11 +1,10 @@
 """``lmkernel serve --runtime onnx|onnx-int8``: serve an ONNX Runtime copy of the artifact's weights.
 
 ONNX Runtime ran the MiniLM classifier's dynamic batches faster than PyTorch eager on CPU when
-both padded them (bench/serve_load.py, 32 clients: 175 against 138 req/s in fp32, 246 req/s in
-int8). The default PyTorch runtime has since overtaken it for BERT-family classifiers (unpadded
-batches, packed linear layers, the last layer at [CLS] only: 3.7-4.5x the baseline against ONNX
-Runtime's 3.3-3.8x; BENCHMARKS.md); ONNX Runtime remains for other encoders and for deployments
-that want its runtime.
+both padded them, because it fuses attention, GELU and LayerNorm (bench/serve_load.py). The
+default PyTorch runtime has since overtaken it for BERT-family classifiers (unpadded batches,
+packed linear layers, the last layer at [CLS] only; see BENCHMARKS.md); ONNX Runtime remains for
+other encoders and for deployments that want its runtime.
 The copy is what ``lmkernel compress -m onnx [--quantize int8]`` writes, built once and kept under
 the run folder (``<run>/serving/<runtime>/model``) next to a fingerprint of the weights it came
 from: retraining the run in place makes it stale, and the next start rebuilds it. The build goes

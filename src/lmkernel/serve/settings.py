@@ -77,9 +77,9 @@ def worker_layout(settings: ServeSettings, generation: bool) -> tuple[int, int]:
     """(model worker threads, torch threads each) for a server: the cores split between the workers.
 
     Generation always has one engine thread, as its decode steps must run in order. Classification
-    and NER default to one worker too. Two single-threaded workers on the 2-core CPU served the
-    MiniLM classifier at 32 clients 1.02-1.04x faster, but each worker then ran ~8-text batches
-    on one core, so p95/p99 latency rose ~40 % (BENCHMARKS.md "Workers and the event loop");
+    and NER default to one worker too. Two single-threaded workers on a 2-core CPU served the
+    MiniLM classifier only slightly faster, and each worker then ran smaller batches on one core,
+    so tail latency rose (docs/benchmark-history.md, "Workers and the event loop");
     ``--workers`` offers that trade.
     """
     cores = inference_threads()
@@ -93,11 +93,11 @@ def openmp_wait_policy(generation: bool) -> str | None:
     Classification and NER: PASSIVE. The event loop needs CPU time to parse HTTP, tokenize and
     answer dozens of short requests a second; OpenMP's workers spin between the model's parallel
     regions and starve it. With spinning workers as many as cores, a busy 2-core machine served a
-    tenth of its 1-thread throughput; with passive workers, 2 threads served 136 requests/s against
-    99 with 1 thread (idle machine, BENCHMARKS.md, Serve).
+    small fraction of its 1-thread throughput; with passive workers, more threads served more
+    (docs/benchmark-history.md, Serving).
     Generation: the default. A decode step runs hundreds of small parallel regions back to back and
     the loop only forwards a few tokens, so waking sleeping workers costs more than spinning does
-    (SmolLM2, 8 streams, 2 threads: 62.3 tokens/s spinning, 56.7 passive).
+    (SmolLM2 served fewer tokens/s with passive workers).
     """
     return None if generation else "PASSIVE"
 

@@ -19,6 +19,7 @@ import torch
 
 from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
+from ..tuning.base import is_prompt_learning
 from .base import Batch, Dataset, Example, Feature
 from .classification import check_bad_rows
 from .shared_prefix import (
@@ -227,10 +228,12 @@ class ChatTask:
 
     def forward(self, model, batch: Batch):
         """The training and evaluation forward: the rows' common prefix (system turn, instruction)
-        runs once for the batch. Not with several processes: DDP and FSDP expect one forward per
-        backward, and the packed form is one forward but of another shape on each rank."""
+        runs once for the batch. Not for prompt/prefix tuning, nor with several processes: DDP and FSDP
+        expect one forward per backward, and the packed form is one forward but of another shape on each rank."""
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized() \
             and torch.distributed.get_world_size() > 1
+        if is_prompt_learning(model):  # virtual tokens go before the rows: no shared prefix to run once
+            return model(**_with_virtual_tokens(model, batch))
         prefix = shared_prefix_length(batch) if self.share_prefix and not distributed else 0
         if not prefix:
             return model(**batch)
@@ -263,3 +266,15 @@ class ChatTask:
         outs = self.generate(model, tokenizer, list(texts), batch_size=batch_size)
         return [{"text": t, "output": o["text"], "finish_reason": o["finish_reason"], "tokens": o["tokens"]}
                 for t, o in zip(texts, outs)]
+
+
+def _with_virtual_tokens(model, batch: Batch) -> Batch:
+    """Prompt tuning puts its virtual tokens before the inputs (peft pads the labels): the mask of the
+    positions whose logits are kept grows by as many never-kept positions. Prefix tuning adds keys and
+    values only, so its batch is unchanged."""
+    config = model.active_peft_config
+    if "logits_to_keep" not in batch or config.peft_type != "PROMPT_TUNING":  # a str enum
+        return batch
+    keep = batch["logits_to_keep"]
+    pad = torch.zeros((keep.shape[0], config.num_virtual_tokens), dtype=keep.dtype, device=keep.device)
+    return {**batch, "logits_to_keep": torch.cat((pad, keep), dim=1)}

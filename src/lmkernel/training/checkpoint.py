@@ -33,8 +33,13 @@ def checkpoint_root(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
-def save_checkpoint(accelerator, run_dir: Path, step: int, state: dict[str, Any]) -> Path:
-    """Save model, optimizer, scheduler, RNG (via Accelerate) and our loop state."""
+METHOD_TENSORS = "method_state.safetensors"
+
+
+def save_checkpoint(accelerator, run_dir: Path, step: int, state: dict[str, Any],
+                    tensors: dict[str, Any] | None = None) -> Path:
+    """Save model, optimizer, scheduler, RNG (via Accelerate), our loop state and the tuning method's
+    tensors (safetensors, no pickle)."""
     root = checkpoint_root(run_dir)
     final = root / f"step-{step:08d}"
     tmp = root / (final.name + ".tmp")
@@ -47,6 +52,11 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, state: dict[str, Any]
     accelerator.wait_for_everyone()
     fault_point("save", step)
     if accelerator.is_main_process:
+        if tensors is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / METHOD_TENSORS))
+            state = {**state, "method_tensors": True}
         atomic_write_json(tmp / STATE_FILE, state)
         fsync_tree(tmp)
         if final.exists():
@@ -78,6 +88,10 @@ def load_checkpoint(accelerator, path: Path) -> dict[str, Any]:
     try:
         state = json.loads((path / STATE_FILE).read_text())
         accelerator.load_state(str(path))
+        if state.get("method_tensors"):
+            from safetensors.torch import load_file
+
+            state["method_tensors"] = load_file(str(path / METHOD_TENSORS))
     except Exception as e:  # corrupt files surface as many different exception types
         raise LmkError(
             f"checkpoint {path} cannot be loaded: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",

@@ -99,7 +99,8 @@ def _fused_class() -> type:
                 return _LoraLinear.apply(x, base.weight, base.bias, a, b, self.scaling[name])
             result = base(x)
             low = self.lora_A[name](self.lora_dropout[name](x)) * self.scaling[name]  # (..., r)
-            low, b = low.reshape(-1, low.shape[-1]), b.t()
+            # under autocast the base output and ``low`` come out bf16 while B stays fp32: one dtype for the GEMM
+            low, b = low.reshape(-1, low.shape[-1]).to(result.dtype), b.t().to(result.dtype)
             if result.is_contiguous():  # accumulate into the base output itself: no copy of it
                 result.view(-1, result.shape[-1]).addmm_(low, b)  # (a linear's backward never reads its output)
                 return result

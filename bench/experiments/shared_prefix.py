@@ -10,7 +10,7 @@ A step is forward, backward and a fused AdamW step. Both variants train the same
 optimizer, run the same ``--batches`` batches per round and alternate round by round; medians and their
 ratio are printed, with the losses of the first batch (they must agree).
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/shared_prefix.py [--rounds 4] [--batches 4]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/shared_prefix.py [--rounds 4] [--batches 4]
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "multi30k"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 

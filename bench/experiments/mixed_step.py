@@ -15,7 +15,7 @@ printed with the ratio. Logits of the two ways are compared first.
 prompt joins; printed: the longest gap between two tokens of the running requests and the long
 request's time to first token, its prompt in one piece against pieces of CHUNK_TOKENS.
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/mixed_step.py [--rounds 7] [--run RUN] [--long 1500]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/mixed_step.py [--rounds 7] [--run RUN] [--long 1500]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 HIDDEN, MLP, LAYERS, VOCAB, HEADS, KV_HEADS = 576, 1536, 30, 49152, 9, 3
 

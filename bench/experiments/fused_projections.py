@@ -6,7 +6,7 @@ gate/up (576 -> 1536, 1536); LitGPT fuses q/k/v into one weight. This times both
 separate layers and as one fused layer, on a batch's worth of rows (8 pairs x ~55 tokens), in alternating
 rounds, with torch's threads as in training.
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/fused_projections.py [--rows 440] [--rounds 4]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/fused_projections.py [--rows 440] [--rounds 4]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The few-row GEMM switch of ``models/layout.py``, measured: plain ``F.linear`` against ``FewRowLinear``.
 
-The figures quoted in ``layout.py`` and the serving notes of BENCHMARKS.md come from here. Two
-parts, both on SmolLM2-135M's shapes (hidden 576, MLP 1536, 30 layers, 49,152-token output layer)
+The few-row figures in docs/benchmark-history.md (the causal-LM and serving notes) come from here.
+Two parts, both on SmolLM2-135M's shapes (hidden 576, MLP 1536, 30 layers, 49,152-token output layer)
 with random weights (GEMM speed does not depend on the values, and nothing is loaded or fetched):
   layers   one pass over the 210 layer matrices plus the output layer, per row count
   model    a decode step and a 40-token prefill of a random-init Llama with SmolLM2's config,
@@ -10,7 +10,7 @@ with random weights (GEMM speed does not depend on the values, and nothing is lo
            (the transposed view a few-row product returns), and ``F.linear``
 Variants alternate round by round; the median of each is printed with the ratio.
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/few_rows.py [--rounds 5] [--threads 2]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/few_rows.py [--rounds 5] [--threads 2]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 HIDDEN, MLP, LAYERS, VOCAB, HEADS, KV_HEADS = 576, 1536, 30, 49152, 9, 3
 

@@ -17,7 +17,8 @@ path's first attention (every text gathered into one padded block for a single m
 running side by side (``lmkernel serve --workers N`` instead gives each worker its own batches;
 splitting one batch would keep the latency of a single worker).
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/unpadded.py [--run runs/sentiment] [--rounds 6] [--workers 2]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/unpadded.py [--run runs/sentiment]
+        [--rounds 6] [--workers 2]
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # rounds.py
 
 
 def grouped(model, items: list[list[int]]) -> torch.Tensor:

@@ -12,7 +12,8 @@ process:
   fastapi   the same endpoints under FastAPI's own route handler (dependency solving, response
             validation and encoding), tokenizing with the core
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/event_loop.py [--run runs/sentiment] [--rounds 3] [--seconds 10]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/event_loop.py [--run runs/sentiment]
+        [--rounds 3] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "bench"))  # serve_load.py
 VARIANTS = ("lean", "wrapper", "fastapi")
 
 

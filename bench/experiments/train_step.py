@@ -1,11 +1,11 @@
 """Where a LoRA training step of the translation benchmark spends its time, and what a regional
 ``torch.compile`` of the decoder layers would change.
 
-The same setup as ``bench/shared_prefix.py`` (SmolLM2-135M-Instruct, LoRA r 8 with the addmm forward,
+The same setup as ``bench/experiments/shared_prefix.py`` (SmolLM2-135M-Instruct, LoRA r 8 with the addmm forward,
 the loop's length-grouped batches of 8 Multi30k pairs, the packed shared-prefix forward, fused AdamW).
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/train_step.py --profile   # time by kind of op
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/train_step.py --compile   # eager vs compiled layers
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/train_step.py --profile   # time by kind of op
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/train_step.py --compile   # eager vs compiled layers
 
 ``--profile`` runs ``--steps`` steps under the PyTorch profiler with shapes recorded and splits the
 time: GEMMs of the 30 layers, the output layer's GEMMs (vocabulary-wide), the LoRA GEMMs (one side
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 GEMMS = ("aten::mm", "aten::addmm", "aten::addmm_")

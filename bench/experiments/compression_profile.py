@@ -2,7 +2,7 @@
 ``torch.profiler`` tables of the fp32 and int8 forwards over every 4th batch of the run's
 validation set (batch 32).
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/compression_profile.py RUN INT8_RUN
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/compression_profile.py RUN INT8_RUN
 
 RUN is the fine-tuned run, INT8_RUN its ``--method int8`` copy (e.g. from bench/compression.py
 --workdir). Timings are best of 3 passes, the models taking turns.
@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 
 def main(run: str, int8_run: str) -> None:

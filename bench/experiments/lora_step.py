@@ -11,7 +11,7 @@ backward and a fused AdamW step. One model and optimizer serve all variants (the
 measured differently); the order rotates round by round; the median of each is printed with the
 ratio to peft's, and the first-step losses are compared.
 
-    flock /tmp/lmk-bench.lock .venv/bin/python bench/lora_step.py [--rounds 5] [--tokens 60]
+    flock /tmp/lmk-bench.lock .venv/bin/python bench/experiments/lora_step.py [--rounds 5] [--tokens 60]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
