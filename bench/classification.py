@@ -74,8 +74,8 @@ def run_trainer(best: bool, train_rows, dev_rows, epochs: int, batch_size: int, 
         set_seed,
     )
 
+    from lmkernel.device import cpu_has_fast_bf16
     from lmkernel.models import resolve_model_path
-    from lmkernel.training.device import cpu_has_fast_bf16
 
     path = resolve_model_path("minilm")
     tok = AutoTokenizer.from_pretrained(path)
@@ -123,7 +123,7 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from lmkernel.training.device import cpu_has_fast_bf16
+    from lmkernel.device import cpu_has_fast_bf16
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

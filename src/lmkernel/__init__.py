@@ -19,7 +19,7 @@ from .errors import LmkError
 
 if TYPE_CHECKING:
     from .artifact import Model
-    from .pipeline import RunResult
+    from .rundir import RunResult
     from .spec import Spec
 
 __version__ = "0.1.0"

@@ -8,80 +8,14 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data.splits import split_off
+from .data.read import read_data, read_labelled
 from .errors import LmkError
-from .spec import Spec, save_spec
+from .rundir import RunResult, cleanup, start_run
+from .spec import Spec
 from .tasks import get_task
-from .tasks.base import Dataset
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    metrics: dict[str, Any]
-
-
-def _run_dir_in_use(path: Path) -> bool:
-    return path.exists() and any(path.iterdir())
-
-
-def choose_run_dir(wanted: Path, resume: bool) -> Path:
-    """The run directory: ``wanted``, or ``wanted-2``, ``-3``... so no earlier run is overwritten."""
-    if resume:
-        if not (wanted / "checkpoints").exists():
-            raise LmkError(f"nothing to resume in {wanted}: it has no checkpoints", where=str(wanted),
-                           fix="run without --resume to start a new run (finished runs keep no checkpoint "
-                           "unless train.keep_optimizer is true)")
-        return wanted
-    if not _run_dir_in_use(wanted):
-        return wanted
-    if (wanted / "checkpoints").exists() and not (wanted / "metrics.json").exists():
-        print(f"note: {wanted} holds an unfinished run; pass --resume to continue it. Starting a new run.")
-    n = 2
-    while _run_dir_in_use(wanted.with_name(f"{wanted.name}-{n}")):
-        n += 1
-    return wanted.with_name(f"{wanted.name}-{n}")
-
-
-def read_data(task, spec: Spec) -> tuple[dict[str, Dataset], list[str]]:
-    """Read train and the evaluation splits (from files or seeded hold-outs) and the label set."""
-    d = spec.data
-    train = task.read(d.train, d, None)
-    if not train.examples:
-        raise LmkError(f"no usable training rows in {d.train}", where=str(d.train),
-                       fix="check the file and the data.* column settings (lmkernel fields data)")
-    splits: dict[str, Dataset] = {"train": train}
-    for name, ratio in (("validation", d.split.validation), ("test", d.split.test)):
-        if ratio:
-            kept, held = split_off(splits["train"].examples, ratio, spec.seed + (name == "test"))
-            splits["train"] = Dataset(kept, splits["train"].bad)
-            splits[name] = Dataset(held, [])
-    labels = task.infer_labels(splits["train"].examples)
-    for name in ("validation", "test"):
-        path = getattr(d, name)
-        if path is not None:
-            splits[name] = task.read(path, d, labels)
-    known = getattr(task, "filter_known", None)
-    for name in ("validation", "test"):
-        if name in splits and known is not None:
-            splits[name].examples = known(splits[name].examples, labels)
-    return splits, labels
-
-
-def read_labelled(model, path: Path, *, fmt: str = "auto", text_column: str | None = None,
-                  label_column: str | None = None, on_bad_rows: str = "error") -> Dataset:
-    """Read a labelled file for a saved model, with the columns it was trained on unless overridden."""
-    from .spec import DataSpec
-
-    columns = model.card.get("data", {})
-    data = DataSpec(train=Path(path), format=fmt, on_bad_rows=on_bad_rows,
-                    text_column=text_column or columns.get("text_column", "text"),
-                    label_column=label_column or columns.get("label_column", "label"))
-    return model.task.read(Path(path), data, model.labels)
 
 
 def _summary(spec: Spec, run_dir: Path, model_path: Path) -> dict[str, Any]:
@@ -102,29 +36,6 @@ def unknown_token_share(features: list[dict], unk_id: int | None) -> float:
         return 0.0
     total = sum(len(f["input_ids"]) for f in features)
     return sum(f["input_ids"].count(unk_id) for f in features) / max(total, 1)
-
-
-def start_run(spec: Spec, resume: bool):
-    """Threads, the accelerator and the run directory (chosen on the main process, shared with the
-    others), with the resolved spec saved in it: the first steps of every training command."""
-    import torch
-    from accelerate.utils import broadcast_object_list
-
-    from .training.device import make_accelerator
-
-    if spec.train.threads:
-        torch.set_num_threads(spec.train.threads)
-    accelerator = make_accelerator(spec.train.precision)
-    holder = [choose_run_dir(Path(spec.output.dir), resume) if accelerator.is_main_process else None]
-    if accelerator.num_processes > 1:
-        broadcast_object_list(holder)
-    run_dir = Path(holder[0])
-    spec = spec.model_copy(deep=True)
-    spec.output.dir = run_dir
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_spec(spec, run_dir / "spec.yaml")
-    return accelerator, spec, run_dir
 
 
 def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
@@ -204,21 +115,9 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
             skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=summary,
             params=params, training=training, history=result.history)
         out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test")
-        _cleanup(run_dir, spec.train.keep_optimizer)
+        cleanup(run_dir, spec.train.keep_optimizer)
     accelerator.wait_for_everyone()
     return RunResult(run_dir, out)
-
-
-def _cleanup(run_dir: Path, keep_optimizer: bool) -> None:
-    """Finished runs stay lean: drop the resumable state unless asked to keep it."""
-    import shutil
-
-    root = run_dir / "checkpoints"
-    if not root.exists():
-        return
-    (root / "best.safetensors").unlink(missing_ok=True)
-    if not keep_optimizer:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | None = None,
@@ -226,9 +125,9 @@ def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | No
                  batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
     """Metrics of a saved model on new labelled data: metrics.json, report.md and plots in out_dir."""
     from .artifact import load
+    from .device import make_accelerator
     from .evaluation.report import ReportInput, write_report
     from .training import evaluate
-    from .training.device import make_accelerator
 
     model = load(path, backend="exact")  # evaluate the run itself, not a faster recorded copy
     ds = read_labelled(model, Path(data), fmt=fmt, text_column=text_column, label_column=label_column,

@@ -151,7 +151,7 @@ class Distiller(nn.Module):
 
 
 def _features(source: Any, spec: Any) -> dict[str, list[dict]]:
-    from ..pipeline import read_data
+    from ..data.read import read_data
 
     splits, _ = read_data(source.task, spec)
     return {name: source.task.encode(ds.examples, source.tokenizer, source.labels, spec.data.max_length)
@@ -162,8 +162,8 @@ def train_student(distiller: Distiller, source: Any, spec: Any, epochs: int) -> 
     """Distil with the ordinary training loop and the spec's data, batch size and seed."""
     import tempfile
 
+    from ..device import make_accelerator
     from ..training import train
-    from ..training.device import make_accelerator
 
     features = _features(source, spec)
     opts = spec.train.model_copy(update={"epochs": epochs, "lr": STUDENT_LR, "max_steps": None, "patience": None,

@@ -75,7 +75,7 @@ def _from_file(model: Any, path: Path, record: dict[str, Any]) -> EvalData:
               "label_column": record.get("label_column") or columns.get("label_column", "label")}
     if not Path(path).is_file():
         raise LmkError(f"evaluation data not found: {path}", where=str(path), fix="pass --data FILE")
-    from ..pipeline import read_labelled
+    from ..data.read import read_labelled
 
     ds = read_labelled(model, Path(path), fmt=record["format"], text_column=record["text_column"],
                        label_column=record["label_column"])
@@ -83,7 +83,7 @@ def _from_file(model: Any, path: Path, record: dict[str, Any]) -> EvalData:
 
 
 def _from_spec(model: Any, spec_path: Path) -> EvalData:
-    from ..pipeline import read_data
+    from ..data.read import read_data
     from ..spec import load_spec
 
     spec = load_spec(spec_path)

@@ -176,7 +176,7 @@ def _need_spec(spec: Any, why: str) -> Any:
 
 
 def _features(source: Any, spec: Any) -> dict[str, list[dict]]:
-    from ..pipeline import read_data
+    from ..data.read import read_data
 
     splits, _ = read_data(source.task, spec)
     return {name: source.task.encode(ds.examples, source.tokenizer, source.labels, spec.data.max_length)
@@ -196,8 +196,8 @@ def recover(model: nn.Module, source: Any, spec: Any, features: dict[str, list[d
     """Fine-tune the pruned model in place for ``epochs`` with the run's own training settings."""
     import tempfile
 
+    from ..device import make_accelerator
     from ..training import train
-    from ..training.device import make_accelerator
     from ..tuning import get_method
 
     lr = spec.train.lr if spec.tuning.method == "full" else get_method("full").default_lr  # every weight trains now

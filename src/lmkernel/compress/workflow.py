@@ -109,7 +109,7 @@ def compress(run: Path, method: str, out: Path | None = None, *, data: Path | No
             run, an unsupported task or layer type, or no evaluation data.
     """
     from ..artifact import find_model_dir, load, read_card
-    from ..pipeline import choose_run_dir
+    from ..rundir import choose_run_dir
     from .report import environment, write_compression
 
     m = get_method(method)

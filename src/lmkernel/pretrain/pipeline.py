@@ -92,7 +92,7 @@ def pretrain(spec: Spec, resume: bool = False, progress: bool = True):
     """Train per a ``task: pretrain`` spec; write the artifact, metrics.json and report.md."""
     from accelerate.utils import set_seed
 
-    from ..pipeline import RunResult, start_run
+    from ..rundir import RunResult, start_run
     from ..tasks import get_task
     from ..training import evaluate, train
     from ..tuning import count_parameters
@@ -169,7 +169,7 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, task, stream, val, metr
 
     from ..artifact import save_artifact
     from ..evaluation.report import ReportInput, write_report
-    from ..pipeline import _cleanup
+    from ..rundir import cleanup
 
     stats = stream.stats or CorpusStats()
     block = spec.data.max_length
@@ -197,6 +197,6 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, task, stream, val, metr
                          skipped={"train": stats.bad_lines} if stats.bad_lines else {}, summary=summary,
                          params=params, training=training, history=result.history)
     out = write_report(run_dir, report, primary="validation")
-    _cleanup(run_dir, spec.train.keep_optimizer)
+    cleanup(run_dir, spec.train.keep_optimizer)
     shutil.rmtree(run_dir / TOKENIZER_DIR, ignore_errors=True)  # it lives on in model/
     return out

@@ -48,7 +48,7 @@ class ClassifierPredictor:
         model: a loaded classification artifact (``lmkernel.load``).
         max_input_tokens: per-text limit; None: the training ``max_length``. Never more than the
             model's position embeddings, which would otherwise fail inside the forward pass.
-        precision: "fp32"; "bf16" runs under autocast; "auto" picks bf16 where it pays (training.device).
+        precision: "fp32"; "bf16" runs under autocast; "auto" picks bf16 where it pays (lmkernel/device.py).
         threads: torch intra-op threads for the inference thread; None keeps torch's default.
         prepack: fp32 on CPU: pack the linear layers' weights for oneDNN once (``models/packed.py``),
             in place in ``model``.
@@ -193,7 +193,7 @@ def resolve_precision(requested: str, weights: str) -> str:
 
     float_weights = weights in ("full", "merged", "adapter")
     if requested == "auto":
-        from ..training.device import choose_precision
+        from ..device import choose_precision
 
         return "bf16" if float_weights and choose_precision("auto") == "bf16" else "fp32"
     if requested == "bf16" and not float_weights:

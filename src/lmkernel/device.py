@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import LmkError
+from .errors import LmkError
 
 
 @functools.lru_cache(maxsize=1)
