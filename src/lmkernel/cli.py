@@ -63,12 +63,13 @@ def _guard(debug: bool):
     return Guard()
 
 
-def _print_metrics(metrics: dict, run_dir: Path, report_dir: Path) -> None:
+def _print_metrics(metrics: dict, run_dir: Path, report_dir: Path, task: str) -> None:
+    from .tasks import task_info
+
+    keys = task_info(task).shown  # the task's own metrics, in its order
     for split in ("validation", "test", "eval"):
         m = metrics.get(split)
         if isinstance(m, dict):
-            keys = ("accuracy", "macro_f1", "f1", "precision", "recall", "loss", "perplexity", "bleu", "chrf",
-                    "rouge1", "rouge2", "rougeL")
             shown = ", ".join(f"{k}={m[k]:.4f}" for k in keys if k in m)
             typer.echo(f"{split}: {shown}")
     typer.echo(f"run:    {run_dir}")
@@ -84,7 +85,7 @@ def _train_command(spec_path: Path, sets: list[str] | None, resume: bool, quiet:
         spec = load_spec(spec_path, sets or [])
         result = run_pipeline(spec, resume=resume, final_eval=final_eval, progress=not quiet)
         if result.metrics:
-            _print_metrics(result.metrics, result.run_dir, result.run_dir)
+            _print_metrics(result.metrics, result.run_dir, result.run_dir, spec.task.type)
 
 
 @app.command()
@@ -159,7 +160,9 @@ def eval_(
             raise LmkError(f"--on-bad-rows {on_bad_rows!r}", where="--on-bad-rows", fix="use error or skip")
         metrics = evaluate_run(run_dir, data, out, text_column=text_column, label_column=label_column, fmt=fmt,
                                on_bad_rows=on_bad_rows, batch_size=batch_size, progress=not quiet)
-        _print_metrics(metrics, run_dir, out)
+        from .artifact import find_model_dir, read_card
+
+        _print_metrics(metrics, run_dir, out, read_card(find_model_dir(run_dir))["task"])
 
 
 def _texts_from_file(path: Path, text_column: str) -> list[str]:

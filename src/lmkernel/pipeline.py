@@ -54,7 +54,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
 
     accelerator, spec, run_dir = start_run(spec, resume)
 
-    task = get_task(spec.task.type, spec.task.options())
+    task = get_task(spec.task.type, spec.task)
     splits, labels = read_data(task, spec)
     model_path = resolve_model_path(spec.model.name)
     tokenizer = load_tokenizer(model_path)

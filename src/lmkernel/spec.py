@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .errors import LmkError, SpecErrors
+from .tasks import task_info, task_names
 from .tuning import get_method, method_names, methods
 
 
@@ -31,62 +32,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class TaskSpec(_Section):
-    """The task and its options. Options belong to one task each (see ``tasks.register``); setting
-    an option of another task is an error, so a typo'd task type cannot silently ignore them."""
+def _task_spec() -> Any:
+    """``task:``: the union of every registered task's options, told apart by ``type`` (a task's options
+    are its own: setting another task's option is an error, so a typo'd type cannot silently ignore them)."""
+    options = tuple(task_info(name).options for name in task_names())
+    return Annotated[Union[options], Field(discriminator="type")]  # noqa: UP007 (a runtime tuple of types)
 
-    type: str = Field("classification", description="What the model learns: classification, ner, chat, "
-                      "translation, summarization or pretrain (the registered tasks).")
-    # ner
-    tag_column: int = Field(-1, description="ner, CoNLL files: column holding the tag (0-based; -1 = last).")
-    tag_scheme: Literal["auto", "bio", "iob1"] = Field(
-        "auto", description="ner: tag scheme of the files (auto: IOB1 if an I- tag starts an entity, else BIO).")
-    # chat / translation / summarization (causal LM)
-    system_prompt: str | None = Field(None, description="chat/translation/summarization: system message added "
-                                      "to every conversation that has none.")
-    source_column: str = Field("source", description="translation/summarization: column (or JSON key) of the "
-                               "source text.")
-    target_column: str = Field("target", description="translation/summarization: column (or JSON key) of the "
-                               "target text.")
-    source_lang: str = Field("en", description="translation: source language code (also the suffix of aligned "
-                             "text files, e.g. train.en).")
-    target_lang: str = Field("de", description="translation: target language code (suffix of the aligned file).")
-    prompt_template: str | None = Field(None, description="translation/summarization: instruction turning a "
-                                        "source into a prompt; placeholders {source}, {source_lang}, {target_lang}.")
-    max_new_tokens: int = Field(64, gt=0, description="translation/summarization: token limit when generating "
-                                "for evaluation.")
-    eval_samples: int | None = Field(200, gt=0, description="translation/summarization: validation examples "
-                                     "generated for BLEU/chrF/ROUGE (generation is slow; null = all).")
-    # pretrain
-    objective: Literal["mlm", "clm"] = Field("clm", description="pretrain: mlm (masked LM, encoders) or clm "
-                                            "(next-token, decoders).")
-    mask_prob: float = Field(0.15, gt=0, lt=1, description="pretrain mlm: share of tokens masked (80/10/10).")
-    whole_word_mask: bool = Field(False, description="pretrain mlm: mask whole words (Chinese words via jieba).")
 
-    @field_validator("type")
-    @classmethod
-    def _known_task(cls, v: str) -> str:
-        from .tasks import task_names
-
-        return _one_of(v, task_names(), "task")
-
-    @model_validator(mode="after")
-    def _options_of_this_task(self) -> TaskSpec:
-        from .tasks import task_info
-
-        allowed = set(task_info(self.type).options) | {"type"}
-        wrong = sorted(set(self.model_fields_set) - allowed)
-        if wrong:
-            mine = ", ".join(sorted(allowed - {"type"})) or "none"
-            raise ValueError(f"option(s) {', '.join(wrong)} do not apply to task {self.type!r} "
-                             f"(its options: {mine})")
-        return self
-
-    def options(self) -> dict[str, Any]:
-        """The options this task reads, as stored in the artifact card."""
-        from .tasks import task_info
-
-        return {k: getattr(self, k) for k in task_info(self.type).options}
+TaskSpec = _task_spec()
+DEFAULT_TASK = "classification"
 
 
 class SplitSpec(_Section):
@@ -220,7 +174,9 @@ class TokenizerSpec(_Section):
 
 class Spec(_Section):
     seed: int = Field(42, description="Seeds Python, NumPy, torch and the data order.")
-    task: TaskSpec = Field(default_factory=TaskSpec)
+    task: TaskSpec = Field(default_factory=lambda: task_info(DEFAULT_TASK).options(),
+                           description="What the model learns (task.type: " + ", ".join(task_names())
+                           + ") and that task's options.")
     data: DataSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
     tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
@@ -228,10 +184,16 @@ class Spec(_Section):
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_task_type(cls, data: Any) -> Any:
+        """``task:`` without ``type`` (or no ``task:``) means classification."""
+        if isinstance(data, dict) and isinstance(data.get("task"), dict) and "type" not in data["task"]:
+            data = {**data, "task": {"type": DEFAULT_TASK, **data["task"]}}
+        return data
+
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Spec:
-        from .tasks import task_info
-
         info = task_info(self.task.type)
         if self.tuning.method is None:
             self.tuning.method = info.tuning
@@ -284,7 +246,6 @@ class Spec(_Section):
         tree = self.model_dump(mode="json")
         t = self.tuning  # the chosen method's options only: the others are never read
         tree["tuning"] = {"method": t.method, "merge": t.merge, t.method: t.options().model_dump(mode="json")}
-        tree["task"] = {"type": self.task.type, **self.task.model_dump(mode="json", include=set(self.task.options()))}
         return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
 
 
@@ -342,16 +303,32 @@ _TYPE_WORDS = {
 }
 
 
-def _friendly(err: dict, source: str, lines: dict[tuple[str, ...], int]) -> LmkError:
-    loc = tuple(str(p) for p in err["loc"])
-    dotted = ".".join(loc) or "(top level)"
-    line = None
+def _where(loc: tuple[str, ...], source: str, lines: dict[tuple[str, ...], int]) -> str:
     for n in range(len(loc), 0, -1):
         if loc[:n] in lines:
-            line = lines[loc[:n]]
-            break
-    where = f"{source} line {line}" if line else source
+            return f"{source} line {lines[loc[:n]]}"
+    return source
+
+
+def _friendly(err: dict, source: str, lines: dict[tuple[str, ...], int]) -> LmkError:
+    loc = tuple(str(p) for p in err["loc"])
     kind = err["type"]
+    task = None  # errors inside task: carry the task's name after "task" (the union's tag): drop it
+    if len(loc) >= 2 and loc[0] == "task" and loc[1] in task_names():
+        task, loc = loc[1], (loc[0],) + loc[2:]
+    dotted = ".".join(loc) or "(top level)"
+    where = _where(loc, source, lines)
+    if kind == "union_tag_invalid" and loc == ("task",):
+        tag = str((err.get("ctx") or {}).get("tag"))
+        close = difflib.get_close_matches(tag, task_names(), n=1)
+        return LmkError(f"task.type: unknown task {tag!r}", where=_where(("task", "type"), source, lines),
+                        fix=(f"did you mean {close[0]!r}? " if close else "") + "known: " + ", ".join(task_names()))
+    if kind == "extra_forbidden" and task is not None and len(loc) == 2:
+        valid = [f for f in task_info(task).options.model_fields if f != "type"]
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+        return LmkError(f"{dotted}: not an option of task {task!r}", where=where,
+                        fix=f"did you mean task.{close[0]}?" if close else
+                        f"its options: {', '.join(valid) or 'none'} (lmkernel fields task)")
     if kind == "extra_forbidden":
         valid = _fields_at(loc[:-1])
         close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
@@ -486,6 +463,26 @@ def describe_fields(model: type[BaseModel] = Spec, prefix: str = "") -> list[tup
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(describe_fields(ann, key + "."))
             continue
+        if model is Spec and name == "task":
+            rows.extend(_describe_task_fields())
+            continue
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
         rows.append((key, default, field.description or ""))
+    return rows
+
+
+def _describe_task_fields() -> list[tuple[str, str, str]]:
+    """``task.type`` and each task's options, once per key, naming the tasks that read it."""
+    rows = [("task.type", repr(DEFAULT_TASK), "What the model learns: " + ", ".join(task_names()) + ".")]
+    seen: dict[str, list[str]] = {}
+    first: dict[str, tuple[str, str]] = {}
+    for name in task_names():
+        for key, field in task_info(name).options.model_fields.items():
+            if key == "type":
+                continue
+            seen.setdefault(key, []).append(name)
+            first.setdefault(key, (repr(field.get_default(call_default_factory=True)), field.description or ""))
+    for key, tasks in seen.items():
+        default, desc = first[key]
+        rows.append((f"task.{key}", default, f"{', '.join(tasks)}: {desc}"))
     return rows

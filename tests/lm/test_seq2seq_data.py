@@ -91,4 +91,4 @@ def test_summarization_reads_columns_without_languages(tmp_path):
 
     with pytest.raises(LmkError) as e:  # source_lang belongs to translation only
         parse_spec({"task": {"type": "summarization", "source_lang": "en"}, "data": {"train": str(js)}})
-    assert "do not apply to task 'summarization'" in e.value.what
+    assert "not an option of task 'summarization'" in e.value.what

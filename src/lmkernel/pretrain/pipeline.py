@@ -69,7 +69,7 @@ def _model(spec: Spec, tokenizer):
     from .models import build_model, dimensions
 
     if spec.model.arch is None:
-        model = get_task("pretrain", spec.task.options()).build_model(resolve_model_path(spec.model.name), [])
+        model = get_task("pretrain", spec.task).build_model(resolve_model_path(spec.model.name), [])
         want = "decoder" if spec.task.objective == "clm" else "encoder"
         if _arch_of(model) != want:
             raise LmkError(f"{spec.model.name} is not a {want} model for objective {spec.task.objective}",
@@ -104,7 +104,7 @@ def pretrain(spec: Spec, resume: bool = False, progress: bool = True):
     train_files = resolve_files(d.train, "data.train")
     train_texts = _texts(spec, train_files, held=False)
     tokenizer, tok_source = _tokenizer(spec, run_dir, train_texts, accelerator.is_main_process, accelerator)
-    task = get_task("pretrain", spec.task.options())
+    task = get_task("pretrain", spec.task)
     task.bind(tokenizer)
     set_seed(spec.seed)
     model = _model(spec, tokenizer)

@@ -6,11 +6,77 @@ new task (NER, generation, ...) is one new file plus one ``register`` line.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from ..data.readers import BadRow
+
+
+def no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.no_grad()`` as a decorator that imports torch when called, so task files (and the spec,
+    which reads their options) import without torch."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class TaskOptions(BaseModel):
+    """A task's ``task:`` section. ``type`` names the task: the spec's ``task`` is the union of every
+    registered task's options, told apart by ``type``; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    type: str
+
+    def options(self) -> dict[str, Any]:
+        """The options without ``type``, as stored in the artifact card (``task_options``)."""
+        return self.model_dump(mode="json", exclude={"type"})
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a task file registers (``tasks.register``): read by the spec, the CLI, the loop, the report
+    and the server.
+
+    Attributes:
+        name: the ``task.type`` value.
+        cls: the task class (``Task`` below), made with an ``options`` instance.
+        options: its ``TaskOptions`` subclass, with ``type: Literal[name]``.
+        metrics: scalar validation metrics ``train.metric`` may name; the first is the default, and these
+            are the ones the CLI prints and TensorBoard records.
+        tuning: the default ``tuning.method``.
+        final_metrics: metrics of the final evaluation only (slow: BLEU, ROUGE), printed after the others.
+        serving: ``("module:router", "module:PredictorClass")``: the endpoints and the predictor that serve
+            its artifacts (import paths, so the spec never imports FastAPI); None: not served.
+    """
+
+    name: str
+    cls: type
+    options: type[TaskOptions]
+    metrics: tuple[str, ...]
+    tuning: str = "full"
+    serving: tuple[str, str] | None = None
+    final_metrics: tuple[str, ...] = ()
+
+    @property
+    def metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """What the CLI prints, in order: the validation metrics, the loss, the final-only ones."""
+        return tuple(dict.fromkeys(self.metrics + ("loss",) + self.final_metrics))
+
 
 Feature = dict[str, Any]  # one encoded example: input_ids, labels, ... (lists, not tensors)
 Batch = dict[str, Any]  # collated tensors ready for model(**batch)
@@ -39,7 +105,7 @@ class Dataset:
 
 class Task(Protocol):
     """What a task implements. Instances are made by ``tasks.get_task(name, options)`` with the
-    ``task:`` section of the spec (``self.options``: a ``spec.TaskSpec``).
+    ``task:`` section of the spec (``self.options``: the task's ``TaskOptions``).
 
     Optional hooks, looked up with ``getattr`` by the pipeline:
 

@@ -13,22 +13,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-import torch
+from pydantic import Field
 
 from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
 from ..tuning.base import is_prompt_learning
-from .base import Batch, Dataset, Example, Feature
+from .base import Batch, Dataset, Example, Feature, TaskInfo, TaskOptions
 from .classification import check_bad_rows
-from .shared_prefix import (
-    forward_packed,
-    forward_with_shared_prefix,
-    packs_attention,
-    shared_prefix_length,
-    supports_shared_prefix,
-)
 
 ROLES = ("system", "user", "assistant")
 
@@ -138,6 +131,16 @@ def encode_conversation(tokenizer, messages: list[dict[str, str]], max_length: i
     return {"input_ids": ids, "labels": labels}
 
 
+SYSTEM_PROMPT = Field(None, description="System message added to every conversation that has none.")
+GENERATION_SERVING = ("lmkernel.serve.routes.generate:router",
+                      "lmkernel.serve.generation.predictor:GenerationPredictor")
+
+
+class Options(TaskOptions):
+    type: Literal["chat"] = "chat"
+    system_prompt: str | None = SYSTEM_PROMPT
+
+
 class ChatTask:
     """Instruction tuning; also the base of translation and summarization (see ``seq2seq.py``)."""
 
@@ -174,12 +177,15 @@ class ChatTask:
     def build_model(self, path: Path, labels: list[str]):
         import inspect
 
+        import torch
         from transformers import AutoModelForCausalLM
 
         from ..models.resolve import load_pretrained
 
         model = load_pretrained(AutoModelForCausalLM, path, dtype=torch.float32)
         self.keep_logits_only_where_learnt = "logits_to_keep" in inspect.signature(model.forward).parameters
+        from .shared_prefix import supports_shared_prefix
+
         self.share_prefix = self.keep_logits_only_where_learnt and supports_shared_prefix(model)
         return model
 
@@ -209,6 +215,8 @@ class ChatTask:
         positions whose next token is learnt (a bool ``logits_to_keep`` mask and matching
         ``shift_labels``): the vocabulary projection is a fifth of SmolLM2's compute per token and
         its float logits the largest activation, and prompts are most of a translation example."""
+        import torch
+
         width = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(features), width), dtype=torch.long)
@@ -230,6 +238,10 @@ class ChatTask:
         """The training and evaluation forward: the rows' common prefix (system turn, instruction)
         runs once for the batch. Not for prompt/prefix tuning, nor with several processes: DDP and FSDP
         expect one forward per backward, and the packed form is one forward but of another shape on each rank."""
+        import torch
+
+        from .shared_prefix import forward_packed, forward_with_shared_prefix, packs_attention, shared_prefix_length
+
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized() \
             and torch.distributed.get_world_size() > 1
         if is_prompt_learning(model):  # virtual tokens go before the rows: no shared prefix to run once
@@ -272,9 +284,14 @@ def _with_virtual_tokens(model, batch: Batch) -> Batch:
     """Prompt tuning puts its virtual tokens before the inputs (peft pads the labels): the mask of the
     positions whose logits are kept grows by as many never-kept positions. Prefix tuning adds keys and
     values only, so its batch is unchanged."""
+    import torch
+
     config = model.active_peft_config
     if "logits_to_keep" not in batch or config.peft_type != "PROMPT_TUNING":  # a str enum
         return batch
     keep = batch["logits_to_keep"]
     pad = torch.zeros((keep.shape[0], config.num_virtual_tokens), dtype=keep.dtype, device=keep.device)
     return {**batch, "logits_to_keep": torch.cat((pad, keep), dim=1)}
+
+
+INFO = TaskInfo("chat", ChatTask, Options, metrics=("loss", "perplexity"), tuning="lora", serving=GENERATION_SERVING)

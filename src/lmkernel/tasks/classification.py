@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar
-
-import torch
+from typing import Any, ClassVar, Literal
 
 from ..data.batching import eval_batches
 from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
-from .base import Batch, Dataset, Example, Feature
+from .base import Batch, Dataset, Example, Feature, TaskInfo, TaskOptions, no_grad
 
 
 def _natural_key(label: str) -> tuple:
@@ -37,6 +35,10 @@ def check_bad_rows(bad: list[BadRow], on_bad_rows: str, what: str) -> None:
             where=f"{first.file} line {first.line}",
             fix="fix the row, or set data.on_bad_rows: skip to drop bad rows (they are counted in the report)",
         )
+
+
+class Options(TaskOptions):
+    type: Literal["classification"] = "classification"
 
 
 class ClassificationTask:
@@ -104,6 +106,8 @@ class ClassificationTask:
         return features
 
     def collate(self, features: list[Feature], pad_id: int) -> Batch:
+        import torch
+
         width = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(features), width), dtype=torch.long)
@@ -124,9 +128,11 @@ class ClassificationTask:
 
         return classification_metrics(outputs["gold"], outputs["pred"], labels)
 
-    @torch.no_grad()
+    @no_grad
     def predict(self, model, tokenizer, texts: list[str], labels: list[str], *,
                 max_length: int, batch_size: int) -> list[dict[str, Any]]:
+        import torch
+
         model.eval()
         device = next(model.parameters()).device
         ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
@@ -142,3 +148,7 @@ class ClassificationTask:
                 results[i] = {"text": texts[i], "label": labels[best], "score": p[best],
                               "probabilities": {lab: p[j] for j, lab in enumerate(labels)}}
         return results
+
+
+INFO = TaskInfo("classification", ClassificationTask, Options, metrics=("accuracy", "macro_f1", "loss"),
+                serving=("lmkernel.serve.routes.classify:router", "lmkernel.serve.predictor:ClassifierPredictor"))

@@ -10,18 +10,25 @@ predicted by the window where it has the most context (``ner_text.plan_windows``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-import torch
+from pydantic import Field
 
 from ..data.batching import eval_batches
 from ..data.conll import read_tagged
 from ..errors import LmkError
-from .base import Batch, Dataset, Example, Feature
+from .base import Batch, Dataset, Example, Feature, TaskInfo, TaskOptions, no_grad
 from .classification import check_bad_rows
 from .ner_text import Window, entity_spans, plan_windows, split_words
 
 IGNORE = -100
+
+
+class Options(TaskOptions):
+    type: Literal["ner"] = "ner"
+    tag_column: int = Field(-1, description="CoNLL files: column holding the tag (0-based; -1 = last).")
+    tag_scheme: Literal["auto", "bio", "iob1"] = Field(
+        "auto", description="Tag scheme of the files (auto: IOB1 if an I- tag starts an entity, else BIO).")
 
 
 class NerTask:
@@ -78,6 +85,8 @@ class NerTask:
         return features
 
     def collate(self, features: list[Feature], pad_id: int) -> Batch:
+        import torch
+
         width = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(features), width), dtype=torch.long)
@@ -113,11 +122,13 @@ class NerTask:
         return ner_metrics(named(outputs.get("gold", [])), named(outputs.get("pred", [])))
 
     # ---------------------------------------------------------------- prediction
-    @torch.no_grad()
+    @no_grad
     def predict(self, model, tokenizer, texts: list[str], labels: list[str], *,
                 max_length: int, batch_size: int) -> list[dict[str, Any]]:
         """Entities of each raw text: ``{"text", "entities": [{"type", "text", "start", "end", "score"}]}``
         with character offsets into the text and the mean probability of the entity's words."""
+        import torch
+
         model.eval()
         device = next(model.parameters()).device
         words = [split_words(t) for t in texts]
@@ -198,3 +209,7 @@ def _window_inputs(tokenizer, words: list[str], ids: list[int], first: dict[int,
             if word is not None:
                 wfirst.setdefault(word + w.start, pos)
         yield w, enc["input_ids"], wfirst
+
+
+INFO = TaskInfo("ner", NerTask, Options, metrics=("f1", "precision", "recall", "loss"),
+                serving=("lmkernel.serve.routes.entities:router", "lmkernel.serve.entities:NerPredictor"))

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import torch
+from pydantic import Field
 
-from .base import Batch, Dataset, Example, Feature
+if TYPE_CHECKING:
+    import torch
+
+from .base import Batch, Dataset, Example, Feature, TaskInfo, TaskOptions
 
 EVAL_MASK_SEED = 1234
+
+
+class Options(TaskOptions):
+    type: Literal["pretrain"] = "pretrain"
+    objective: Literal["mlm", "clm"] = Field("clm", description="mlm (masked LM, encoders) or clm (next-token, "
+                                            "decoders).")
+    mask_prob: float = Field(0.15, gt=0, lt=1, description="mlm: share of tokens masked (80/10/10).")
+    whole_word_mask: bool = Field(False, description="mlm: mask whole words (Chinese words via jieba).")
 
 
 class PretrainTask:
@@ -62,6 +73,8 @@ class PretrainTask:
 
     def encode(self, examples: list[Example], tokenizer: Any, labels: list[str], max_length: int) -> list[Feature]:
         """Pack the texts into blocks; masked-LM blocks get fixed (seeded) masks and their labels."""
+        import torch
+
         from ..pretrain.corpus import BlockStream, CorpusStats, Packing
         from ..pretrain.tokenizer import TextEncoder, separator_ids
 
@@ -83,6 +96,8 @@ class PretrainTask:
 
     # ---- batches ------------------------------------------------------------------------------------
     def _masked(self, features: list[Feature], generator: torch.Generator | None = None):
+        import torch
+
         from ..pretrain.masking import mask_tokens
 
         ids = torch.tensor([f["input_ids"] for f in features], dtype=torch.long)
@@ -92,6 +107,8 @@ class PretrainTask:
 
     def collate(self, features: list[Feature], pad_id: int) -> Batch:
         """Blocks all have the same length: stack them; labels are fixed (eval), fresh masks (mlm) or the ids."""
+        import torch
+
         if "labels" in features[0]:
             ids = torch.tensor([f["input_ids"] for f in features], dtype=torch.long)
             labels = torch.tensor([f["labels"] for f in features], dtype=torch.long)
@@ -115,6 +132,8 @@ class PretrainTask:
     # ---- use ----------------------------------------------------------------------------------------
     def generate(self, model: Any, tokenizer: Any, prompts: list[str], **sampling: Any) -> list[str]:
         """Continue each prompt (causal LM): plain text in, continuation out."""
+        import torch
+
         if self.objective != "clm":
             from ..errors import LmkError
 
@@ -134,6 +153,8 @@ class PretrainTask:
     def predict(self, model: Any, tokenizer: Any, texts: list[str], labels: list[str], *,
                 max_length: int, batch_size: int) -> list[dict[str, Any]]:
         """mlm: the top 5 fillers of each [MASK]; clm: a greedy continuation."""
+        import torch
+
         if self.objective == "clm":
             return [{"text": t, "continuation": c} for t, c in zip(texts, self.generate(model, tokenizer, texts))]
         results = []
@@ -147,3 +168,6 @@ class PretrainTask:
                       for p, i in zip(*logits[pos].softmax(-1).topk(5))] for pos in where]
             results.append({"text": text, "masks": fills})
         return results
+
+
+INFO = TaskInfo("pretrain", PretrainTask, Options, metrics=("loss", "perplexity"))

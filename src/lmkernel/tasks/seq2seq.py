@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
-from .base import Dataset, Example
-from .chat import ChatTask
+from .base import Dataset, Example, TaskInfo, TaskOptions
+from .chat import GENERATION_SERVING, SYSTEM_PROMPT, ChatTask
 from .classification import check_bad_rows
 
 LANGUAGES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "cs": "Czech",
@@ -70,6 +72,28 @@ def read_aligned(src: Path, tgt: Path) -> tuple[list[tuple[int, str, str]], list
             continue
         pairs.append((line, s.strip(), t.strip()))
     return pairs, bad
+
+
+class Seq2SeqOptions(TaskOptions):
+    system_prompt: str | None = SYSTEM_PROMPT
+    source_column: str = Field("source", description="Column (or JSON key) of the source text.")
+    target_column: str = Field("target", description="Column (or JSON key) of the target text.")
+    prompt_template: str | None = Field(None, description="Instruction turning a source into a prompt; "
+                                        "placeholders {source}, {source_lang}, {target_lang}.")
+    max_new_tokens: int = Field(64, gt=0, description="Token limit when generating for evaluation.")
+    eval_samples: int | None = Field(200, gt=0, description="Validation examples generated for BLEU/chrF/ROUGE "
+                                     "(generation is slow; null = all).")
+
+
+class TranslationOptions(Seq2SeqOptions):
+    type: Literal["translation"] = "translation"
+    source_lang: str = Field("en", description="Source language code (also the suffix of aligned text files, "
+                             "e.g. train.en).")
+    target_lang: str = Field("de", description="Target language code (suffix of the aligned file).")
+
+
+class SummarizationOptions(Seq2SeqOptions):
+    type: Literal["summarization"] = "summarization"
 
 
 class Seq2SeqTask(ChatTask):
@@ -188,3 +212,10 @@ class SummarizationTask(Seq2SeqTask):
             for k, v in scorer.score(r, h).items():
                 totals[k] += v.fmeasure
         return {k: v / max(len(hypotheses), 1) for k, v in totals.items()}
+
+
+TRANSLATION = TaskInfo("translation", TranslationTask, TranslationOptions, metrics=("loss", "perplexity"),
+                       tuning="lora", serving=GENERATION_SERVING, final_metrics=("bleu", "chrf"))
+SUMMARIZATION = TaskInfo("summarization", SummarizationTask, SummarizationOptions, metrics=("loss", "perplexity"),
+                         tuning="lora", serving=GENERATION_SERVING,
+                         final_metrics=("rouge1", "rouge2", "rougeL"))

@@ -144,6 +144,14 @@ def _load_best(accelerator, model, path: Path) -> None:
 LOWER_IS_BETTER = {"loss", "perplexity"}
 
 
+def _shown(task) -> tuple[str, ...]:
+    """The validation metrics the task registers (and the loss): logged to TensorBoard and printed."""
+    from ..tasks import task_info, task_names
+
+    name = getattr(task, "name", None)
+    return (*task_info(name).metrics, "loss") if name in task_names() else ("loss",)
+
+
 def _improved(value: float, best: float | None, metric: str) -> bool:
     if best is None:
         return True
@@ -282,8 +290,7 @@ class _Loop:
         metrics = evaluate(self.model, self.task, self.val_features, self.labels, o.eval_batch_size, self.acc,
                            self.pad_id, self.progress)
         r.history.append({"step": r.global_step, "epoch": self.pos["epoch"], "eval": metrics})
-        shown = {k: v for k, v in metrics.items()
-                 if k in ("loss", "accuracy", "macro_f1", "f1", "perplexity") and isinstance(v, float)}
+        shown = {k: metrics[k] for k in _shown(self.task) if isinstance(metrics.get(k), float)}
         for key, value in shown.items():
             writer.scalar(f"eval/{key}", value, r.global_step)
         value = metrics[o.metric]  # the spec checked the name against the task's metrics

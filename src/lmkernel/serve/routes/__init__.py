@@ -1,12 +1,13 @@
-"""Which endpoints and which predictor serve each task: one plain dict, filled by ``register``.
+"""Which endpoints and which predictor serve each task: what the task's file declares.
 
 The app factory includes the router of the artifact's task (plus the system routes every app
-has); ``load_predictor`` wraps the loaded model in that task's predictor. A generation server
-plugs in as one more ``register`` line with its router and predictor.
+has); ``load_predictor`` wraps the loaded model in that task's predictor. A task names its router
+and predictor in its ``TaskInfo.serving`` (import paths), so a new served task touches no file here.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ...errors import LmkError
-from ..entities import NerPredictor
-from ..generation.predictor import GenerationPredictor
-from ..predictor import ClassifierPredictor, Predictor
-from . import classify, entities, generate
+from ..predictor import Predictor
 
 
 @dataclass(frozen=True)
@@ -26,24 +24,25 @@ class TaskServing:
     predictor: Callable[..., Predictor]  # (model, max_input_tokens=, precision=, threads=) -> Predictor
 
 
-_REGISTRY: dict[str, TaskServing] = {}
-
-
-def register(task: str, router: APIRouter, predictor: Callable[..., Predictor]) -> None:
-    """Serve ``task`` with ``router`` and ``predictor``; a task is registered once."""
-    if task in _REGISTRY:
-        raise ValueError(f"serving for task {task!r} is already registered")
-    _REGISTRY[task] = TaskServing(router, predictor)
+def _load(target: str) -> Any:
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def serving_for(task: str, where: str = "the model card") -> TaskServing:
-    """Raises:
+    """The router and predictor the task's file declares (``TaskInfo.serving``).
+
+    Raises:
     LmkError: no endpoint serves this task yet.
     """
-    if task not in _REGISTRY:
+    from ...tasks import task_info, task_names
+
+    served = [n for n in task_names() if task_info(n).serving]
+    if task not in served:
         raise LmkError(f"lmkernel serve has no endpoint for task {task!r} yet", where=where,
-                       fix=f"serve an artifact of one of these tasks: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[task]
+                       fix=f"serve an artifact of one of these tasks: {', '.join(served)}")
+    router, predictor = task_info(task).serving
+    return TaskServing(_load(router), _load(predictor))
 
 
 def load_predictor(path: Any, **options: Any) -> Predictor:
@@ -56,9 +55,3 @@ def load_predictor(path: Any, **options: Any) -> Predictor:
 
     model = load(path)
     return serving_for(model.card["task"], where=str(path)).predictor(model, **options)
-
-
-register("classification", classify.router, ClassifierPredictor)
-register("ner", entities.router, NerPredictor)
-for _task in ("chat", "translation", "summarization"):  # causal LMs: the prompt formats are theirs
-    register(_task, generate.router, GenerationPredictor)
