@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -81,7 +83,7 @@ def run_one(part: str, name: str, args: argparse.Namespace, tmp: Path) -> dict:
         node = tree
         for part_key in key.split(".")[:-1]:
             node = node.setdefault(part_key, {})
-        node[key.split(".")[-1]] = json.loads(value)
+        node[key.split(".")[-1]] = yaml.safe_load(value)
     start = time.perf_counter()
     result = lmkernel.run(parse_spec(tree), progress=False)
     wall = time.perf_counter() - start

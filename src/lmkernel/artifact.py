@@ -147,7 +147,7 @@ class Model:
 
         self._check_generative()
         params.setdefault("system", self.card.get("task_options", {}).get("system_prompt"))
-        return generate(self.model, self.tokenizer, prompts, **params)
+        return generate(self._generator(), self.tokenizer, prompts, **params)
 
     def stream(self, prompt, **params: Any):
         """An iterator of text pieces as they are generated (same parameters as ``generate``); its
@@ -156,7 +156,15 @@ class Model:
 
         self._check_generative()
         params.setdefault("system", self.card.get("task_options", {}).get("system_prompt"))
-        return TextStream(self.model, self.tokenizer, prompt, **params)
+        return TextStream(self._generator(), self.tokenizer, prompt, **params)
+
+    def _generator(self):
+        """The model ``generate`` runs on: prompt/prefix tuning's virtual tokens as a prefix cache."""
+        if getattr(self, "_gen", None) is None:
+            from .tuning import serving_model
+
+            self._gen = serving_model(self.model, self.card.get("tuning"))
+        return self._gen
 
     def __repr__(self) -> str:
         return f"Model(task={self.card['task']!r}, labels={self.labels}, path='{self.path}')"

@@ -211,7 +211,7 @@ class Spec(_Section):
             raise ValueError(f"tuning.merge is true, but {method.name} cannot merge into the weights "
                              "(set tuning.merge: false)")
         if self.train.lr is None:
-            self.train.lr = method.default_lr
+            self.train.lr = method.lr(self.tuning.options())
         self._check_model_source()
         if self.data.validation is not None and self.data.split.validation is not None:
             raise ValueError("give data.validation or data.split.validation, not both")

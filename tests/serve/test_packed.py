@@ -109,8 +109,20 @@ def test_a_oneDNN_op_that_fails_leaves_the_whole_model_plain(monkeypatch, caplog
     assert "oneDNN failed on 0.1 (could not create a primitive descriptor)" in caplog.text
 
 
-def test_the_predictor_packs_fp32_only_and_on_request(tiny_run):
+def test_the_predictor_packs_in_its_precision_and_on_request(tiny_run):
     assert ClassifierPredictor(lmkernel.load(tiny_run)).packed > 0
     assert ClassifierPredictor(lmkernel.load(tiny_run), prepack=False).packed == 0
-    bf16 = ClassifierPredictor(lmkernel.load(tiny_run), precision="bf16")
-    assert bf16.packed == 0 and linears(bf16.model)  # a oneDNN call is not autocast: bf16 keeps nn.Linear
+    bf16 = ClassifierPredictor(lmkernel.load(tiny_run), precision="bf16")  # bf16 weights packed once
+    layers = [m for m in bf16.model.modules() if isinstance(m, PackedLinear)]
+    assert bf16.packed == len(layers) > 0 and {m.dtype for m in layers} == {torch.bfloat16}
+
+
+def test_a_bf16_packed_layer_computes_in_bf16_close_to_fp32():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32).eval()
+    packed = PackedLinear(linear, torch.bfloat16)
+    x = torch.randn(5, 64)
+    with torch.inference_mode():
+        got, want = packed(x), linear(x)  # an fp32 input (from a norm) is cast to bf16
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=3e-2, atol=3e-2)

@@ -126,3 +126,9 @@ def test_fields_lists_every_method_section():
     assert "tuning.lora.use_dora" in out.output and "tuning.adapter.placement" in out.output
     bad = CliRunner().invoke(app, ["fields", "tunning"])
     assert bad.exit_code != 0 and "no spec key under 'tunning'" in bad.output
+
+
+def test_rslora_default_lr_keeps_the_update_size_of_lora(spec_file):
+    plain = load_spec(spec_file, ["tuning.method=lora", "train.lr=", "tuning.lora.r=16"]).train.lr
+    rs = load_spec(spec_file, ["tuning.method=lora", "train.lr=", "tuning.lora.r=16", "tuning.lora.use_rslora=true"])
+    assert rs.train.lr == pytest.approx(plain / 4)  # alpha/sqrt(16) is 4x alpha/16

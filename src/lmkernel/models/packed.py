@@ -23,21 +23,27 @@ log = logging.getLogger("lmkernel.models")
 
 class PackedLinear(nn.Module):
     """``nn.Linear`` for inference, its weight held in oneDNN's layout (not a parameter or buffer:
-    a oneDNN tensor cannot be saved, copied to a device or compared)."""
+    a oneDNN tensor cannot be saved, copied to a device or compared).
 
-    def __init__(self, linear: nn.Linear):
+    ``dtype`` bf16 packs a bf16 copy of the weight: bf16 serving then runs every linear layer as one bf16
+    GEMM on the packed weight, where autocast would cast the fp32 weight to bf16 again on every call."""
+
+    def __init__(self, linear: nn.Linear, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
-        self.bias = None if linear.bias is None else linear.bias.detach().clone()
+        self.dtype = dtype
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach().to(dtype), None)
+        self.bias = None if linear.bias is None else linear.bias.detach().to(dtype).clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:  # e.g. bf16 from an autocast region: the weight is fp32, so is the GEMM
-            return torch.ops.mkldnn._linear_pointwise(x.float(), self.packed, self.bias, "none", [], "").to(x.dtype)
+        if x.dtype != self.dtype:  # fp32 from a norm inside a bf16 model, bf16 from autocast in an fp32 one
+            out = torch.ops.mkldnn._linear_pointwise(x.to(self.dtype), self.packed, self.bias, "none", [], "")
+            return out if self.dtype == torch.bfloat16 else out.to(x.dtype)  # bf16 serving stays bf16
         return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+                + (f", dtype={self.dtype}" if self.dtype != torch.float32 else ""))
 
 
 def can_pack(model: Any) -> str | None:
@@ -54,15 +60,18 @@ def can_pack(model: Any) -> str | None:
 
 def _agrees(linear: nn.Linear, packed: PackedLinear) -> bool:
     """The packed layer gives the plain layer's outputs on a random input (a broken oneDNN build or
-    an unsupported CPU must not serve wrong answers)."""
+    an unsupported CPU must not serve wrong answers); bf16 within bf16 rounding."""
     x = torch.randn(5, linear.in_features, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        want, got = linear(x), packed(x)
-    return bool(torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()) + 1e-6))
+        bias = None if linear.bias is None else linear.bias.float()
+        want, got = nn.functional.linear(x, linear.weight.float(), bias), packed(x).float()
+    tol = 1e-4 if packed.dtype == torch.float32 else 3e-2
+    return bool(torch.allclose(got, want, rtol=tol, atol=tol * float(want.abs().max()) + 1e-6))
 
 
-def pack_linears(model: nn.Module) -> int:
-    """Replace every fp32 ``nn.Linear`` in ``model`` (in place) by a ``PackedLinear``; return how many.
+def pack_linears(model: nn.Module, dtype: torch.dtype = torch.float32) -> int:
+    """Replace every fp32 ``nn.Linear`` in ``model`` (in place) by a ``PackedLinear`` computing in
+    ``dtype`` (fp32, or bf16 for bf16 serving); return how many.
 
     Subclasses (quantized or LoRA layers) and non-fp32 layers are left alone. Nothing is replaced
     when ``can_pack`` objects or when any packed layer disagrees with its plain one.
@@ -74,10 +83,10 @@ def pack_linears(model: nn.Module) -> int:
     swaps = []
     for prefix, parent in model.named_modules():
         for name, child in parent.named_children():
-            if type(child) is nn.Linear and child.weight.dtype == torch.float32:
+            if type(child) is nn.Linear and child.weight.dtype in (torch.float32, dtype):
                 where = f"{prefix}.{name}" if prefix else name
                 try:
-                    packed = PackedLinear(child)
+                    packed = PackedLinear(child, dtype)
                     ok = _agrees(child, packed)
                 except RuntimeError as e:  # an op this build lacks
                     log.warning("linear layers not packed: oneDNN failed on %s (%s)", where, e)

@@ -39,14 +39,19 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
     import torch.nn.functional as F
 
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    q, k, v = query[0] * scale, key[0], value[0]  # (heads, tokens, d)
-    outs = []
-    for start, end in lmk_segments:
-        probs = torch.bmm(q[:, start:end], k[:, start:end].transpose(1, 2)).softmax(-1)
-        if dropout:
-            probs = F.dropout(probs, dropout)
-        outs.append(torch.bmm(probs, v[:, start:end]))
-    return torch.cat(outs, 1).transpose(0, 1)[None], None  # (1, tokens, heads, d), in packed order
+    dtype = query.dtype
+    # bf16 serving: the per-text products are small, and CPU bf16 bmm/softmax on them are slower than fp32,
+    # with autocast copying every slice: one cast of q, k, v per layer, attention in fp32, one cast back
+    with torch.autocast(query.device.type, enabled=False):
+        q, k, v = (query[0] * scale).float(), key[0].float(), value[0].float()  # (heads, tokens, d)
+        outs = []
+        for start, end in lmk_segments:
+            probs = torch.bmm(q[:, start:end], k[:, start:end].transpose(1, 2)).softmax(-1)
+            if dropout:
+                probs = F.dropout(probs, dropout)
+            outs.append(torch.bmm(probs, v[:, start:end]))
+        out = torch.cat(outs, 1).transpose(0, 1)[None]  # (1, tokens, heads, d), in packed order
+    return out.to(dtype), None
 
 
 def supports_unpadded(model: Any) -> bool:

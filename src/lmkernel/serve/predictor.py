@@ -174,13 +174,13 @@ def core_encoder(tokenizer: Any, max_length: int | None) -> Callable[[Sequence[s
 
 
 def prepack_model(model: Any, precision: str) -> int:
-    """Pack a served PyTorch model's linear layers (fp32 only: a oneDNN call is not autocast to bf16);
-    the count of layers packed."""
+    """Pack a served PyTorch model's linear layers for oneDNN, in bf16 when serving bf16 (a packed layer
+    is not autocast: it computes in the dtype it was packed in); the count of layers packed."""
     import torch
 
-    if precision != "fp32" or not isinstance(model, torch.nn.Module):
+    if precision not in ("fp32", "bf16") or not isinstance(model, torch.nn.Module):
         return 0
-    return pack_linears(model)
+    return pack_linears(model, torch.bfloat16 if precision == "bf16" else torch.float32)
 
 
 def resolve_precision(requested: str, weights: str) -> str:

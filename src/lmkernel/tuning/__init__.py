@@ -18,14 +18,14 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["Context", "Hooks", "Method", "Options", "Tuning", "apply_tuning", "count_parameters", "get_method",
-           "method_names", "methods", "register"]
+           "method_names", "methods", "register", "serving_model"]
 
 _METHODS: dict[str, Method] = {}
 
 
 def register(name: str, options: type[Options], apply: Any, *, default_lr: float, summary: str,
              hooks: Hooks | None = None, tasks: tuple[str, ...] = ALL_TASKS, not_for: str = "",
-             mergeable: bool = True) -> None:
+             mergeable: bool = True, lr_for: Any = None) -> None:
     """Add a method. Names are unique lower-case identifiers; they become ``tuning.method`` values
     and the ``tuning.<name>`` spec section holding ``options``."""
     if name in _METHODS:
@@ -35,7 +35,7 @@ def register(name: str, options: type[Options], apply: Any, *, default_lr: float
     if not (isinstance(options, type) and issubclass(options, Options)):
         raise TypeError(f"tuning method {name!r}: options must subclass lmkernel.tuning.Options")
     _METHODS[name] = Method(name, options, apply, default_lr, summary, hooks or Hooks(), tuple(tasks), not_for,
-                            mergeable)
+                            mergeable, lr_for)
 
 
 def methods() -> dict[str, Method]:
@@ -87,6 +87,12 @@ class Tuning:
         return getattr(self.method.hooks, name)
 
 
+def serving_model(model: nn.Module, method: str | None) -> nn.Module:
+    """The model the generation engine should drive for an artifact of ``method`` (its ``serve`` hook)."""
+    hook = _METHODS[method].hooks.serve if method in _METHODS else None
+    return hook(model) if hook is not None else model
+
+
 def apply_tuning(model: nn.Module, method: str, task: str | None = None, **options: Any) -> nn.Module:
     """Return the model prepared for ``method`` (requires_grad set, adapters added); ``options`` are the
     fields of the method's options model. ``task`` defaults to the model's kind."""
@@ -99,10 +105,12 @@ def apply_tuning(model: nn.Module, method: str, task: str | None = None, **optio
 
 def register_module(module: Any) -> None:
     """Register a method file: it defines ``NAME``, ``Options``, ``apply``, ``DEFAULT_LR``, ``SUMMARY`` and
-    optionally ``HOOKS``, ``TASKS`` and ``NOT_FOR``."""
+    optionally ``HOOKS``, ``TASKS``, ``NOT_FOR``, ``MERGEABLE`` and ``lr_for(opts)`` (a default learning rate
+    that depends on the options)."""
     register(module.NAME, module.Options, module.apply, default_lr=module.DEFAULT_LR, summary=module.SUMMARY,
              hooks=getattr(module, "HOOKS", None), tasks=getattr(module, "TASKS", ALL_TASKS),
-             not_for=getattr(module, "NOT_FOR", ""), mergeable=getattr(module, "MERGEABLE", True))
+             not_for=getattr(module, "NOT_FOR", ""), mergeable=getattr(module, "MERGEABLE", True),
+             lr_for=getattr(module, "lr_for", None))
 
 
 from . import adalora, adapters, freeze, full, ia3, lora, prefix, prompt  # noqa: E402  (built-in methods)

@@ -17,12 +17,13 @@ from .base import Options as _Base
 from .lora import targets
 
 NAME = "adalora"
-DEFAULT_LR = 1e-3  # as LoRA
+DEFAULT_LR = 2e-3  # SST-2 (MiniLM, 20k rows): 2e-3 within a point of full fine-tuning, 1e-3 two points below
 SUMMARY = "LoRA whose ranks move to the modules that matter during training (init_r -> target_r)"
 
 
 class Options(_Base):
-    init_r: int = Field(12, gt=0, description="Starting rank of every adapted module.")
+    init_r: int = Field(10, gt=0, description="Starting rank of every adapted module (10 keeps MiniLM under 2 % "
+                        "trainable parameters, head included).")
     target_r: int = Field(8, gt=0, description="Average rank per module once the budget is allocated.")
     alpha: int = Field(16, gt=0, description="Scaling alpha.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")

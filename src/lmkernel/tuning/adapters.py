@@ -77,10 +77,6 @@ def _adapter_class() -> type:
             nn.init.zeros_(self.up.bias)
             self.act = {"relu": nn.ReLU(), "gelu": nn.GELU(), "silu": nn.SiLU()}[activation]
 
-        @property
-        def weight(self) -> torch.Tensor:  # code that reads a linear's weight (dtype, device) keeps working
-            return self.base.weight
-
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = self.base(x)
             return h + self.up(self.act(self.down(h)))

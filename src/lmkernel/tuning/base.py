@@ -54,6 +54,8 @@ class Hooks:
     - ``save(model, directory, merge) -> weights``: write the trained model into the artifact folder and
       return the card's ``weights`` value; ``load(base, directory, card)``: the inverse, from a freshly
       built base model.
+    - ``serve(model) -> model``: the loaded model as the generation server's engine drives it (which runs
+      plain causal-LM forwards with its own cache); default: the model itself.
     """
 
     param_groups: Callable[..., list[dict[str, Any]]] | None = None
@@ -63,6 +65,7 @@ class Hooks:
     load_state: Callable[..., None] | None = None
     save: Callable[..., str] | None = None
     load: Callable[..., Any] | None = None
+    serve: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class Method:
     tasks: tuple[str, ...] = ALL_TASKS  # where it applies; elsewhere the spec refuses it
     not_for: str = ""  # why it does not apply to the other tasks
     mergeable: bool = True  # tuning.merge can fold it into plain weights
+    lr_for: Callable[[Options], float] | None = None  # the default lr when it depends on the options
+
+    def lr(self, opts: Options) -> float:
+        """The default learning rate for these options."""
+        return self.lr_for(opts) if self.lr_for is not None else self.default_lr
 
 
 # ------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ weights for serving.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import Field
@@ -57,6 +58,12 @@ class Options(_Base):
                            "direction update (closer to full fine-tuning at low rank; slower steps).")
     use_rslora: bool = Field(False, description="rsLoRA: scale updates by alpha/sqrt(r) instead of alpha/r, so "
                              "large ranks keep learning.")
+
+
+def lr_for(opts: Options) -> float:
+    """rsLoRA scales updates by alpha/sqrt(r) instead of alpha/r, sqrt(r) times larger: the same default
+    step in the output then needs a sqrt(r) times smaller rate (at LoRA's rate it diverged on SST-2)."""
+    return DEFAULT_LR / math.sqrt(opts.r) if opts.use_rslora else DEFAULT_LR
 
 
 def targets(model: Any, wanted: list[str] | None, where: str) -> list[str] | str:

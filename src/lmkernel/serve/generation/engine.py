@@ -265,7 +265,11 @@ class Engine:
         longest = max(len(r.prompt) for r in reqs)
         mask = torch.tensor([[0] * (longest - len(r.prompt)) + [1] * len(r.prompt) for r in reqs])
         ids = torch.tensor([[0] * (longest - len(r.prompt)) + r.prompt for r in reqs])  # 0 under the mask: unseen
-        if len(reqs) == 1:
+        virtual = getattr(self.model, "virtual_tokens", 0)  # prompt/prefix tuning: a prefix before each row
+        if virtual:
+            mask = torch.cat([torch.ones(len(reqs), virtual, dtype=mask.dtype), mask], 1)
+            out = self.model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1)
+        elif len(reqs) == 1:
             out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
         else:
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),

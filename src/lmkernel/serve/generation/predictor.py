@@ -35,9 +35,11 @@ class GenerationPredictor:
                  threads: int | None = None, prepack: bool = True):
         import torch
 
+        from ...tuning import serving_model
         from ..predictor import resolve_precision
 
-        self.model = model.model
+        # prompt/prefix tuning: the virtual tokens become a prefix of each row's cache (tuning/virtual.py)
+        self.model = serving_model(model.model, model.card.get("tuning"))
         self.tokenizer = model.tokenizer
         self.card = model.card
         self.task = self.card.get("task", "chat")
