@@ -5,7 +5,8 @@ training speed and peak memory.
     .venv/bin/python bench/peft_methods.py --part translation [--pairs 1000] [--methods lora,dora,ia3,prefix]
 
 classification: the bundled MiniLM on the first N SST-2 training rows, evaluated on the full dev set.
-translation: SmolLM2 on the first N Multi30k en->de pairs (BLEU on the first 200 validation pairs).
+translation: SmolLM2 on the first N Multi30k en->de pairs (BLEU on the first 200 validation pairs, or
+--eval-samples).
 Each method runs in its own process (so its peak RSS is its own), with lmkernel's defaults for that
 method; full fine-tuning is the baseline every row is compared with. Prints a table and writes JSON.
 """
@@ -73,7 +74,8 @@ def run_one(part: str, name: str, args: argparse.Namespace, tmp: Path) -> dict:
                 "model": {"name": "minilm"}, "train": {"epochs": args.epochs, "batch_size": 32}}
     else:
         train, val = _write_pairs(args.pairs, tmp)
-        tree = {"seed": args.seed, "task": {"type": "translation", "eval_samples": 200, "max_new_tokens": 48},
+        tree = {"seed": args.seed, "task": {"type": "translation", "eval_samples": args.eval_samples,
+                                            "max_new_tokens": 48},
                 "data": {"train": str(train), "validation": str(val), "max_length": 128},
                 "model": {"name": "smollm2"}, "train": {"epochs": args.epochs, "batch_size": 8}}
     tree["tuning"] = {"method": method}
@@ -104,6 +106,7 @@ def main() -> None:
     p.add_argument("--train-rows", type=int, default=20000, help="classification: SST-2 training rows")
     p.add_argument("--pairs", type=int, default=1000, help="translation: Multi30k training pairs")
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--eval-samples", type=int, default=200, help="translation: validation pairs translated for BLEU")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "peft_methods.json")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one method in this process
@@ -119,7 +122,8 @@ def main() -> None:
     rows = []
     for name in names:
         cmd = [sys.executable, __file__, "--part", args.part, "--one", name, "--train-rows", str(args.train_rows),
-               "--pairs", str(args.pairs), "--epochs", str(args.epochs), "--seed", str(args.seed)]
+               "--pairs", str(args.pairs), "--epochs", str(args.epochs), "--seed", str(args.seed),
+               "--eval-samples", str(args.eval_samples)]
         out = subprocess.run(cmd, capture_output=True, text=True)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:

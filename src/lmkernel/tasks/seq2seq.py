@@ -18,6 +18,7 @@ from pydantic import Field
 
 from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
+from ..tuning.base import is_prompt_learning
 from .base import Dataset, Example, TaskInfo, TaskOptions
 from .chat import GENERATION_SERVING, SYSTEM_PROMPT, ChatTask
 from .classification import check_bad_rows
@@ -166,8 +167,13 @@ class Seq2SeqTask(ChatTask):
             model.merge_adapter()
         was_training = model.training
         model.eval()
+        generator = model
+        if is_prompt_learning(model):  # virtual tokens as a prefix cache (peft's generate drifts from the forward)
+            from ..tuning.virtual import virtual_prefix_lm
+
+            generator = virtual_prefix_lm(model)
         try:
-            outs = generate(model, tokenizer, prompts, max_new_tokens=self.options.max_new_tokens,
+            outs = generate(generator, tokenizer, prompts, max_new_tokens=self.options.max_new_tokens,
                             batch_size=batch_size)
         finally:
             model.train(was_training)
