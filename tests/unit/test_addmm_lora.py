@@ -102,3 +102,22 @@ def test_the_single_node_form_takes_only_the_case_it_covers():
     assert not _one_node_applies(frozen, torch.nn.Identity(), x.double())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not _one_node_applies(frozen, torch.nn.Identity(), x)
+
+
+def test_bf16_autocast_runs_the_one_node_form_close_to_peft():
+    """Under bf16 autocast (every GPU, AVX512-BF16 CPUs) the fused layer runs in bf16 on a cached bf16 copy of
+    the frozen weight; logits and LoRA gradients stay within bf16 rounding of peft's own autocast forward."""
+    plain, fused = _pair(r=4, alpha=8)
+    assert use_addmm_lora(fused) > 0
+    ids = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits_a, grads_a = _step(plain, ids)
+        logits_b, grads_b = _step(fused, ids)
+    assert logits_b.dtype == logits_a.dtype
+    torch.testing.assert_close(logits_b.float(), logits_a.float(), rtol=5e-2, atol=5e-2)
+    for name in grads_a:
+        assert grads_b[name].dtype == torch.float32  # the adapter's fp32 weights get fp32 gradients
+        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=0.1, atol=0.1 * float(grads_a[name].abs().max()))
+    cached = [m for m in fused.modules() if "_lmk_low" in m.__dict__]
+    assert cached and all(m.__dict__["_lmk_low"][1].dtype == torch.bfloat16 for m in cached)
+    assert not any("_lmk_low" in k for k in fused.state_dict())

@@ -15,7 +15,9 @@ stayed within this CPU's ±20 % noise (BENCHMARKS.md): the gain is real work rem
 measured speed-up.
 
 Only the plain case is swapped: one active adapter, no variant (DoRA...), no LoRA bias, float32
-weights alike, adapters not merged or disabled. Anything else runs peft's own forward.
+weights alike, adapters not merged or disabled. Anything else runs peft's own forward. Under bf16
+autocast the one-node form runs in bf16 on a bf16 copy of the frozen weight made once (autocast would
+re-cast the fp32 weight on every forward); the adapter's gradients flow back to its fp32 weights.
 """
 
 from __future__ import annotations
@@ -42,15 +44,35 @@ def _plain(layer: Any) -> str | None:
     return name
 
 
-def _one_node_applies(base: Any, dropout: Any, x: torch.Tensor) -> bool:
-    """``_LoraLinear`` covers a frozen plain ``nn.Linear`` base (bias frozen too), no dropout on the
-    adapter's input and no autocast (its backward runs in the forward's dtypes)."""
+def _frozen_plain(base: Any, dropout: Any) -> bool:
+    """A frozen plain ``nn.Linear`` base (bias frozen too) and no dropout on the adapter's input."""
     if type(base) is not nn.Linear or base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad):
         return False
     no_dropout = isinstance(dropout, nn.Dropout) and (dropout.p == 0 or not dropout.training)
-    if not (isinstance(dropout, nn.Identity) or no_dropout):
-        return False
-    return not torch.is_autocast_enabled(x.device.type) and base.weight.dtype == x.dtype
+    return isinstance(dropout, nn.Identity) or no_dropout
+
+
+def _one_node_applies(base: Any, dropout: Any, x: torch.Tensor) -> bool:
+    """``_LoraLinear`` in the input's own dtype: no autocast (that case casts first, see ``_autocast_dtype``)."""
+    autocast = torch.is_autocast_enabled(x.device.type)
+    return _frozen_plain(base, dropout) and not autocast and base.weight.dtype == x.dtype
+
+
+def _autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+
+
+def _low_precision(base: nn.Linear, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A copy of the frozen base weight (and bias) in the autocast dtype, made once: autocast would cast
+    the fp32 weight again on every forward. Remade if the weight changes (e.g. an adapter is merged)."""
+    w = base.weight
+    cached = base.__dict__.get("_lmk_low")  # a plain attribute: not a parameter, not in the state dict
+    if cached is None or cached[0] != (dtype, w._version, w.data_ptr()):
+        bias = None if base.bias is None else base.bias.detach().to(dtype)
+        cached = ((dtype, w._version, w.data_ptr()), w.detach().to(dtype), bias)
+        base.__dict__["_lmk_low"] = cached
+    return cached[1], cached[2]
 
 
 class _LoraLinear(torch.autograd.Function):
@@ -92,9 +114,15 @@ def _fused_class() -> type:
     class AddmmLinear(LoraLinear):
         def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
             name = None if args or kwargs else _plain(self)
-            if name is None or x.dtype != self.lora_A[name].weight.dtype:
+            if name is None:
                 return super().forward(x, *args, **kwargs)
             base, a, b = self.base_layer, self.lora_A[name].weight, self.lora_B[name].weight
+            cast = _autocast_dtype(x)
+            if cast is not None and _frozen_plain(base, self.lora_dropout[name]):  # bf16 training: one node too
+                w, bias = _low_precision(base, cast)
+                return _LoraLinear.apply(x.to(cast), w, bias, a.to(cast), b.to(cast), self.scaling[name])
+            if x.dtype != a.dtype:
+                return super().forward(x, *args, **kwargs)
             if _one_node_applies(base, self.lora_dropout[name], x):
                 return _LoraLinear.apply(x, base.weight, base.bias, a, b, self.scaling[name])
             result = base(x)
