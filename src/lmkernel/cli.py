@@ -290,17 +290,18 @@ def serve(
                                                    "OMP_WAIT_POLICY=PASSIVE unless set, so the event loop gets "
                                                    "CPU time.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Classification/NER: threads that each run their own "
-                                                   "batches, splitting the cores (default 1). 2 on 2 cores: "
-                                                   "~2% more throughput at saturation, ~40% higher p99.")] = None,
-    prepack: Annotated[bool, typer.Option(help="fp32 under --runtime torch on CPU, prepare the model at load. "
+                                                   "batches, splitting the cores (default 1); more workers trade "
+                                                   "tail latency for a little throughput at saturation.")] = None,
+    prepack: Annotated[bool, typer.Option(help="Under --runtime torch on CPU, prepare the model at load. "
                                           "Classification/NER: pack each linear layer's weight once for oneDNN "
-                                          "(MiniLM batches 1.12x faster here). Generation (Llama-family models): "
+                                          "(in bf16 with --precision bf16), not on every call. "
+                                          "Generation (Llama-family models): "
                                           "run each decode step and the prompts that join it as one forward. "
                                           "--no-prepack keeps transformers' forward and torch's own GEMM.")]
     = _Serve.prepack,
     runtime: Annotated[str, typer.Option(help="torch | onnx | onnx-int8. onnx: serve an ONNX Runtime copy of "
-                                         "the weights (for MiniLM here 3.3-3.8x a transformers-pipeline server; the "
-                                         "default torch runtime now 3.7-4.5x); onnx-int8: its int8-quantized copy "
+                                         "the weights (BENCHMARKS.md compares it with the default torch runtime); "
+                                         "onnx-int8: its int8-quantized copy "
                                          "(slightly different outputs). Built "
                                          "once under RUN/serving/ and rebuilt when the weights change; "
                                          "classification artifacts.")] = _Serve.runtime,

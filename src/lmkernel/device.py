@@ -1,8 +1,8 @@
 """Devices and precision: pick what is fast on the hardware we actually run on.
 
 bf16 is only a win where the hardware has bf16 matrix units: on a CPU with AVX512-BF16 or AMX a
-bf16 GEMM runs ~2.4x fp32 (BASELINES.md), on an AVX2-only CPU it runs ~100x *slower* than fp32.
-So ``auto`` looks at the CPU flags instead of assuming.
+bf16 GEMM runs well above fp32, on an AVX2-only CPU far below it (BASELINES.md). So ``auto`` looks
+at the CPU flags instead of assuming.
 """
 
 from __future__ import annotations

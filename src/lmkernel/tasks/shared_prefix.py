@@ -15,8 +15,8 @@ Two forms. ``forward_with_shared_prefix`` is two model calls (prefix with a KV c
 suffixes) and works for any full-attention causal LM. ``forward_packed`` is one call on the
 sequence ``prefix + row 1 + row 2 + ...`` with per-segment position ids and an attention function
 of ours that knows the layout, so every linear layer runs one GEMM over all tokens: the two-call
-form's 14-row prefix GEMMs run far below the CPU's peak (``bench/shared_prefix.py``: 1.16x per
-step against 1.02-1.10x). The packed form needs a model that takes its attention function from
+form's few-row prefix GEMMs run far below the CPU's peak (``bench/experiments/shared_prefix.py``
+compares the forms). The packed form needs a model that takes its attention function from
 transformers' registry (``_supports_attention_backend``).
 """
 

@@ -1,13 +1,13 @@
 """Dropout with a cheaper mask on CPU: the same Bernoulli(1 - p) mask, drawn 16 bits at a time.
 
-``nn.Dropout`` on CPU draws its mask with ``bernoulli_``, one generator call per element: 17 ns
-an element here, 20x the cost of the multiply that applies it. A MiniLM training step on SST-2
-spent 8 % of its time there (torch.profiler, batch 32). This module draws one 64-bit random word
+``nn.Dropout`` on CPU draws its mask with ``bernoulli_``, one generator call per element, many times
+the cost of the multiply that applies it, and a visible share of a small encoder's training step
+(torch.profiler). This module draws one 64-bit random word
 per four elements and keeps an element when its 16-bit slice lies above a threshold: keep
 probability ``round((1 - p) * 65536) / 65536`` (0.899994 for p = 0.1), outputs scaled by the
-inverse of exactly that probability, so the expectation is unchanged. 3.1 M elements: 52 ms with
-``F.dropout``, 8 ms here. Randomness comes from torch's default generator, so seeded runs repeat
-and a resumed run (which restores that generator) draws the same masks.
+inverse of exactly that probability, so the expectation is unchanged. Randomness comes from torch's
+default generator, so seeded runs repeat and a resumed run (which restores that generator) draws the
+same masks.
 
 GPUs draw dropout masks with a counter-based generator that is already cheap: the swap is for CPU
 models only.

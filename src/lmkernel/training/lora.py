@@ -8,11 +8,10 @@ backward written out: the scaling multiplies the rank-r intermediate, and the ra
 accumulated into the base output and the input gradient in place. The session-8 form, kept as the
 fallback for dropout, a base that is not a plain Linear, or autocast, adds the adapter with
 ``addmm_`` into the base output through autograd, which makes the backward copy the whole output
-gradient (``CopySlices``, ~5 % of a translation step's op time; gone with the one-node form:
-``bench/train_step.py --profile``). Same values and gradients as peft up to float rounding
-(``tests/unit/test_addmm_lora.py``). Whole-step timings of the forms (``bench/lora_step.py``) have
-stayed within this CPU's ±20 % noise (BENCHMARKS.md): the gain is real work removed, not a
-measured speed-up.
+gradient (``CopySlices``; gone with the one-node form: ``bench/experiments/train_step.py --profile``).
+Same values and gradients as peft up to float rounding (``tests/unit/test_addmm_lora.py``). On fp32
+whole-step timings of the forms (``bench/experiments/lora_step.py``) stayed within this CPU's noise: the
+gain is real work removed.
 
 Only the plain case is swapped: one active adapter, no variant (DoRA...), no LoRA bias, float32
 weights alike, adapters not merged or disabled. Anything else runs peft's own forward. Under bf16
