@@ -113,6 +113,13 @@ def test_train_save_load_predict(tmp_path, tiny_bert, tiny_llama, task, method, 
         out = loaded.predict(["the film was great", "the room was bad"])
         assert [set(o["probabilities"]) for o in out] == [{"positive", "negative"}] * 2
         assert all(abs(sum(o["probabilities"].values()) - 1) < 1e-4 for o in out)
+        if precision == "fp32":  # the server's predictor (packed layers, unpadded batches) answers the same
+            from lmkernel.serve.predictor import ClassifierPredictor
+
+            predictor = ClassifierPredictor(lmkernel.load(run_dir))
+            served = predictor(predictor.encode(["the film was great", "the room was bad"], truncate=False))
+            for s, o in zip(served, out):
+                assert s["probabilities"]["positive"] == pytest.approx(o["probabilities"]["positive"], abs=1e-4)
     elif task == "ner":
         out = loaded.predict(["the film was great"])
         assert len(out) == 1 and isinstance(out[0]["entities"], list)
