@@ -27,7 +27,7 @@ def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save = _method_hook(card.get("tuning"), "save")
-    if save is not None and (hasattr(model, "peft_config") or hasattr(model, "lmk_adapter_options")):
+    if save is not None:
         card["weights"] = save(model, tmp, merge)  # the tuning method writes its own weights
     else:
         model.save_pretrained(str(tmp), safe_serialization=True)
@@ -163,7 +163,7 @@ class Model:
         if getattr(self, "_gen", None) is None:
             from .tuning import serving_model
 
-            self._gen = serving_model(self.model, self.card.get("tuning"))
+            self._gen = serving_model(self.model)
         return self._gen
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .errors import LmkError, SpecErrors
 from .tasks import task_info, task_names
-from .tuning import get_method, method_names, methods
+from .tuning import get_method, method_names, methods, refusal
 
 
 def _one_of(value: str, names: list[str], what: str) -> str:
@@ -203,10 +203,9 @@ class Spec(_Section):
             raise ValueError(f"train.metric {self.train.metric!r} is not computed by the {self.task.type} task "
                              f"(use one of {', '.join(info.metrics)})")
         method = get_method(self.tuning.method)
-        if self.task.type not in method.tasks:
-            fit = ", ".join(n for n, m in methods().items() if self.task.type in m.tasks)
-            raise ValueError(f"tuning.method {method.name!r} does not apply to task {self.task.type!r}"
-                             + (f": {method.not_for}" if method.not_for else "") + f" (methods for it: {fit})")
+        refused = refusal(method.name, self.task.type)
+        if refused is not None:
+            raise ValueError(f"{refused[0]} ({refused[1]})")
         if self.tuning.merge and not method.mergeable:
             raise ValueError(f"tuning.merge is true, but {method.name} cannot merge into the weights "
                              "(set tuning.merge: false)")

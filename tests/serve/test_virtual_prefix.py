@@ -58,7 +58,7 @@ def _peft_generate(model, tok, ids: list[int], n: int) -> list[int]:
 
 def test_engine_matches_peft_generate_alone_and_batched(tuned):
     method, model, tok = tuned
-    served = serving_model(model, method)
+    served = serving_model(model)
     assert served.virtual_tokens == 5
     ids = [tok(p)["input_ids"] for p in PROMPTS]
     want = [_peft_generate(model, tok, x, 8) for x in ids]
@@ -73,13 +73,13 @@ def test_generate_of_the_served_model_matches_the_forward(tuned):
     from lmkernel.generation import generate
 
     method, model, tok = tuned
-    got = generate(serving_model(model, method), tok, PROMPTS, raw=True, max_new_tokens=6)
+    got = generate(serving_model(model), tok, PROMPTS, raw=True, max_new_tokens=6)
     assert [g["token_ids"] for g in got] == [_peft_generate(model, tok, tok(p)["input_ids"], 6) for p in PROMPTS]
 
 
 def test_a_request_joins_a_running_batch(tuned):
     method, model, tok = tuned
-    served = serving_model(model, method)
+    served = serving_model(model)
     ids = [tok(p)["input_ids"] for p in PROMPTS]
     engine = _engine(served, tok)
     first = engine.submit(ids[0], SamplingParams(max_new_tokens=8, ignore_eos=True, temperature=0.0), lambda _: None)

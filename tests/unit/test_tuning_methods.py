@@ -132,3 +132,65 @@ def test_rslora_default_lr_keeps_the_update_size_of_lora(spec_file):
     plain = load_spec(spec_file, ["tuning.method=lora", "train.lr=", "tuning.lora.r=16"]).train.lr
     rs = load_spec(spec_file, ["tuning.method=lora", "train.lr=", "tuning.lora.r=16", "tuning.lora.use_rslora=true"])
     assert rs.train.lr == pytest.approx(plain / 4)  # alpha/sqrt(16) is 4x alpha/16
+
+
+def test_adapter_refuses_an_architecture_it_does_not_know():
+    from torch import nn
+
+    class Tiny(nn.Module):
+        config = type("C", (), {"model_type": "toy"})()
+
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+    with pytest.raises(LmkError, match="do not know where to go in a toy model"):
+        Tuning("adapter", {}, "classification").apply(Tiny())
+
+
+def test_adapter_artifact_on_another_base_is_an_error(tmp_path, tiny_bert):
+    from safetensors.torch import save_file
+
+    from lmkernel.tasks import get_task
+    from lmkernel.tuning import adapters
+
+    model = Tuning("adapter", {}, "classification").apply(get_task("classification").build_model(tiny_bert, ["a", "b"]))
+    adapters.save(model, tmp_path, merge=False)
+    save_file({"bert.encoder.layer.9.output.dense.down.weight": torch.zeros(2, 2)},
+              str(tmp_path / adapters.WEIGHTS_FILE))  # tensors of a deeper model
+    base = get_task("classification").build_model(tiny_bert, ["a", "b"])
+    with pytest.raises(LmkError, match="do not fit the base model"):
+        adapters.load(base, tmp_path, {"task": "classification", "base_model": str(tiny_bert)})
+    (tmp_path / "adapter_config.json").write_text("{", encoding="utf-8")
+    with pytest.raises(LmkError, match="cannot read the adapters"):
+        adapters.load(base, tmp_path, {"task": "classification"})
+    with pytest.raises(LmkError, match="cannot merge"):
+        adapters.save(model, tmp_path, merge=True)
+
+
+def test_ia3_feedforward_modules_must_be_targets(tiny_bert):
+    from lmkernel.tasks import get_task
+
+    model = get_task("classification").build_model(tiny_bert, ["a", "b"])
+    with pytest.raises(LmkError, match="subset of tuning.ia3.target_modules"):
+        options = {"target_modules": ["key"], "feedforward_modules": ["output.dense"]}
+        Tuning("ia3", options, "classification").apply(model)
+    with pytest.raises(LmkError, match=r"target module\(s\) \['nope'\] not found"):
+        Tuning("ia3", {"target_modules": ["nope"]}, "classification").apply(model)
+
+
+def test_an_artifact_of_an_unknown_method_names_it(tmp_path):
+    from lmkernel.artifact import load_model_weights
+
+    with pytest.raises(LmkError, match="tuning method 'mystery', which this lmkernel does not have"):
+        load_model_weights(tmp_path, {"weights": "adapter", "tuning": "mystery", "labels": []}, None)
+
+
+def test_a_run_whose_examples_all_exceed_max_length_says_so(tmp_path, tiny_llama):
+    data = tmp_path / "chat.jsonl"
+    data.write_text('{"prompt": "translate to German: hello", "response": "hallo"}\n' * 4, encoding="utf-8")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"task: {{type: chat}}\ndata: {{train: {data}, max_length: 4}}\nmodel: {{name: {tiny_llama}}}\n"
+                    f"output: {{dir: {tmp_path / 'run'}}}\n", encoding="utf-8")
+    with pytest.raises(LmkError, match="none of the 4 training examples is left after encoding"):
+        _run(spec)

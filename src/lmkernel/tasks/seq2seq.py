@@ -18,7 +18,7 @@ from pydantic import Field
 
 from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
-from ..tuning.base import is_prompt_learning
+from ..tuning import serving_model
 from .base import Dataset, Example, TaskInfo, TaskOptions
 from .chat import GENERATION_SERVING, SYSTEM_PROMPT, ChatTask
 from .classification import check_bad_rows
@@ -167,13 +167,8 @@ class Seq2SeqTask(ChatTask):
             model.merge_adapter()
         was_training = model.training
         model.eval()
-        generator = model
-        if is_prompt_learning(model):  # virtual tokens as a prefix cache (peft's generate drifts from the forward)
-            from ..tuning.virtual import virtual_prefix_lm
-
-            generator = virtual_prefix_lm(model)
-        try:
-            outs = generate(generator, tokenizer, prompts, max_new_tokens=self.options.max_new_tokens,
+        try:  # prompt/prefix tuning: from its virtual tokens' cache (peft's generate drifts from the forward)
+            outs = generate(serving_model(model), tokenizer, prompts, max_new_tokens=self.options.max_new_tokens,
                             batch_size=batch_size)
         finally:
             model.train(was_training)

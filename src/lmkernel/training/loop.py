@@ -64,7 +64,7 @@ def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float, tuning=No
 
     groups_of = tuning.hook("param_groups") if tuning is not None else None
     groups = (groups_of(model, lr, weight_decay, tuning.options, tuning.ctx) if groups_of is not None
-              else default_groups(model, lr, weight_decay))
+              else default_groups(model, weight_decay))
     params = [g for g in groups if g["params"]]
     try:  # the fused kernel is much faster than the for-each one on CPU
         return torch.optim.AdamW(params, lr=lr, fused=True)
@@ -149,7 +149,7 @@ def _shown(task) -> tuple[str, ...]:
     from ..tasks import task_info, task_names
 
     name = getattr(task, "name", None)
-    return (*task_info(name).metrics, "loss") if name in task_names() else ("loss",)
+    return task_info(name).shown if name in task_names() else ("loss",)
 
 
 def _improved(value: float, best: float | None, metric: str) -> bool:

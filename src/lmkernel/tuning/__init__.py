@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["Context", "Hooks", "Method", "Options", "Tuning", "apply_tuning", "count_parameters", "get_method",
-           "method_names", "methods", "register", "serving_model"]
+           "method_names", "methods", "refusal", "register", "serving_model"]
 
 _METHODS: dict[str, Method] = {}
 
@@ -54,6 +54,17 @@ def get_method(name: str) -> Method:
     return _METHODS[name]
 
 
+def refusal(name: str, task: str) -> tuple[str, str] | None:
+    """(what, fix) when method ``name`` does not apply to ``task``, else None: the spec and ``Tuning.apply``
+    say the same."""
+    method = get_method(name)
+    if task in method.tasks:
+        return None
+    fit = ", ".join(n for n, m in sorted(_METHODS.items()) if task in m.tasks)
+    return (f"tuning.method {name!r} does not apply to task {task!r}" + (f": {method.not_for}" if method.not_for
+                                                                          else ""), f"methods for it: {fit}")
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -76,21 +87,25 @@ class Tuning:
         return self.method.name
 
     def apply(self, model: nn.Module) -> nn.Module:
-        if self.ctx.task not in self.method.tasks:
-            raise LmkError(f"tuning method {self.name!r} does not apply to task {self.ctx.task!r}"
-                           + (f": {self.method.not_for}" if self.method.not_for else ""), where="tuning.method",
-                           fix="methods for this task: " + ", ".join(n for n, m in sorted(_METHODS.items())
-                                                                      if self.ctx.task in m.tasks))
+        refused = refusal(self.name, self.ctx.task)
+        if refused is not None:
+            raise LmkError(refused[0], where="tuning.method", fix=refused[1])
         return self.method.apply(model, self.options, self.ctx)
 
     def hook(self, name: str) -> Any:
         return getattr(self.method.hooks, name)
 
 
-def serving_model(model: nn.Module, method: str | None) -> nn.Module:
-    """The model the generation engine should drive for an artifact of ``method`` (its ``serve`` hook)."""
-    hook = _METHODS[method].hooks.serve if method in _METHODS else None
-    return hook(model) if hook is not None else model
+def serving_model(model: nn.Module) -> nn.Module:
+    """The model generation should drive: a prompt/prefix-tuned (peft prompt-learning) model becomes a
+    plain causal LM started from its virtual tokens' keys and values (``virtual.py``); others as they are."""
+    from .base import is_prompt_learning
+
+    if not is_prompt_learning(model):
+        return model
+    from .virtual import virtual_prefix_lm
+
+    return virtual_prefix_lm(model)
 
 
 def apply_tuning(model: nn.Module, method: str, task: str | None = None, **options: Any) -> nn.Module:

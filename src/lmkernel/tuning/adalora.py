@@ -104,13 +104,5 @@ def load_state(model: Any, meta: dict[str, Any], tensors: dict[str, Any], opts: 
         _config(model).rank_pattern = meta["rank_pattern"]
 
 
-def ranks(model: Any) -> dict[str, int]:
-    """Each adapted module's current rank (from the rank pattern; ``init_r`` before any allocation)."""
-    config = _config(model)
-    if config.rank_pattern:
-        return {k: sum(bool(x) for x in v) for k, v in config.rank_pattern.items()}
-    return {n: config.init_r for n, m in model.named_modules() if hasattr(m, "lora_E") and m.lora_E}
-
-
 HOOKS = Hooks(before_train=before_train, after_step=after_step, state=state, load_state=load_state,
               save=peft_save, load=peft_loader(mergeable=True))

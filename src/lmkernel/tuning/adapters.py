@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..errors import LmkError
-from .base import Context, Hooks, head_names
+from .base import Context, Hooks, modules_to_save, refuse_merge
 from .base import Options as _Base
 
 NAME = "adapter"
@@ -99,18 +99,20 @@ def apply(model: Any, opts: Options, ctx: Context) -> Any:
         parent = model.get_submodule(parent_name)
         base = getattr(parent, child)
         setattr(parent, child, cls(base, max(1, base.out_features // opts.reduction_factor), opts.activation))
-    heads = tuple(h + "." for h in head_names(model)) if not type(model).__name__.endswith("ForCausalLM") else ()
-    for name, p in model.named_parameters():
-        is_norm = "norm" in name.lower() and p.ndim == 1
-        adapter = (".down." in name or ".up." in name) and ".base." not in name
-        p.requires_grad_(adapter or name.startswith(heads) or ".pooler." in "." + name
-                         or (opts.train_norms and is_norm))
     model.lmk_adapter_options = opts.model_dump()
+    for _, p in _own(model):
+        p.requires_grad_(True)
     return model
 
 
-def _trained(model: Any) -> dict[str, Any]:
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+def _own(model: Any) -> list[tuple[str, Any]]:
+    """The parameters the method trains and the artifact holds: the adapters, the task head, BERT's
+    pooler and (``train_norms``) the layer norms."""
+    heads = tuple(h + "." for h in modules_to_save(model) or ())
+    norms = model.lmk_adapter_options["train_norms"]
+    return [(name, p) for name, p in model.named_parameters()
+            if ((".down." in name or ".up." in name) and ".base." not in name) or name.startswith(heads)
+            or ".pooler." in "." + name or (norms and "norm" in name.lower() and p.ndim == 1)]
 
 
 def save(model: Any, directory: Path, merge: bool) -> str:
@@ -118,14 +120,8 @@ def save(model: Any, directory: Path, merge: bool) -> str:
 
     from ..fsutil import atomic_write_json
 
-    if merge:
-        raise LmkError("tuning.merge is true, but bottleneck adapters cannot merge into the weights (they add "
-                       "a non-linear block)", where="tuning.merge",
-                       fix="set tuning.merge: false (the artifact loads with lmkernel.load)")
-    state = _trained(model)
-    if not state:  # a loaded artifact has nothing marked trainable: the tensors it was loaded with
-        keep = set(getattr(model, "lmk_adapter_keys", ()))
-        state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if n in keep}
+    refuse_merge(merge, "bottleneck adapters add a non-linear block")
+    state = {n: p.detach().cpu().contiguous() for n, p in _own(model)}
     save_file(state, str(directory / WEIGHTS_FILE))
     atomic_write_json(directory / "adapter_config.json", {"method": NAME, "options": model.lmk_adapter_options})
     model.config.save_pretrained(str(directory))
@@ -150,7 +146,6 @@ def load(base: Any, directory: Path, card: dict[str, Any]) -> Any:
                        f"{len(missing)} tensor(s) without a place, e.g. {sorted(missing)[0]}", where=str(directory),
                        fix="load it with the base model it was trained on")
     model.load_state_dict(state, strict=False)
-    model.lmk_adapter_keys = sorted(state)
     for p in model.parameters():
         p.requires_grad_(False)
     return model

@@ -32,13 +32,9 @@ class Options(BaseModel):
 
 @dataclass(frozen=True)
 class Context:
-    """What a method may need to know beyond its options: the task, and the model's kind."""
+    """What a method may need to know beyond its options: the task."""
 
     task: str = "classification"
-
-    @property
-    def causal(self) -> bool:
-        return self.task in CAUSAL_TASKS
 
 
 @dataclass(frozen=True)
@@ -54,8 +50,6 @@ class Hooks:
     - ``save(model, directory, merge) -> weights``: write the trained model into the artifact folder and
       return the card's ``weights`` value; ``load(base, directory, card)``: the inverse, from a freshly
       built base model.
-    - ``serve(model) -> model``: the loaded model as the generation server's engine drives it (which runs
-      plain causal-LM forwards with its own cache); default: the model itself.
     """
 
     param_groups: Callable[..., list[dict[str, Any]]] | None = None
@@ -65,7 +59,6 @@ class Hooks:
     load_state: Callable[..., None] | None = None
     save: Callable[..., str] | None = None
     load: Callable[..., Any] | None = None
-    serve: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,8 +104,8 @@ def linear_names(model: nn.Module) -> list[str]:
 
 def check_targets(model: nn.Module, targets: list[str], where: str) -> None:
     """Refuse module names the model lacks (peft's rule: the full name or its dotted suffix)."""
-    names = {n for n, _ in model.named_modules()}
-    unknown = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    found = set(present(model, targets))
+    unknown = [t for t in targets if t not in found]
     if unknown:
         model_type = getattr(getattr(model, "config", None), "model_type", "") or "model"
         raise LmkError(f"target module(s) {unknown} not found in this {model_type}", where=where,
@@ -120,6 +113,7 @@ def check_targets(model: nn.Module, targets: list[str], where: str) -> None:
 
 
 def present(model: nn.Module, targets: list[str]) -> list[str]:
+    """The targets the model has: a module with that name or that dotted suffix (peft's rule)."""
     names = {n for n, _ in model.named_modules()}
     return [t for t in targets if any(n == t or n.endswith("." + t) for n in names)]
 
@@ -159,15 +153,19 @@ def peft_save(model: nn.Module, directory: Path, merge: bool) -> str:
     return "adapter"
 
 
+def refuse_merge(merge: bool, why: str) -> None:
+    """A method that cannot merge refuses ``tuning.merge`` at save time too (the spec refuses it earlier;
+    this guards callers that build a model by hand)."""
+    if merge:
+        raise LmkError(f"tuning.merge is true, but this method cannot merge into the weights ({why})",
+                       where="tuning.merge", fix="set tuning.merge: false (the artifact loads with lmkernel.load)")
+
+
 def peft_saver_without_merge(why: str) -> Callable[..., str]:
-    """``save`` for a peft method that cannot merge: refuse ``tuning.merge`` with the reason (the spec
-    refuses it earlier; this guards callers that build a model by hand)."""
+    """``save`` for a peft method that cannot merge."""
 
     def save(model: nn.Module, directory: Path, merge: bool) -> str:
-        if merge:
-            raise LmkError(f"tuning.merge is true, but this method cannot merge into the weights ({why})",
-                           where="tuning.merge", fix="set tuning.merge: false (the artifact loads with "
-                           "lmkernel.load or peft)")
+        refuse_merge(merge, why)
         return peft_save(model, directory, merge=False)
 
     return save

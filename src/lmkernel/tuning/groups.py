@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def default_groups(model: Any, lr: float, weight_decay: float, skip: list[Any] = ()) -> list[dict[str, Any]]:
+def default_groups(model: Any, weight_decay: float, skip: list[Any] = ()) -> list[dict[str, Any]]:
     """AdamW groups: decay on matrices, none on biases and norms; parameters in ``skip`` are left for the
     caller's own group (by identity). Empty groups are dropped."""
     skipped = {id(p) for p in skip}

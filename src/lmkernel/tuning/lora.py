@@ -91,9 +91,9 @@ def apply(model: Any, opts: Options, ctx: Context) -> Any:
 def param_groups(model: Any, lr: float, weight_decay: float, opts: Options, ctx: Context) -> list[dict[str, Any]]:
     ratio = opts.b_lr_ratio if opts.b_lr_ratio is not None else B_LR_RATIO.get(ctx.task, 1.0)
     if ratio == 1.0:
-        return default_groups(model, lr, weight_decay)
+        return default_groups(model, weight_decay)
     faster = [p for n, p in model.named_parameters() if p.requires_grad and ".lora_B." in n]
-    return default_groups(model, lr, weight_decay, skip=faster) + [
+    return default_groups(model, weight_decay, skip=faster) + [
         {"params": faster, "weight_decay": weight_decay, "lr": lr * ratio}]
 
 

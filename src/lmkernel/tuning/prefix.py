@@ -20,7 +20,6 @@ from .base import (
     peft_task_type,
 )
 from .base import Options as _Base
-from .virtual import virtual_prefix_lm
 
 NAME = "prefix"
 DEFAULT_LR = 1e-2  # as prompt tuning: few parameters, a large rate
@@ -52,5 +51,4 @@ def apply(model: Any, opts: Options, ctx: Context) -> Any:
 
 
 HOOKS = Hooks(save=peft_saver_without_merge("it adds keys and values to every attention"),
-              load=peft_loader(mergeable=False),
-              serve=virtual_prefix_lm)
+              load=peft_loader(mergeable=False))

@@ -20,7 +20,6 @@ from .base import (
     peft_task_type,
 )
 from .base import Options as _Base
-from .virtual import virtual_prefix_lm
 
 NAME = "prompt"
 DEFAULT_LR = 1e-2  # only a few embeddings train: they need a large rate to move
@@ -59,5 +58,4 @@ def apply(model: Any, opts: Options, ctx: Context) -> Any:
     return wrap_peft(model, config)
 
 
-HOOKS = Hooks(save=peft_saver_without_merge("it adds virtual tokens to the input"), load=peft_loader(mergeable=False),
-              serve=virtual_prefix_lm)
+HOOKS = Hooks(save=peft_saver_without_merge("it adds virtual tokens to the input"), load=peft_loader(mergeable=False))

@@ -2,9 +2,9 @@
 
 The serving engine runs its own prefills and decode steps on a left-padded batch cache. A virtual
 prefix fits that shape: its tokens sit at the front of each row's cache with mask 1, so positions
-(counted from the mask) and attention come out as in peft's own forward. Prefill adds the prefix
-(prompt tuning: the learned embeddings before the input; prefix tuning: the learned keys and values
-as the starting cache); decode steps go straight to the base model with the cache as it is.
+(counted from the mask) and attention come out as in peft's own forward. Prefill starts from the
+prefix's keys and values (prompt tuning: the learned embeddings run through the model once; prefix
+tuning: the learned keys and values); decode steps go straight to the base model with the cache as it is.
 
 ``generate`` does the same through transformers' ``generate``: the prefix as a starting cache, the
 mask grown by it. (peft's own ``generate`` for these methods does not reproduce the greedy tokens of
@@ -47,13 +47,8 @@ def virtual_prefix_lm(peft_model: Any) -> Any:
             if attention_mask.shape[1] == n:  # the caller's mask covers the prompt only
                 ones = torch.ones(rows, p, dtype=attention_mask.dtype, device=attention_mask.device)
                 attention_mask = torch.cat([ones, attention_mask], 1)
-            positions = (attention_mask.cumsum(1) - 1).clamp(min=0)
-            if self.prompt_tuning:
-                embeds = self.lm.get_input_embeddings()(input_ids)
-                prompt = self.prompt_embeds.to(embeds.dtype).expand(rows, -1, -1)
-                return self.lm(inputs_embeds=torch.cat([prompt, embeds], 1), attention_mask=attention_mask,
-                               position_ids=positions, **kwargs)
-            return self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions[:, p:],
+            positions = (attention_mask.cumsum(1) - 1).clamp(min=0)[:, p:]
+            return self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
                            past_key_values=self.prefix_cache(rows), **kwargs)
 
         @torch.no_grad()

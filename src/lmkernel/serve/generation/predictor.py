@@ -39,7 +39,7 @@ class GenerationPredictor:
         from ..predictor import resolve_precision
 
         # prompt/prefix tuning: the virtual tokens become a prefix of each row's cache (tuning/virtual.py)
-        self.model = serving_model(model.model, model.card.get("tuning"))
+        self.model = serving_model(model.model)
         self.tokenizer = model.tokenizer
         self.card = model.card
         self.task = self.card.get("task", "chat")
