@@ -156,10 +156,11 @@ def main() -> None:
         print(f"measuring {len(models)} artifacts on {len(data.examples)} examples of {data.source}", flush=True)
         env = environment()
         rows = measure(models, data, args.batch_size, args.latency_samples, names=names)
-        if args.workdir:  # the artifacts stay: serve the run with the fastest measured backend
-            from lmkernel.compress.backend import record
+        if args.workdir:  # the artifacts stay: the run serves the fastest measured backend (as compare --select)
+            from lmkernel.compress.backend import choose, select
 
-            record(models, rows)
+            for line in select(choose(models, rows)):
+                print(line)
 
     print(f"\n{len(data.examples)} examples of {data.source}; {env['machine']}, {env['cpu_capability']}, "
           f"{env['threads']} threads, load average {env['load_average_1min']} before measuring, torch {env['torch']}\n")

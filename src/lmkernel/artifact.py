@@ -9,6 +9,7 @@ merged weights when ``tuning.merge`` is true) and load through its ``load`` hook
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -192,8 +193,8 @@ def load_generator(name: str | Path) -> Model:
 def load(path: str | Path, backend: str = "auto") -> Model:
     """Load a run directory (or its model folder) for prediction.
 
-    ``backend="auto"`` loads the fastest runtime variant a comparison recorded for this run
-    (``compress/backend.py``: e.g. its ONNX int8 copy); ``"exact"`` loads exactly ``path``."""
+    ``backend="auto"`` loads the runtime variant ``lmkernel compare --select`` chose for this run
+    (``compress/backend.py``: e.g. its ONNX int8 copy), if any; ``"exact"`` loads exactly ``path``."""
     from .models.resolve import load_tokenizer
     from .tasks import get_task
 
@@ -201,7 +202,11 @@ def load(path: str | Path, backend: str = "auto") -> Model:
     if backend == "auto":
         from .compress.backend import resolve
 
-        model_dir = resolve(model_dir)
+        chosen = resolve(model_dir)
+        if chosen != model_dir:
+            logging.getLogger(__name__).info("loading %s: the backend `lmkernel compare --select` chose for %s",
+                                             chosen, model_dir)
+        model_dir = chosen
     card = read_card(model_dir)
     task = get_task(card["task"], card.get("task_options"))
     model = load_model_weights(model_dir, card, task)

@@ -194,10 +194,13 @@ def predict(
 ) -> None:
     """Label and probabilities for texts given as arguments or in a file."""
     with _guard(debug):
-        from .artifact import load
+        from .artifact import find_model_dir, load
 
         items = list(texts or []) + list(text_opt or [])
         model = load(run_dir)
+        if Path(model.path).resolve() != find_model_dir(run_dir).resolve():
+            typer.echo(f"note: predicting with {model.path}, the backend `lmkernel compare --select` chose "
+                       f"for {run_dir}", err=True)
         if input_ is not None:
             column = text_column or model.card.get("data", {}).get("text_column", "text")
             items += _texts_from_file(input_, column)
@@ -230,8 +233,14 @@ def inspect(
 
         if target.is_dir() and ((target / "model" / CARD).exists() or (target / CARD).exists()):
             from .artifact import find_model_dir, read_card
+            from .compress.backend import selected
 
-            card = read_card(find_model_dir(target))
+            model_dir = find_model_dir(target)
+            card = read_card(model_dir)
+            chosen = selected(model_dir)
+            if chosen:  # what predict/serve/load actually use, so a selected backend is never a surprise
+                card["served_backend"] = {"loads": chosen["loads"], "selected_by": "lmkernel compare --select",
+                                          "record": chosen["record"], "undo": f"delete {chosen['record']}"}
             typer.echo(json.dumps(card, indent=2, ensure_ascii=False))
             return
         from .spec import load_spec
@@ -376,7 +385,7 @@ def compress(
         from .compress.workflow import compress as run_compress
 
         result = run_compress(run_dir, method, out, data=data, max_examples=max_examples, batch_size=batch_size,
-                              latency_samples=latency_samples, log=_log(quiet), quantize=quantize,
+                              latency_samples=latency_samples, log=_log(quiet), progress=not quiet, quantize=quantize,
                               sparsity=sparsity, structured=structured, layers=layers, finetune=finetune)
         typer.echo(result.table)
         typer.echo(f"run:    {result.out_dir}")
@@ -393,6 +402,11 @@ def compare(
     max_examples: MaxExamplesOpt = None,
     batch_size: MeasureBatchOpt = 32,
     latency_samples: LatencyOpt = 100,
+    select: Annotated[bool, typer.Option("--select", help="Make each original run serve the fastest of its "
+                                         "measured runtime copies (int8, onnx) whose accuracy is within 1 point: "
+                                         "predict, serve and lmkernel.load then use it (written to "
+                                         "RUN/backends.json; inspect shows it). Without it nothing changes.")]
+    = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -401,8 +415,10 @@ def compare(
         from .compress.compare import compare as run_compare
 
         result = run_compare(runs, data, out, max_examples=max_examples, batch_size=batch_size,
-                             latency_samples=latency_samples, log=_log(quiet))
+                             latency_samples=latency_samples, log=_log(quiet), select=select, progress=not quiet)
         typer.echo(result.table)
+        for line in result.backends:
+            typer.echo(line)
         typer.echo(f"plot:   {result.out_dir / 'compare.png'}")
 
 

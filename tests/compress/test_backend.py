@@ -1,4 +1,4 @@
-"""Serving the fastest backend a comparison measured: recorded by compare, honoured by load."""
+"""Serving the fastest backend a comparison measured: recorded by compare --select only, honoured by load."""
 
 from __future__ import annotations
 
@@ -15,9 +15,17 @@ def test_compare_records_the_fastest_backend_and_load_honours_it(trained_run, in
     from lmkernel.compress.compare import compare
 
     record = trained_run / backend.BACKENDS_FILE
+    runs = [trained_run, int8_result.out_dir, onnx_result.out_dir]
     try:
-        result = compare([trained_run, int8_result.out_dir, onnx_result.out_dir], out=tmp_path / "c",
-                         max_examples=10, latency_samples=2)
+        result = compare(runs, out=tmp_path / "c", max_examples=10, latency_samples=2)
+        assert not record.exists()  # measuring alone never changes what a run serves
+        assert len(result.backends) == 1 and str(trained_run.resolve()) in result.backends[0]
+        result = compare(runs, out=tmp_path / "c", max_examples=10, latency_samples=2, select=True)
+        if not record.exists():  # the original itself won: select records nothing
+            assert "serves itself" in result.backends[0]
+            info = {**backend.choose([load(r, backend="exact") for r in runs], result.rows)[0]}
+            info.pop("run")
+            record.write_text(json.dumps(info))
         info = json.loads(record.read_text())
         speeds = {c["path"]: c["throughput"] for c in info["candidates"]}
         assert set(speeds) == {str(p.resolve()) for p in (trained_run, int8_result.out_dir, onnx_result.out_dir)}

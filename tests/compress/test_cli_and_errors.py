@@ -32,10 +32,19 @@ def test_compress_cli_writes_a_new_run_and_never_overwrites(trained_run, tmp_pat
 
 
 def test_compare_prints_table_and_writes_plot(trained_run, int8_result, onnx_result, tmp_path):
+    runs = [str(trained_run), str(int8_result.out_dir), str(onnx_result.out_dir)]
     try:
-        out = cli("compare", str(trained_run), str(int8_result.out_dir), str(onnx_result.out_dir),
-                  "--out", str(tmp_path / "cmp"), "-q", *BOUNDS)
-        assert (trained_run / "backends.json").is_file()  # the winner serves from now on (test_backend.py)
+        out = cli("compare", *runs, "--out", str(tmp_path / "cmp"), "-q", *BOUNDS)
+        assert not (trained_run / "backends.json").exists()  # measuring changes nothing the run serves
+        assert "--select makes" in out.output or "fastest within" in out.output
+        selected = cli("compare", *runs, "--out", str(tmp_path / "cmp2"), "--select", "-q", *BOUNDS)
+        card = json.loads(cli("inspect", str(trained_run)).output)
+        if (trained_run / "backends.json").is_file():  # a copy won: said by compare, shown by inspect
+            assert "now serves" in selected.output
+            assert card["served_backend"]["selected_by"] == "lmkernel compare --select"
+            assert "note: predicting with" in cli("predict", str(trained_run), "good").stderr
+        else:
+            assert "serves itself" in selected.output and "served_backend" not in card
     finally:
         (trained_run / "backends.json").unlink(missing_ok=True)  # other tests load the original
     for name in ("| tiny |", "| tiny-int8 |", "| tiny-onnx |"):

@@ -121,6 +121,10 @@ def test_compression_report_compares_original_and_result(result, request, traine
     for side in ("original", "compressed"):
         m = info[side]
         assert m["size_bytes"] > 0 and m["params"] > 0 and m["latency_p50_ms"] > 0 and m["throughput"] > 0
+        low, high = m["throughput_range"]  # a spread from several rounds, the overall figure inside it
+        assert 0 < low <= m["throughput"] <= high
+        p25, p75 = m["latency_quartiles_ms"]
+        assert p25 <= m["latency_p50_ms"] <= p75
         assert 0 <= m["metrics"]["accuracy"] <= 1
     assert info["original"]["weights"] == "full"
     if "onnx_result" not in result:
@@ -227,3 +231,25 @@ def test_int8_fused_qkv_gives_the_same_outputs_as_three_gemms(int8_result, dev_t
         attn.query(x)
         assert torch.equal(attn.key(other), attn.key.layer(other))  # another input (cross-attention): own GEMM
         assert torch.allclose(attn.value(x), attn.value.layer(x), atol=1e-5)
+
+
+def test_report_figures_carry_their_spread_and_few_digits():
+    from lmkernel.compress.measure import Measurement
+    from lmkernel.compress.report import sig, table
+
+    assert [sig(x) for x in (0.012345, 12.3456, 1234.56, 99.96)] == ["0.0123", "12.3", "1230", "100"]
+    rows = [Measurement("a", "a", "full", 1000, 10, 12.3456, 412.345, {"accuracy": 0.9},
+                        (390.12, 430.98), (11.111, 13.999)),
+            Measurement("b", "b", "int8", 500, 10, 6.0, 824.7, {"accuracy": 0.89})]
+    text = table(rows, 32)
+    assert "| 12.3 (11–14) | 412 (390–430) |" in text  # latency quartiles, throughput rounds
+    assert "| 824.7 |" not in text and "| 825 |" in text  # no spread recorded: the figure alone, 3 digits
+    assert "| 2 | 0.49 |" in text  # ratios to 2 significant figures
+
+
+def test_compress_shows_progress_bars(trained_run, tmp_path, capsys):
+    from lmkernel.compress.workflow import compress
+
+    compress(trained_run, "int8", tmp_path / "q", max_examples=8, latency_samples=2, progress=True)
+    err = capsys.readouterr().err
+    assert "throughput" in err and "latency" in err

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LmkError
-from .backend import record as record_backends
+from .backend import choose
 from .measure import Measurement, eval_data, measure, run_dir_of
 
 
@@ -20,6 +20,7 @@ class CompareResult:
     out_dir: Path
     table: str
     rows: list[Measurement]
+    backends: list[str]  # per original measured with its runtime variants: its fastest, or what it serves now
 
 
 def _names(paths: list[Path]) -> list[str]:
@@ -30,8 +31,12 @@ def _names(paths: list[Path]) -> list[str]:
 
 def compare(runs: list[Path], data: Path | None = None, out: Path = Path("compare"), *,
             max_examples: int | None = None, batch_size: int = 32, latency_samples: int = 100,
-            log: Callable[[str], None] = lambda _: None) -> CompareResult:
+            log: Callable[[str], None] = lambda _: None, select: bool = False,
+            progress: bool = False) -> CompareResult:
     """Load every run in ``runs``, measure them side by side on the same data, write the report.
+
+    With ``select``, an original measured with its runtime variants serves the fastest of them
+    from then on (``compress/backend.py``); without it nothing about the runs changes.
 
     Raises:
         LmkError: no runs, a missing run, runs with different label sets, or no evaluation data.
@@ -50,10 +55,19 @@ def compare(runs: list[Path], data: Path | None = None, out: Path = Path("compar
     examples = eval_data(models[0], data, max_examples)
     log(f"measuring {len(models)} artifacts on {len(examples.examples)} examples of {examples.source}")
     env = environment()  # before measuring: the load average then is other processes' work, not ours
-    rows: list[Measurement] = measure(models, examples, batch_size, latency_samples, names=_names(paths))
-    record_backends(models, rows)  # an original measured with its runtime variants serves the fastest
+    rows: list[Measurement] = measure(models, examples, batch_size, latency_samples, names=_names(paths),
+                                      progress=progress)
+    choices = choose(models, rows)
+    if select:
+        from .backend import select as select_backends
+
+        lines = select_backends(choices)
+    else:
+        lines = [f"fastest within {c['max_metric_drop']:g} {c['metric']} of {c['run']}: {c['fastest']}"
+                 + ("" if Path(c["fastest"]) == Path(c["run"]) else " (--select makes the run serve it by default)")
+                 for c in choices]
     info = {"data": {"source": examples.source, **examples.record}, "examples": len(examples.examples),
             "batch_size": batch_size, "latency_samples": min(latency_samples, len(examples.examples)),
             "environment": env}
     table = write_comparison(Path(out), info, rows)
-    return CompareResult(Path(out), table, rows)
+    return CompareResult(Path(out), table, rows, lines)

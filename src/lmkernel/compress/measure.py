@@ -6,6 +6,11 @@ whole evaluation set, and the task metrics from those same forwards. Every artif
 on the same examples cut into the same length-sorted batches (the order ``lmkernel eval`` uses),
 and the artifacts take turns batch by batch and text by text: on a shared CPU, load from other
 processes then slows all of them alike instead of whichever happened to run during it.
+
+A single figure from a shared machine can be far off, so each one comes with its spread: the
+batches are dealt into ``ROUNDS`` interleaved rounds (each a similar mix of lengths) and the
+throughput of every round is kept (min and max shown next to the overall figure), and latency
+comes with its quartiles. Dealing the batches costs no extra forwards.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from ..errors import LmkError
 
 LATENCY_WARMUP = 3
+ROUNDS = 5  # throughput samples per artifact: enough for a spread, each still a fair mix of lengths
 
 
 @dataclass
@@ -32,8 +38,10 @@ class Measurement:
     size_bytes: int
     params: int
     latency_p50_ms: float
-    throughput: float  # examples per second at batch_size
+    throughput: float  # examples per second at batch_size, over all batches
     metrics: dict[str, float]
+    throughput_range: tuple[float, float] | None = None  # slowest and fastest round (ROUNDS)
+    latency_quartiles_ms: tuple[float, float] | None = None  # p25, p75 of the single-text latencies
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,19 +155,32 @@ def _rotated(items: list[Any], turn: int) -> list[Any]:
     return items[k:] + items[:k]
 
 
-def latencies_p50_ms(models: list[Any], texts: list[str]) -> list[float]:
-    """Median wall time of ``predict([text])`` (tokenize, forward, softmax) for each model,
-    the models taking turns on each text so background load hits them alike."""
+def _bar(total: int, desc: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=not progress)
+
+
+def latencies_ms(models: list[Any], texts: list[str], progress: bool = False) -> list[tuple[float, float, float]]:
+    """(p25, median, p75) wall time of ``predict([text])`` (tokenize, forward, softmax) for each
+    model, the models taking turns on each text so background load hits them alike."""
     for model in models:
         for text in texts[:LATENCY_WARMUP]:
             model.predict([text], batch_size=1)
     times: dict[int, list[float]] = {i: [] for i in range(len(models))}
-    for turn, text in enumerate(texts):
-        for i in _rotated(list(range(len(models))), turn):
-            start = time.perf_counter()
-            models[i].predict([text], batch_size=1)
-            times[i].append(time.perf_counter() - start)
-    return [1000 * statistics.median(times[i]) for i in range(len(models))]
+    with _bar(len(texts) * len(models), "latency", progress) as bar:
+        for turn, text in enumerate(texts):
+            for i in _rotated(list(range(len(models))), turn):
+                start = time.perf_counter()
+                models[i].predict([text], batch_size=1)
+                times[i].append(time.perf_counter() - start)
+                bar.update()
+    out = []
+    for i in range(len(models)):
+        ms = [1000 * t for t in times[i]]
+        q = statistics.quantiles(ms, n=4, method="inclusive") if len(ms) > 1 else [ms[0]] * 3
+        out.append((q[0], statistics.median(ms), q[2]))
+    return out
 
 
 def _batches(model: Any, examples: list[Any], batch_size: int) -> list[dict[str, Any]]:
@@ -171,48 +192,55 @@ def _batches(model: Any, examples: list[Any], batch_size: int) -> list[dict[str,
             for idx in eval_batches([len(f["input_ids"]) for f in features], batch_size)]
 
 
-def throughputs_and_metrics(models: list[Any], examples: list[Any],
-                            batch_size: int) -> list[tuple[float, dict[str, float]]]:
-    """For each model: examples/s of the forward alone at ``batch_size``, and the task metrics
-    from those forwards. Models take turns batch by batch, so a slow patch on a shared machine
-    costs them all the same."""
+def throughputs_and_metrics(models: list[Any], examples: list[Any], batch_size: int, progress: bool = False,
+                            rounds: int = ROUNDS) -> list[tuple[float, tuple[float, float], dict[str, float]]]:
+    """For each model: examples/s of the forward alone at ``batch_size``, the slowest and fastest
+    of ``rounds`` interleaved rounds of batches, and the task metrics from those forwards. Models
+    take turns batch by batch, so a slow patch on a shared machine costs them all the same."""
     import torch
 
     batches = [_batches(m, examples, batch_size) for m in models]
     outputs: list[dict[str, list]] = [{} for _ in models]
-    seconds = [0.0] * len(models)
-    with torch.inference_mode():
+    n_rounds = max(1, min(rounds, len(batches[0])))
+    seconds = [[0.0] * n_rounds for _ in models]
+    counts = [0] * n_rounds
+    with torch.inference_mode(), _bar(len(batches[0]) * len(models), "throughput", progress) as bar:
         for model, own in zip(models, batches):
             model.model(**own[0])  # warm-up on the longest batch: allocators, ORT arenas, fbgemm packing
         for turn in range(len(batches[0])):
+            counts[turn % n_rounds] += len(batches[0][turn]["input_ids"])
             for i in _rotated(list(range(len(models))), turn):
                 batch = batches[i][turn]
                 start = time.perf_counter()
                 out = models[i].model(**batch)
-                seconds[i] += time.perf_counter() - start
+                seconds[i][turn % n_rounds] += time.perf_counter() - start
                 for k, v in models[i].task.step_outputs(out, batch).items():
                     outputs[i].setdefault(k, []).extend(v)
+                bar.update()
     results = []
     for model, out, secs in zip(models, outputs, seconds):
         metrics = model.task.metrics(out, model.labels)
-        results.append((len(examples) / secs, {k: v for k, v in metrics.items() if isinstance(v, float)}))
+        per_round = [n / s for n, s in zip(counts, secs) if s > 0]
+        results.append((len(examples) / sum(secs), (min(per_round), max(per_round)),
+                        {k: v for k, v in metrics.items() if isinstance(v, float)}))
     return results
 
 
 def measure(models: list[Any], data: EvalData, batch_size: int = 32, latency_samples: int = 100,
-            names: list[str] | None = None) -> list[Measurement]:
+            names: list[str] | None = None, progress: bool = False) -> list[Measurement]:
     """All figures for loaded artifacts (``lmkernel.load``) on ``data``, measured side by side."""
     from ..tuning import count_parameters
 
     for model in models:
         model.model.eval()
-    speed = throughputs_and_metrics(models, data.examples, batch_size)
-    latency = latencies_p50_ms(models, [e.text for e in data.examples[:latency_samples]])
+    speed = throughputs_and_metrics(models, data.examples, batch_size, progress)
+    latency = latencies_ms(models, [e.text for e in data.examples[:latency_samples]], progress)
     rows = []
     for i, model in enumerate(models):
         params = model.card.get("total_params") or count_parameters(model.model)[1]
         run = run_dir_of(model.path)
         rows.append(Measurement(name=names[i] if names else run.name, path=str(run), weights=weight_kind(model.card),
-                                size_bytes=artifact_size(model), params=int(params), latency_p50_ms=latency[i],
-                                throughput=speed[i][0], metrics=speed[i][1]))
+                                size_bytes=artifact_size(model), params=int(params), latency_p50_ms=latency[i][1],
+                                throughput=speed[i][0], metrics=speed[i][2], throughput_range=speed[i][1],
+                                latency_quartiles_ms=(latency[i][0], latency[i][2])))
     return rows

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_json, atomic_write_text
-from .measure import Measurement
+from .measure import ROUNDS, Measurement
 
 METRIC = "accuracy"  # the task metric the tables and the plot show
 
@@ -24,8 +24,20 @@ def _params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
+def sig(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant figures, without exponent: timings on a shared CPU are not
+    worth more digits than that."""
+    text = f"{x:.{digits}g}"
+    return f"{float(text):.0f}" if "e" in text else text
+
+
+def _spread(value: float, pair: tuple[float, float] | None) -> str:
+    return sig(value) if not pair else f"{sig(value)} ({sig(pair[0], 2)}–{sig(pair[1], 2)})"
+
+
 def table(rows: list[Measurement], batch_size: int) -> str:
-    """Markdown table, one row per artifact; the ``x`` columns are ratios to the first row."""
+    """Markdown table, one row per artifact; the ``x`` columns are ratios to the first row. Timings
+    show their spread in brackets: latency p25–p75, throughput slowest–fastest round."""
     base = rows[0]
     head = (f"| artifact | weights | size | params | p50 ms (batch 1) | examples/s (batch {batch_size}) | {METRIC} "
             "| size x | speed x | latency x | {m} change (points) |").replace("{m}", METRIC)
@@ -35,9 +47,10 @@ def table(rows: list[Measurement], batch_size: int) -> str:
         shown = f"{metric:.4f}" if metric is not None else "-"
         delta = f"{100 * (metric - ref):+.2f}" if metric is not None and ref is not None else "-"
         lines.append(f"| {r.name} | {r.weights} | {_size(r.size_bytes)} | {_params(r.params)} "
-                     f"| {r.latency_p50_ms:.2f} | {r.throughput:.1f} | {shown} "
-                     f"| {r.size_bytes / base.size_bytes:.2f} | {r.throughput / base.throughput:.2f} "
-                     f"| {r.latency_p50_ms / base.latency_p50_ms:.2f} | {delta} |")
+                     f"| {_spread(r.latency_p50_ms, r.latency_quartiles_ms)} "
+                     f"| {_spread(r.throughput, r.throughput_range)} | {shown} "
+                     f"| {r.size_bytes / base.size_bytes:.2f} | {sig(r.throughput / base.throughput, 2)} "
+                     f"| {sig(r.latency_p50_ms / base.latency_p50_ms, 2)} | {delta} |")
     return "\n".join(lines)
 
 
@@ -63,8 +76,9 @@ def environment() -> dict[str, Any]:
 def _how(info: dict[str, Any]) -> str:
     env = info["environment"]
     return (f"Data: {info['data']['source']}, {info['examples']} examples, length-sorted batches of "
-            f"{info['batch_size']}; throughput times the model forward only. Latency: median of `predict()` on "
-            f"{info['latency_samples']} single texts (tokenize + forward + softmax).\n"
+            f"{info['batch_size']}; throughput times the model forward only (in brackets: the slowest and fastest of "
+            f"{ROUNDS} interleaved rounds of batches). Latency: median of `predict()` on "
+            f"{info['latency_samples']} single texts (tokenize + forward + softmax; in brackets: quartiles).\n"
             f"Machine: {env['machine']}, CPU capability {env['cpu_capability']}, {env['threads']} threads on "
             f"{env['cores']} cores, load average {env['load_average_1min']} before measuring (figures from a busy "
             f"machine are not comparable), torch {env['torch']}.\n")

@@ -102,11 +102,15 @@ class WeightOnlyLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}"
 
 
-def quantized_tensors(model: nn.Module, bits: int) -> tuple[dict[str, torch.Tensor], list[str]]:
+def quantized_tensors(model: nn.Module, bits: int,
+                      progress: bool = False) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The state to save, and the Linears kept at int8 because int4 does not fit their shape."""
+    from tqdm.auto import tqdm
+
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     fallback = []
-    for name, module in model.named_modules():
+    modules = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Embedding))]
+    for name, module in tqdm(modules, desc=f"int{bits}", unit="layer", leave=False, disable=not progress):
         if isinstance(module, nn.Linear):
             if bits == 4 and int4_fits(module):
                 values, scale, zero = int4_groups(module.weight)
@@ -123,13 +127,13 @@ def quantized_tensors(model: nn.Module, bits: int) -> tuple[dict[str, torch.Tens
     return tensors, fallback
 
 
-def build(source: Any, tmp_dir: Path, *, quantize: str | None = None) -> dict[str, Any]:
+def build(source: Any, tmp_dir: Path, *, quantize: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Write the weight-only quantized model folder (weights + config) for a loaded fp32 artifact."""
     from safetensors.torch import save_file
 
     bits = 4 if quantize == "int4" else 8
     check_layers(source.model)
-    tensors, fallback = quantized_tensors(source.model, bits)
+    tensors, fallback = quantized_tensors(source.model, bits, progress)
     save_file(tensors, str(tmp_dir / WEIGHTS_FILE), metadata={"format": "pt", "lmkernel": "weightonly"})
     source.model.config.save_pretrained(str(tmp_dir))
     linear = (f"int4 weight-only, groups of {GROUP} input columns, asymmetric" if bits == 4

@@ -6,6 +6,7 @@ so the checks, the artifact layout and the before/after report are the same for 
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from collections.abc import Callable
@@ -62,7 +63,7 @@ def training_spec(source: Any, data: Path | None) -> Any:
 
 
 def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[str, Any],
-                   spec: Any = None) -> None:
+                   spec: Any = None, progress: bool = False) -> None:
     """Build the method's model folder next to ``model_dir`` and move it into place whole.
 
     ``spec`` (see ``training_spec``) reaches ``build`` only for methods with ``uses_spec``."""
@@ -74,6 +75,8 @@ def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[s
     tmp.mkdir(parents=True)
     try:
         extra = {"spec": spec} if method.uses_spec else {}
+        if progress and "progress" in inspect.signature(build_function(method)).parameters:
+            extra["progress"] = True
         changes = build_function(method)(source, tmp, **options, **extra)
         source.tokenizer.save_pretrained(str(tmp))
         card = {**source.card, **changes, "format": FORMAT_VERSION,
@@ -97,12 +100,13 @@ def _record_metrics(model_dir: Path, result: Measurement, from_validation: bool)
 
 def compress(run: Path, method: str, out: Path | None = None, *, data: Path | None = None,
              max_examples: int | None = None, batch_size: int = 32, latency_samples: int = 100,
-             log: Callable[[str], None] = lambda _: None, **options: Any) -> CompressResult:
+             log: Callable[[str], None] = lambda _: None, progress: bool = False, **options: Any) -> CompressResult:
     """Compress the artifact in ``run`` with ``method`` into a new run folder and report the trade-off.
 
     ``options`` are the method's own (``quantize="int8"``, ``sparsity=0.4``); None means not given.
     ``data`` is a labelled file to measure on, or a spec YAML: its validation set is measured on
-    and methods that train (distill, prune) learn from its training data.
+    and methods that train (distill, prune) learn from its training data. ``progress`` shows bars
+    for the measurement (and for methods that report it, the build).
 
     Raises:
         LmkError: unknown method, an option it does not take, a missing or already compressed
@@ -123,11 +127,11 @@ def compress(run: Path, method: str, out: Path | None = None, *, data: Path | No
     check_fits(m, source, options, spec)
     out_dir = choose_run_dir(Path(out) if out is not None else default_out(source, m, options), resume=False)
     log(f"compressing {source.path} with {m.name} into {out_dir}")
-    write_artifact(m, source, out_dir / "model", options, spec)
+    write_artifact(m, source, out_dir / "model", options, spec, progress=progress)
     result_model = load(out_dir, backend="exact")
     log(f"measuring on {len(examples.examples)} examples of {examples.source}")
     env = environment()  # before measuring: the load average then is other processes' work, not ours
-    original, result = measure([source, result_model], examples, batch_size, latency_samples)
+    original, result = measure([source, result_model], examples, batch_size, latency_samples, progress=progress)
     _record_metrics(out_dir / "model", result, from_validation=data is None)
     info = {"method": m.name, "summary": m.summary, "options": options,
             "source": str(run_dir_of(source.path)), "result": str(out_dir),
