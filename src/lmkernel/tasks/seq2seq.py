@@ -189,12 +189,9 @@ class TranslationTask(Seq2SeqTask):
     default_template: ClassVar[str] = "Translate this {source_lang} sentence into {target_lang}:\n{source}"
 
     def score(self, hypotheses: list[str], references: list[str]) -> dict[str, float]:
-        import sacrebleu
+        from ..evaluation.textmetrics import bleu_chrf
 
-        tokenize = "zh" if getattr(self.options, "target_lang", "") == "zh" else "13a"
-        bleu = sacrebleu.corpus_bleu(hypotheses, [references], tokenize=tokenize)
-        chrf = sacrebleu.corpus_chrf(hypotheses, [references])
-        return {"bleu": float(bleu.score), "chrf": float(chrf.score)}
+        return bleu_chrf(hypotheses, references, getattr(self.options, "target_lang", None))
 
 
 class SummarizationTask(Seq2SeqTask):
@@ -205,14 +202,9 @@ class SummarizationTask(Seq2SeqTask):
         return self.template.format(source=source, source_lang="", target_lang="")
 
     def score(self, hypotheses: list[str], references: list[str]) -> dict[str, float]:
-        from rouge_score import rouge_scorer
+        from ..evaluation.textmetrics import rouge
 
-        scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-        totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
-        for h, r in zip(hypotheses, references):
-            for k, v in scorer.score(r, h).items():
-                totals[k] += v.fmeasure
-        return {k: v / max(len(hypotheses), 1) for k, v in totals.items()}
+        return rouge(hypotheses, references)
 
 
 TRANSLATION = TaskInfo("translation", TranslationTask, TranslationOptions, metrics=("loss", "perplexity"),
