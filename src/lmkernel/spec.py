@@ -160,7 +160,8 @@ class OutputSpec(_Section):
 
 
 class TokenizerSpec(_Section):
-    """How ``lmkernel pretrain`` trains a tokenizer when the model brings none (model.arch)."""
+    """How ``lmkernel pretrain`` trains a tokenizer when the model brings none (model.arch), or extends
+    the backbone's (tokenizer.extend)."""
 
     vocab_size: int = Field(8000, ge=100, le=1_000_000, description="pretrain: vocabulary size of the trained "
                             "tokenizer (WordPiece for encoders, byte-level BPE for decoders).")
@@ -170,6 +171,11 @@ class TokenizerSpec(_Section):
     lowercase: bool = Field(False, description="pretrain encoder: lowercase text before WordPiece.")
     max_texts: int | None = Field(None, gt=0, description="pretrain: train the tokenizer on at most this many "
                                   "texts from the start of the corpus (default: all, streamed).")
+    extend: bool = Field(False, description="pretrain with model.name (a WordPiece encoder): add the corpus's "
+                         "characters its vocabulary maps to [UNK], fold full-width forms, grow the embeddings, "
+                         "then continue MLM (vocabulary adaptation, e.g. an English encoder for Chinese).")
+    extend_max: int = Field(20000, ge=1, le=1_000_000, description="pretrain, tokenizer.extend: add at most this "
+                            "many pieces (the most frequent; each needs tokenizer.min_frequency occurrences).")
 
 
 class Spec(_Section):

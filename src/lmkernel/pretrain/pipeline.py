@@ -17,6 +17,8 @@ from ..spec import Spec
 from .corpus import BlockStream, CorpusStats, Packing, holdout, iter_texts, resolve_files
 
 TOKENIZER_DIR = "tokenizer"
+EXTENSION_FILE = "lmkernel-extension.json"
+EXTEND_SCAN = 200_000  # texts scanned for missing characters unless tokenizer.max_texts says otherwise
 
 
 def _texts(spec: Spec, files: list[Path], held: bool | None):
@@ -35,16 +37,62 @@ def _arch_of(model) -> str:
     return "decoder" if getattr(model.config, "is_decoder", False) or "CausalLM" in type(model).__name__ else "encoder"
 
 
-def _tokenizer(spec: Spec, run_dir: Path, train_texts, is_main: bool, accelerator):
-    """The backbone's tokenizer, the one a resumed run already trained, or a new one trained on the corpus."""
+def _save_tokenizer(tok, run_dir: Path, extra: dict | None = None) -> None:
+    """Publish the run's tokenizer folder atomically (a resumed run reuses it)."""
+    import json
     import shutil
+
+    saved, tmp = run_dir / TOKENIZER_DIR, run_dir / (TOKENIZER_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tok.save_pretrained(str(tmp))
+    if extra is not None:
+        (tmp / EXTENSION_FILE).write_text(json.dumps(extra, ensure_ascii=False), encoding="utf-8")
+    shutil.rmtree(saved, ignore_errors=True)  # a partial one from a crash mid-save
+    tmp.replace(saved)
+
+
+def _extended(spec: Spec, run_dir: Path, train_texts, is_main: bool, accelerator):
+    """The backbone's tokenizer plus the corpus's missing characters (saved once; a resumed run reuses it)."""
+    import json
+    from dataclasses import asdict
+    from itertools import islice
+
+    from ..models.resolve import load_tokenizer, resolve_model_path
+    from .vocab import extend_tokenizer
+
+    saved = run_dir / TOKENIZER_DIR
+    if not (saved / EXTENSION_FILE).exists():
+        if is_main:
+            t = spec.tokenizer
+            scan = list(islice(train_texts(CorpusStats()), t.max_texts or EXTEND_SCAN))
+            print(f"extending {spec.model.name}'s vocabulary with the characters of {len(scan)} training texts "
+                  "it maps to [UNK]")
+            tok, ext = extend_tokenizer(load_tokenizer(resolve_model_path(spec.model.name)), scan, t.min_frequency,
+                                        t.extend_max)
+            print(f"added {ext.added} pieces; [UNK] share {ext.unk_before:.1%} -> {ext.unk_after:.1%}")
+            _save_tokenizer(tok, run_dir, asdict(ext))
+        accelerator.wait_for_everyone()
+    info = json.loads((saved / EXTENSION_FILE).read_text(encoding="utf-8"))
+    return load_tokenizer(saved), "backbone, extended", info
+
+
+def _tokenizer(spec: Spec, run_dir: Path, train_texts, is_main: bool, accelerator):
+    """(tokenizer, where it came from, vocabulary extension or None): the backbone's, the backbone's
+    extended with the corpus's characters, or a new one trained on the corpus; a resumed run reuses
+    the one it made."""
     from itertools import islice
 
     from ..models.resolve import load_tokenizer, resolve_model_path
     from .tokenizer import train_tokenizer
 
+    if spec.tokenizer.extend:
+        if spec.model.arch is not None:
+            raise LmkError("tokenizer.extend adapts a pretrained model's tokenizer, but model.arch builds a new model",
+                           where="tokenizer.extend", fix="set model.name to the encoder to adapt (e.g. minilm), "
+                           "or drop tokenizer.extend (a new model trains its own tokenizer)")
+        return _extended(spec, run_dir, train_texts, is_main, accelerator)
     if spec.model.arch is None:
-        return load_tokenizer(resolve_model_path(spec.model.name)), "backbone"
+        return load_tokenizer(resolve_model_path(spec.model.name)), "backbone", None
     saved = run_dir / TOKENIZER_DIR
     if not (saved / "tokenizer.json").exists():
         if is_main:
@@ -54,13 +102,9 @@ def _tokenizer(spec: Spec, run_dir: Path, train_texts, is_main: bool, accelerato
             texts = train_texts(CorpusStats())
             tok = train_tokenizer(islice(texts, t.max_texts) if t.max_texts else texts, spec.model.arch,
                                   t.vocab_size, t.min_frequency, t.special_tokens, t.lowercase)
-            tmp = run_dir / (TOKENIZER_DIR + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tok.save_pretrained(str(tmp))
-            shutil.rmtree(saved, ignore_errors=True)  # a partial one from a crash mid-save
-            tmp.replace(saved)
+            _save_tokenizer(tok, run_dir)
         accelerator.wait_for_everyone()
-    return load_tokenizer(saved), "trained"
+    return load_tokenizer(saved), "trained", None
 
 
 def _model(spec: Spec, tokenizer):
@@ -74,6 +118,10 @@ def _model(spec: Spec, tokenizer):
         if _arch_of(model) != want:
             raise LmkError(f"{spec.model.name} is not a {want} model for objective {spec.task.objective}",
                            where="model.name", fix="continue pretraining an encoder with mlm, a decoder with clm")
+        if spec.tokenizer.extend:
+            from .vocab import resize_embeddings
+
+            resize_embeddings(model, len(tokenizer))
         return model
     m = spec.model
     dims = dimensions(m.preset, {"hidden_size": m.hidden_size, "num_layers": m.num_layers, "num_heads": m.num_heads,
@@ -103,7 +151,8 @@ def pretrain(spec: Spec, resume: bool = False, progress: bool = True):
     d = spec.data
     train_files = resolve_files(d.train, "data.train")
     train_texts = _texts(spec, train_files, held=False)
-    tokenizer, tok_source = _tokenizer(spec, run_dir, train_texts, accelerator.is_main_process, accelerator)
+    tokenizer, tok_source, extension = _tokenizer(spec, run_dir, train_texts, accelerator.is_main_process,
+                                                  accelerator)
     task = get_task("pretrain", spec.task)
     task.bind(tokenizer)
     set_seed(spec.seed)
@@ -137,8 +186,8 @@ def pretrain(spec: Spec, resume: bool = False, progress: bool = True):
     accelerator.wait_for_everyone()
     out: dict[str, Any] = {}
     if accelerator.is_main_process:
-        out = _finish(spec, run_dir, accelerator.unwrap_model(model), tokenizer, tok_source, task, stream, val,
-                      metrics, result, params, wall)
+        out = _finish(spec, run_dir, accelerator.unwrap_model(model), tokenizer, tok_source, extension, task, stream,
+                      val, metrics, result, params, wall)
     accelerator.wait_for_everyone()
     return RunResult(run_dir, out)
 
@@ -162,7 +211,7 @@ def _validation(spec: Spec, task, tokenizer) -> list[dict]:
     return blocks
 
 
-def _finish(spec, run_dir, model, tokenizer, tok_source, task, stream, val, metrics, result, params, wall):
+def _finish(spec, run_dir, model, tokenizer, tok_source, extension, task, stream, val, metrics, result, params, wall):
     """Artifact + report (main process)."""
     import platform
     import shutil
@@ -179,6 +228,8 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, task, stream, val, metr
             "trainable_params": params[0], "total_params": params[1],
             "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
             "data": {"text_column": spec.data.text_column}}
+    if extension:
+        card["vocabulary_extension"] = extension
     save_artifact(run_dir / "model", model, tokenizer, card)
     training = {"optimizer steps": result.global_step, "precision": result.precision,
                 "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
@@ -186,7 +237,7 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, task, stream, val, metr
                 "train tokens/s": round(result.samples_per_second * block, 1),
                 "best step": result.best_step, f"best {spec.train.metric}": result.best_metric}
     summary = {"task": f"pretrain ({spec.task.objective})", "model": source, "tokenizer": tok_source,
-               "vocabulary": len(tokenizer), "block size (data.max_length)": block,
+               "vocabulary": len(tokenizer), **_extension_rows(extension), "block size (data.max_length)": block,
                "batch size": spec.train.batch_size, "learning rate": spec.train.lr, "seed": spec.seed,
                "train corpus": f"`{spec.data.train}`: {stats.files} file(s), {stats.texts} texts, "
                f"{stats.tokens} tokens, {stats.blocks} blocks per epoch",
@@ -200,3 +251,12 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, task, stream, val, metr
     cleanup(run_dir, spec.train.keep_optimizer)
     shutil.rmtree(run_dir / TOKENIZER_DIR, ignore_errors=True)  # it lives on in model/
     return out
+
+
+def _extension_rows(extension: dict | None) -> dict[str, str]:
+    if not extension:
+        return {}
+    shown = " ".join(extension["examples"])
+    return {"vocabulary extension": f"+{extension['added']} pieces from {extension['scanned_texts']} texts "
+            f"(most frequent: {shown})",
+            "[UNK] share of the corpus": f"{extension['unk_before']:.1%} before, {extension['unk_after']:.1%} after"}
