@@ -109,11 +109,13 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         summary = _summary(spec, run_dir, model_path)
         summary["unknown tokens in train"] = f"{unknown:.1%}" + (" (the tokenizer cannot read much of this text)"
                                                                  if unknown > UNKNOWN_WARN else "")
+        sections = getattr(task, "report_sections", None)
         report = ReportInput(
             title=f"lmkernel run: {run_dir.name}", labels=labels, metrics=metrics,
             data_counts={k: len(v.examples) for k, v in splits.items()},
             skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=summary,
-            params=params, training=training, history=result.history)
+            params=params, training=training, history=result.history,
+            sections=sections(splits["train"], labels) if sections else [])
         out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test")
         cleanup(run_dir, spec.train.keep_optimizer)
     accelerator.wait_for_everyone()

@@ -35,6 +35,8 @@ def test_run_writes_artifact_metrics_report_and_plots(run_dir):
     report = (run_dir / "report.md").read_text()
     for part in ("Trainable parameters", "train samples/s", "| positive |", "plots/loss.png"):
         assert part in report
+    marks = next(line for line in report.splitlines() if line.startswith("| negative | "))
+    assert any(w in marks for w in ("awful", "terrible", "boring", "bad", "horrible", "poor", "太差", "失望"))
     for png in ("loss.png", "confusion_validation.png", "confusion_test.png"):
         assert (run_dir / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))

@@ -22,6 +22,7 @@ class ReportInput:
     params: tuple[int, int] | None = None  # (trainable, total)
     training: dict[str, Any] | None = None  # time, throughput, steps, precision, best
     history: list[dict[str, Any]] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)  # task-specific markdown after the data table
 
 
 def _fmt(v: Any) -> str:
@@ -71,6 +72,7 @@ def write_report(out_dir: Path, r: ReportInput, primary: str = "validation") -> 
         bad = [b for rows in r.skipped.values() for b in rows]
         if bad:
             lines += ["Skipped rows (first 20):", ""] + [f"- `{b.render()}`" for b in bad[:20]] + [""]
+    lines += r.sections
     if r.params:
         t, n = r.params
         lines += [f"**Trainable parameters:** {t:,} of {n:,} ({100 * t / n:.2f}%)", ""]

@@ -116,6 +116,8 @@ class Task(Protocol):
     - ``generate(model, tokenizer, prompts, **sampling)``: text generation for causal LM tasks.
     - ``forward(model, batch) -> output``: the training loop's forward when plain
       ``model(**batch)`` wastes work (the chat task runs a prompt prefix shared by the batch once).
+    - ``report_sections(train, labels) -> list[str]``: markdown the run's report shows after its
+      data table (classification: the words that mark each label).
     """
 
     name: ClassVar[str]

@@ -71,6 +71,12 @@ class ClassificationTask:
         check_bad_rows(bad, on_bad_rows, str(path))
         return Dataset(examples, bad)
 
+    def report_sections(self, train: Dataset, labels: list[str]) -> list[str]:
+        """The words that mark each label in the training data (shortcuts show up here)."""
+        from ..evaluation.words import marking_words_section
+
+        return marking_words_section(((e.text, e.label) for e in train.examples), labels)
+
     def filter_known(self, examples: list[Example], labels: list[str]) -> list[Example]:
         """Held-out rows may carry a label too rare to reach train: they cannot be scored."""
         return [e for e in examples if e.label in labels]
