@@ -67,6 +67,10 @@ class DataSpec(_Section):
     )
     max_length: int = Field(128, gt=0, le=8192, description="Longest input in tokens; longer texts are truncated. "
                             "pretrain: the block size (texts are packed into blocks of exactly this many tokens).")
+    document_boundary: Literal["auto", "line", "blank_line", "file"] = Field(
+        "auto", description="pretrain: what one document of a text file is (documents are separated by EOS/[SEP]): "
+        "line, blank_line (a paragraph: lines up to a blank line), file; auto: blank_line for a file with "
+        "paragraphs (a blank line between text near its start), else line. A .jsonl row is always one document.")
 
 
 class ModelSpec(_Section):
