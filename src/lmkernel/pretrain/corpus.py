@@ -10,10 +10,10 @@ What one document is in a text file is ``data.document_boundary``: a line, a par
 to a blank line: ``blank_line``, what ``auto`` picks for a file with paragraphs, so a book is not
 cut after every line) or the whole file; a document longer than ``MAX_DOC_CHARS`` is cut at a line
 break. Each line of a .jsonl file is an object whose ``text_column`` key holds one document.
-Documents are separated inside blocks by the tokenizer's separator (EOS for decoders, [SEP] for encoders); the tail shorter than one block at
-the end of a pass is dropped. Bad input is never a crash: empty files are skipped and counted,
-binary files and undecodable lines stop with a clear error or are skipped and counted
-(``data.on_bad_rows``).
+Documents are separated inside blocks by the tokenizer's separator (EOS for decoders, [SEP] for
+encoders); the tail shorter than one block at the end of a pass is dropped. Bad input is never a
+crash: empty files are skipped and counted, binary files and undecodable lines stop with a clear
+error or are skipped and counted (``data.on_bad_rows``).
 """
 
 from __future__ import annotations
