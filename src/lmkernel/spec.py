@@ -383,7 +383,9 @@ def _is_path_key(path: tuple[str, ...]) -> bool:
 
 
 def _resolve_path(value: str, base: Path) -> str:
-    p = Path(value).expanduser()
+    from .data.files import expand_path  # a NUL or an unknown ~user: an LmkError, not a traceback
+
+    p = expand_path(value)
     return str(p if p.is_absolute() else (base / p).resolve())
 
 

@@ -34,7 +34,7 @@ def expand_path(value: str | Path, where: str | None = None) -> Path:
     """``value`` with ``~`` expanded; a NUL or an unknown ``~user`` is an LmkError, not a traceback."""
     text = str(value)
     if "\x00" in text:
-        raise LmkError(f"the path {text!r} contains a NUL character", where=where or text,
+        raise LmkError(f"the path {text!r} contains a NUL character", where=where or text.replace("\x00", "\\0"),
                        fix="remove the NUL (\\0) from the path")
     try:
         return Path(text).expanduser()
