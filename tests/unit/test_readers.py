@@ -151,13 +151,14 @@ def test_tab_inside_a_tsv_text_is_a_bad_row_not_a_new_class(tmp_path):
     assert [e.label for e in ds.examples] == ["pos", "neg"] and [b.line for b in ds.bad] == [3]
 
 
-def test_tsv_written_by_the_csv_module_reads_back(tmp_path):
+def test_tsv_is_unquoted_as_glue_ships_it(tmp_path):
     import csv
 
     p = tmp_path / "a.tsv"
-    rows = [["a\tb", "pos"], ['"quoted" start', "neg"], ["two\nlines", "pos"]]
+    rows = [['"Fairies don\'t exist" - fine.', "pos"], ['say "hi', "neg"], ["plain", "pos"]]
     with open(p, "w", newline="") as fh:
-        csv.writer(fh, dialect="excel-tab").writerows([["text", "label"], *rows])
+        csv.writer(fh, dialect="excel-tab", quoting=csv.QUOTE_NONE, quotechar="\x01").writerows([["text", "label"],
+                                                                                              *rows])
     assert [[e.text, e.label] for e in read(p).examples] == rows
 
 

@@ -1,10 +1,11 @@
 """Readers for CSV, TSV and JSONL files that never lose track of where a row came from.
 
 Each row keeps the 1-based physical line it starts on, so every complaint can name file and line.
-CSV and TSV are parsed by the csv module's own dialects (``excel``, ``excel-tab``) in strict mode,
-so a quoted field may hold delimiters, quotes ("") and line breaks (LF, CRLF or CR), and a record
-the parser rejects, or one with more or fewer fields than the header, is a bad row: reported,
-never merged into its neighbour. A byte that is not UTF-8 costs its own row, not the whole file.
+CSV is parsed by the csv module's ``excel`` dialect in strict mode, so a quoted field may hold
+commas, quotes ("") and line breaks; TSV by ``excel-tab`` without quoting (as GLUE ships it: a
+quote is a character, a field cannot hold a tab or a line break). Lines end in LF, CRLF or CR. A
+record the parser rejects, or one with more or fewer fields than the header, is a bad row:
+reported, never merged into its neighbour. A byte that is not UTF-8 costs its own row, not the whole file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from ..errors import LmkError
 from .files import data_path, open_data, sample_done, text_of, undecodable
 
+HEAD_BYTES = 1 << 16  # read to find the file's line ending
 FIELD_LIMIT = 1 << 27  # characters in one field: csv's default (131072) would reject a long document
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 
@@ -72,6 +74,18 @@ def _missing_columns(header: list[str], required: list[str], path: Path) -> None
         )
 
 
+def _line_end(fh: Any) -> str:
+    """How this file ends its lines: "\\r" (old Mac) or "\\n" (with or without "\\r" before it).
+
+    Splitting on that alone makes a stray break of the other kind inside an unquoted field a parse
+    error for its row, instead of a silent split of the row in two (csv writers that do not quote a
+    lone CR in a LF file exist)."""
+    head = fh.read(HEAD_BYTES)
+    fh.seek(0)
+    i = next((k for k, b in enumerate(head) if b in b"\r\n"), None)
+    return "\r" if i is not None and head[i] == 13 and head[i + 1:i + 2] not in (b"\n", b"") else "\n"
+
+
 def _records(reader: Any, path: Path, result: ReadResult) -> Iterator[tuple[int, list[str]]]:
     """(start line, fields) of each record csv can parse; one it cannot is a bad row, and reading goes on."""
     while True:
@@ -82,11 +96,12 @@ def _records(reader: Any, path: Path, result: ReadResult) -> Iterator[tuple[int,
             return
         except csv.Error as e:
             end = reader.line_num
+            why = str(e) if "new-line character" not in str(e) else "a line break inside an unquoted field"
             span = f" (lines {start}-{end} read as one record)" if end > start else ""
-            result.bad.append(BadRow(str(path), start, f"malformed row: {e}{span}; a field holding the delimiter, "
+            result.bad.append(BadRow(str(path), start, f"malformed row: {why}{span}; a field holding the delimiter, "
                                      "a quote or a line break must be quoted whole, its quotes doubled (\"\")"))
             continue
-        if len(values) <= 1 and not "".join(values).strip():
+        if not values:
             continue  # a blank line
         yield start, values
 
@@ -111,9 +126,13 @@ def _header(records: Iterator[tuple[int, list[str]]], path: Path) -> list[str]:
 
 
 def _read_delimited(path: Path, fh: Any, delimiter: str, required: list[str], result: ReadResult) -> None:
-    """csv's own dialects (excel, excel-tab), strict: a record it cannot parse is a bad row, never a merged one."""
+    """csv's own dialects, strict: a record it cannot parse is a bad row, never merged with the next."""
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
-    reader = csv.reader(text_of(fh, newline=""), dialect="excel-tab" if delimiter == "\t" else "excel", strict=True)
+    lines = text_of(fh, newline=_line_end(fh))
+    if delimiter == "\t":  # TSV as GLUE ships it: no quoting, a quote is a character like any other
+        reader = csv.reader(lines, dialect="excel-tab", quoting=csv.QUOTE_NONE, strict=True)
+    else:
+        reader = csv.reader(lines, dialect="excel", strict=True)
     records = _records(reader, path, result)
     header = _header(records, path)
     _missing_columns(header, required, path)
@@ -124,7 +143,8 @@ def _read_delimited(path: Path, fh: Any, delimiter: str, required: list[str], re
         if problem is None and len(values) != len(header):
             problem = f"has {len(values)} field(s), the header has {len(header)}"
             if len(values) > len(header):
-                problem += "; a field holding the delimiter must be quoted"
+                problem += ("; a TSV text cannot hold a tab (use CSV or JSONL)" if delimiter == "\t"
+                            else "; a field holding a comma must be quoted")
         if problem is not None:
             result.bad.append(BadRow(str(path), line, problem))
             continue
