@@ -40,7 +40,6 @@ KEEP_BAD = 100  # bad lines remembered for the report (all are counted)
 HEAD_BYTES = 8192  # read first: an empty or binary file is skipped, and auto picks the document boundary
 MAX_DOC_CHARS = 1 << 20  # a longer paragraph or file is cut at a line break: the memory bound of one document
 CHUNK_CHARS = 1 << 22  # a tokenizer call takes at most CHUNK_TEXTS texts or about this many characters
-BOUNDARIES = ("auto", "line", "blank_line", "file")
 _PARAGRAPH_BREAK = re.compile(rb"\S[^\S\r\n]*(?>\r\n|\r|\n)[^\S\r\n]*(?>\r\n|\r|\n)\s*\S")  # CRLF is one break
 
 
