@@ -138,7 +138,9 @@ def iter_texts(files: list[Path], text_column: str, on_bad_rows: str, stats: Cor
 def boundary_used(boundary: str, stats: CorpusStats) -> str:
     """What the report says: the setting and, per boundary, how many files were read with it."""
     files = ", ".join(f"{mode} ({n} file{'s' * (n != 1)})" for mode, n in sorted(stats.boundaries.items()))
-    return f"{boundary}: {files}" if files else boundary
+    if not files:
+        return boundary
+    return f"auto: {files}" if boundary == "auto" else files
 
 
 def _documents(path: Path, lines: Iterable[str], mode: str, text_column: str, on_bad_rows: str,
