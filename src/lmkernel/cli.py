@@ -252,13 +252,21 @@ def inspect(
 def validate(
     spec: Annotated[Path, typer.Argument(help="YAML spec file.")],
     set_: SetOpt = None,
+    no_data: Annotated[bool, typer.Option("--no-data", help="Check the spec only: do not open its data files "
+                                          "(by default their first rows are read to check columns and labels).")]
+    = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Check a spec without running anything; reports every problem at once."""
+    """Check a spec and a sample of its data without training; reports every problem at once."""
     with _guard(debug):
         from .spec import load_spec
 
-        load_spec(spec, set_ or [])
+        loaded = load_spec(spec, set_ or [])
+        if not no_data:
+            from .data.check import check_data
+
+            for note in check_data(loaded):
+                typer.echo(note)
         typer.echo(f"{spec}: ok")
 
 

@@ -67,6 +67,10 @@ class DataSpec(_Section):
     )
     max_length: int = Field(128, gt=0, le=8192, description="Longest input in tokens; longer texts are truncated. "
                             "pretrain: the block size (texts are packed into blocks of exactly this many tokens).")
+    document_boundary: Literal["auto", "line", "blank_line", "file"] = Field(
+        "auto", description="pretrain: what one document of a text file is (documents are separated by EOS/[SEP]): "
+        "line, blank_line (a paragraph: lines up to a blank line), file; auto: blank_line for a file with "
+        "paragraphs (a blank line between text near its start), else line. A .jsonl row is always one document.")
 
 
 class ModelSpec(_Section):
@@ -385,7 +389,9 @@ def _is_path_key(path: tuple[str, ...]) -> bool:
 
 
 def _resolve_path(value: str, base: Path) -> str:
-    p = Path(value).expanduser()
+    from .data.files import expand_path  # a NUL or an unknown ~user: an LmkError, not a traceback
+
+    p = expand_path(value)
     return str(p if p.is_absolute() else (base / p).resolve())
 
 

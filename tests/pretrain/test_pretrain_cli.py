@@ -41,6 +41,8 @@ def test_clm_from_scratch_writes_hf_artifact_and_generates(corpus, tmp_path, mon
     assert m["loss"] < math.log(300)  # learned something: below a uniform guess over the vocabulary
     card = json.loads((run / "model" / "lmkernel.json").read_text())
     assert card["task"] == "pretrain" and card["arch"] == "decoder" and card["tokenizer"] == "trained"
+    assert m["training"]["document boundary"] == "auto: line (1 file)"  # one document per line: no paragraphs
+    assert card["data"]["document_boundary"] == "auto"
     tok = AutoTokenizer.from_pretrained(run / "model", local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(run / "model", local_files_only=True)
     assert type(model).__name__ == "LlamaForCausalLM" and len(tok) <= 300

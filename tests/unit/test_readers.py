@@ -106,3 +106,87 @@ def test_single_label_training_data_is_rejected():
 
     with pytest.raises(LmkError, match="at least 2"):
         TASK.infer_labels([Example("a", "pos", "f", 2)])
+
+
+# ---- csv module dialects, strict (issue 21 item 1) ------------------------------------------------------
+
+
+def test_inch_mark_in_an_unquoted_field_does_not_swallow_the_next_row(tmp_path):
+    p = tmp_path / "q.csv"
+    p.write_text('text,label\nThe 5" screen is great,positive\ngood film,positive\nbad film,negative\n')
+    ds = read(p, on_bad_rows="skip")
+    assert [(e.text, e.line) for e in ds.examples] == [
+        ('The 5" screen is great', 2), ("good film", 3), ("bad film", 4)] and ds.bad == []
+
+
+def test_quoted_field_with_a_blank_line_and_doubled_quotes(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text('text,label\n"para one\n\npara ""two""",pos\nnext,neg\n')
+    ds = read(p)
+    assert [(e.text, e.label, e.line) for e in ds.examples] == [
+        ('para one\n\npara "two"', "pos", 2), ("next", "neg", 5)]
+
+
+@pytest.mark.parametrize("eol", ["\r", "\r\n", "\n"])
+def test_any_line_ending_including_cr_only(tmp_path, eol):
+    p = tmp_path / "a.csv"
+    p.write_bytes(eol.join(["text,label", "good,pos", '"two' + eol + 'lines",neg', "bad,neg", ""]).encode())
+    ds = read(p)
+    assert [(e.text, e.line) for e in ds.examples] == [("good", 2), ("two" + eol + "lines", 3), ("bad", 5)]
+
+
+def test_duplicate_column_name_is_an_error_naming_both_columns(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("text,label,text\na,pos,b\n")
+    with pytest.raises(LmkError, match=r"column 'text' appears twice in the header \(columns 1 and 3\)"):
+        read(p)
+
+
+def test_tab_inside_a_tsv_text_is_a_bad_row_not_a_new_class(tmp_path):
+    p = tmp_path / "a.tsv"
+    p.write_text("text\tlabel\ngood\tpos\nsplit\ttext\tneg\nbad\tneg\n")
+    with pytest.raises(LmkError, match="has 3 field"):
+        read(p)
+    ds = read(p, on_bad_rows="skip")
+    assert [e.label for e in ds.examples] == ["pos", "neg"] and [b.line for b in ds.bad] == [3]
+
+
+def test_tsv_is_unquoted_as_glue_ships_it(tmp_path):
+    import csv
+
+    p = tmp_path / "a.tsv"
+    rows = [['"Fairies don\'t exist" - fine.', "pos"], ['say "hi', "neg"], ["plain", "pos"]]
+    with open(p, "w", newline="") as fh:
+        csv.writer(fh, dialect="excel-tab", quoting=csv.QUOTE_NONE, quotechar="\x01").writerows([["text", "label"],
+                                                                                              *rows])
+    assert [[e.text, e.label] for e in read(p).examples] == rows
+
+
+@pytest.mark.parametrize("content,reason,line", [
+    ("text,label\ngood,pos\nextra,pos,field\nbad,neg\n", "has 3 field(s), the header has 2", 3),
+    ("text,label\ngood,pos\nshort\nbad,neg\n", "has 1 field(s), the header has 2", 3),
+    ('text,label\ngood,pos\n"closed"then,pos\nbad,neg\n', "malformed row", 3),
+    ('text,label\ngood,pos\nbad,neg\n"never closed,pos\nlost,neg\n', "lines 4-5 read as one record", 4),
+])
+def test_rows_the_parser_cannot_read_are_counted_or_an_error(tmp_path, content, reason, line):
+    p = tmp_path / "a.csv"
+    p.write_text(content)
+    with pytest.raises(LmkError) as e:
+        read(p)
+    assert reason in str(e.value) and f"a.csv line {line}" in str(e.value)
+    ds = read(p, on_bad_rows="skip")
+    assert [e.text for e in ds.examples] == ["good", "bad"] and [b.line for b in ds.bad] == [line]
+
+
+def test_undecodable_byte_inside_a_multiline_field_costs_that_row_only(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_bytes(b'text,label\n"caf\xe9\nau lait",pos\ngood,pos\nbad,neg\n')
+    ds = read(p, on_bad_rows="skip")
+    assert [e.line for e in ds.examples] == [4, 5] and "undecodable" in ds.bad[0].reason and ds.bad[0].line == 2
+
+
+def test_jsonl_cr_only_lines_and_duplicate_keys(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(b'{"text": "a", "label": 1}\r{"text": "b", "label": 2, "label": 3}\r{"text": "c", "label": 1}\r')
+    ds = read(p, on_bad_rows="skip")
+    assert [e.text for e in ds.examples] == ["a", "c"] and "appears twice" in ds.bad[0].reason and ds.bad[0].line == 2

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LmkError
+from .files import data_path, open_data, sample_done, text_of, undecodable
 from .readers import BadRow
 
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
@@ -126,14 +127,13 @@ def _read_conll(path: Path, tag_column: int, result: TaggedResult) -> None:
         broken = None
 
     need = tag_column + 1 if tag_column >= 0 else 1 - tag_column  # columns a line must have
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                broken = broken or BadRow(str(path), number, f"undecodable bytes (not UTF-8) at byte {e.start}")
+    with open_data(path) as fh:
+        for number, text in enumerate(text_of(fh), start=1):
+            if sample_done(len(result.sentences) + len(result.bad), path):
+                return
+            problem = undecodable(text)
+            if problem:
+                broken = broken or BadRow(str(path), number, problem)
                 continue
             parts = text.split()
             if not parts:
@@ -171,14 +171,15 @@ def _jsonl_problem(obj: object) -> str | None:
 
 
 def _read_jsonl(path: Path, result: TaggedResult) -> None:
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                result.bad.append(BadRow(str(path), number, f"undecodable bytes (not UTF-8) at byte {e.start}"))
-                continue
+    with open_data(path) as fh:
+        for number, text in enumerate(text_of(fh), start=1):
             if not text.strip():
+                continue
+            if sample_done(len(result.sentences) + len(result.bad), path):
+                return
+            problem = undecodable(text)
+            if problem:
+                result.bad.append(BadRow(str(path), number, problem))
                 continue
             try:
                 obj = json.loads(text)
@@ -200,12 +201,7 @@ def read_tagged(path: str | Path, fmt: str = "auto", tag_column: int = -1, schem
 
     ``known`` (the training tag set) turns tags never seen in training into bad rows.
     """
-    path = Path(path)
-    if not path.exists():
-        raise LmkError(f"data file not found: {path}", where=str(path), fix="check the path in the data section")
-    if path.is_dir():
-        raise LmkError(f"expected a file, got a directory: {path}", where=str(path),
-                       fix="point at a CoNLL (.conll/.txt) or .jsonl file")
+    path = data_path(path)
     if tag_column == 0:
         raise LmkError("task.tag_column is 0, the token column", where="task.tag_column",
                        fix="the token is column 0; give the tag's column (1, 2, ...) or -1 for the last")

@@ -45,5 +45,6 @@ def read_labelled(model, path: Path, *, fmt: str = "auto", text_column: str | No
     columns = model.card.get("data", {})
     data = DataSpec(train=Path(path), format=fmt, on_bad_rows=on_bad_rows,
                     text_column=text_column or columns.get("text_column", "text"),
-                    label_column=label_column or columns.get("label_column", "label"))
+                    label_column=label_column or columns.get("label_column", "label"),
+                    document_boundary=columns.get("document_boundary", "auto"))
     return model.task.read(Path(path), data, model.labels)

@@ -1,13 +1,16 @@
 """Readers for CSV, TSV and JSONL files that never lose track of where a row came from.
 
-Each row keeps its 1-based physical line number, so every complaint can name file and line.
-Bytes are decoded line by line: one bad byte sequence costs one row, not the whole file.
+Each row keeps the 1-based physical line it starts on, so every complaint can name file and line.
+CSV is parsed by the csv module's ``excel`` dialect in strict mode, so a quoted field may hold
+commas, quotes ("") and line breaks; TSV by ``excel-tab`` without quoting (as GLUE ships it: a
+quote is a character, a field cannot hold a tab or a line break). Lines end in LF, CRLF or CR. A
+record the parser rejects, or one with more or fewer fields than the header, is a bad row:
+reported, never merged into its neighbour. A byte that is not UTF-8 costs its own row, not the whole file.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmkError
+from .files import data_path, open_data, sample_done, text_of, undecodable
 
+HEAD_BYTES = 1 << 16  # read to find the file's line ending
+FIELD_LIMIT = 1 << 27  # characters in one field: csv's default (131072) would reject a long document
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 
 
@@ -54,26 +60,6 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     return found
 
 
-def _decoded_lines(path: Path, bad: list[BadRow]) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) and record lines that are not valid UTF-8."""
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                bad.append(BadRow(str(path), number, f"undecodable bytes (not UTF-8) at byte {e.start}"))
-
-
-def _open_checked(path: Path) -> None:
-    if not path.exists():
-        raise LmkError(f"data file not found: {path}", where=str(path), fix="check the path in the data section")
-    if path.is_dir():
-        raise LmkError(f"expected a file, got a directory: {path}", where=str(path),
-                       fix="point at a .csv, .tsv or .jsonl file")
-
-
 def _missing_columns(header: list[str], required: list[str], path: Path) -> None:
     missing = [c for c in required if c not in header]
     if missing:
@@ -88,52 +74,114 @@ def _missing_columns(header: list[str], required: list[str], path: Path) -> None
         )
 
 
-def _read_delimited(path: Path, delimiter: str, required: list[str], result: ReadResult) -> None:
-    lines = _decoded_lines(path, result.bad)
-    first = next(lines, None)
+def _line_end(fh: Any) -> str:
+    """How this file ends its lines: "\\r" (old Mac) or "\\n" (with or without "\\r" before it).
+
+    Splitting on that alone makes a stray break of the other kind inside an unquoted field a parse
+    error for its row, instead of a silent split of the row in two (csv writers that do not quote a
+    lone CR in a LF file exist)."""
+    head = fh.read(HEAD_BYTES)
+    fh.seek(0)
+    i = next((k for k, b in enumerate(head) if b in b"\r\n"), None)
+    return "\r" if i is not None and head[i] == 13 and head[i + 1:i + 2] not in (b"\n", b"") else "\n"
+
+
+def _records(reader: Any, path: Path, result: ReadResult) -> Iterator[tuple[int, list[str]]]:
+    """(start line, fields) of each record csv can parse; one it cannot is a bad row, and reading goes on."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            end = reader.line_num
+            why = str(e) if "new-line character" not in str(e) else "a line break inside an unquoted field"
+            span = f" (lines {start}-{end} read as one record)" if end > start else ""
+            result.bad.append(BadRow(str(path), start, f"malformed row: {why}{span}; a field holding the delimiter, "
+                                     "a quote or a line break must be quoted whole, its quotes doubled (\"\")"))
+            continue
+        if not values:
+            continue  # a blank line
+        yield start, values
+
+
+def _header(records: Iterator[tuple[int, list[str]]], path: Path) -> list[str]:
+    """The first record, checked: an unreadable header stops the read."""
+    first = next(records, None)
     if first is None:
         raise LmkError(f"data file is empty: {path}", where=str(path), fix="add a header line and rows")
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    header = [h.strip() for h in next(csv.reader([first[1]], delimiter=delimiter, quoting=quoting))]
+    line, values = first
+    bad = undecodable("".join(values))
+    if bad:
+        raise LmkError(f"the header has {bad}", where=f"{path}:{line} (header)", fix="save the file as UTF-8")
+    header = [h.strip() for h in values]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, 1):
+        if name and name in seen:
+            raise LmkError(f"column {name!r} appears twice in the header (columns {seen[name]} and {i})",
+                           where=f"{path}:{line} (header)", fix="rename one of the two columns")
+        seen.setdefault(name, i)
+    return header
+
+
+def _read_delimited(path: Path, fh: Any, delimiter: str, required: list[str], result: ReadResult) -> None:
+    """csv's own dialects, strict: a record it cannot parse is a bad row, never merged with the next."""
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
+    lines = text_of(fh, newline=_line_end(fh))
+    if delimiter == "\t":  # TSV as GLUE ships it: no quoting, a quote is a character like any other
+        reader = csv.reader(lines, dialect="excel-tab", quoting=csv.QUOTE_NONE, strict=True)
+    else:
+        reader = csv.reader(lines, dialect="excel", strict=True)
+    records = _records(reader, path, result)
+    header = _header(records, path)
     _missing_columns(header, required, path)
-    pending: list[tuple[int, str]] = []
-    for number, text in lines:
-        pending.append((number, text))
-        if delimiter == "," and text.count('"') % 2 == 1 and _open_quote("".join(t for _, t in pending)):
-            continue  # a quoted field spans physical lines: keep reading
-        start = pending[0][0]
-        joined = "".join(t for _, t in pending)
-        pending = []
-        if not joined.strip():
+    for taken, (line, values) in enumerate(records):
+        if sample_done(taken, path):
+            return
+        problem = undecodable("".join(values))
+        if problem is None and len(values) != len(header):
+            problem = f"has {len(values)} field(s), the header has {len(header)}"
+            if len(values) > len(header):
+                problem += ("; a TSV text cannot hold a tab (use CSV or JSONL)" if delimiter == "\t"
+                            else "; a field holding a comma must be quoted")
+        if problem is not None:
+            result.bad.append(BadRow(str(path), line, problem))
             continue
-        try:
-            values = next(csv.reader(io.StringIO(joined), delimiter=delimiter, quoting=quoting))
-        except csv.Error as e:
-            result.bad.append(BadRow(str(path), start, f"malformed row: {e}"))
-            continue
-        if len(values) < len(header):
-            result.bad.append(BadRow(str(path), start,
-                                     f"has {len(values)} field(s), the header has {len(header)}"))
-            continue
-        result.rows.append(Row(start, dict(zip(header, values))))
-    if pending:
-        result.bad.append(BadRow(str(path), pending[0][0], "unterminated quoted field"))
+        result.rows.append(Row(line, dict(zip(header, values))))
 
 
-def _open_quote(text: str) -> bool:
-    return text.count('"') % 2 == 1
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"key {key!r} appears twice in the object")
+        obj[key] = value
+    return obj
 
 
-def _read_jsonl(path: Path, required: list[str], result: ReadResult) -> None:
+def _read_jsonl(path: Path, fh: Any, required: list[str], result: ReadResult) -> None:
+    """One JSON object per line; CR, LF and CRLF all end a line (JSON text never holds a raw line break)."""
     seen_any = False
-    for number, text in _decoded_lines(path, result.bad):
+    taken = 0
+    for number, text in enumerate(text_of(fh), start=1):
         if not text.strip():
             continue
         seen_any = True
+        if sample_done(taken, path):
+            return
+        taken += 1
+        problem = undecodable(text)
+        if problem:
+            result.bad.append(BadRow(str(path), number, problem))
+            continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             result.bad.append(BadRow(str(path), number, f"invalid JSON: {e.msg} at column {e.colno}"))
+            continue
+        except (ValueError, RecursionError) as e:
+            result.bad.append(BadRow(str(path), number, f"invalid JSON: {e}"[:300]))
             continue
         if not isinstance(obj, dict):
             result.bad.append(BadRow(str(path), number, f"expected a JSON object, got {type(obj).__name__}"))
@@ -149,13 +197,13 @@ def _read_jsonl(path: Path, required: list[str], result: ReadResult) -> None:
 
 def read_rows(path: str | Path, required: list[str], fmt: str = "auto") -> ReadResult:
     """Read every row of a data file, keeping bad rows aside with their line and reason."""
-    path = Path(path)
-    _open_checked(path)
+    path = data_path(path)
     fmt = detect_format(path, fmt)
     result = ReadResult()
-    if fmt == "jsonl":
-        _read_jsonl(path, required, result)
-    else:
-        _read_delimited(path, "\t" if fmt == "tsv" else ",", required, result)
+    with open_data(path) as fh:
+        if fmt == "jsonl":
+            _read_jsonl(path, fh, required, result)
+        else:
+            _read_delimited(path, fh, "\t" if fmt == "tsv" else ",", required, result)
     result.bad.sort(key=lambda b: b.line)
     return result

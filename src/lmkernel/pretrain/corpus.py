@@ -1,17 +1,19 @@
 """The pretraining corpus as a stream: files -> texts -> token ids -> fixed-length blocks -> batches.
 
 Nothing here holds the corpus in memory. Files are read line by line, texts are tokenized in
-chunks of ``CHUNK_TEXTS``, packed into blocks of exactly ``block`` tokens, and blocks pass through
-a shuffle buffer of ``shuffle_buffer`` blocks. Memory is therefore bounded by
-``shuffle_buffer x block`` token ids plus one chunk of texts (the longest line times
-``CHUNK_TEXTS``), whatever the corpus size (tests/pretrain/test_memory.py checks that RSS stays flat).
+chunks of ``CHUNK_TEXTS`` texts or ``CHUNK_CHARS`` characters, packed into blocks of exactly ``block``
+tokens, and blocks pass through a shuffle buffer of ``shuffle_buffer`` blocks. Memory is therefore
+bounded by ``shuffle_buffer x block`` token ids plus one chunk of texts, whatever the corpus size
+(tests/pretrain/test_pretrain_memory.py checks that RSS stays flat).
 
-Each non-empty line of a text file is one document (a paragraph); each line of a .jsonl file is an
-object whose ``text_column`` key holds one document. Documents are separated inside blocks by the
-tokenizer's separator (EOS for decoders, [SEP] for encoders); the tail shorter than one block at
-the end of a pass is dropped. Bad input is never a crash: empty files are skipped and counted,
-binary files and undecodable lines stop with a clear error or are skipped and counted
-(``data.on_bad_rows``).
+What one document is in a text file is ``data.document_boundary``: a line, a paragraph (lines up
+to a blank line: ``blank_line``, what ``auto`` picks for a file with paragraphs, so a book is not
+cut after every line) or the whole file; a document longer than ``MAX_DOC_CHARS`` is cut at a line
+break. Each line of a .jsonl file is an object whose ``text_column`` key holds one document.
+Documents are separated inside blocks by the tokenizer's separator (EOS for decoders, [SEP] for
+encoders); the tail shorter than one block at the end of a pass is dropped. Bad input is never a
+crash: empty files are skipped and counted, binary files and undecodable lines stop with a clear
+error or are skipped and counted (``data.on_bad_rows``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from __future__ import annotations
 import glob
 import json
 import random
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.files import data_path, expand_path, open_data, text_of, undecodable
 from ..data.readers import BadRow
 from ..errors import LmkError
 
@@ -33,6 +37,10 @@ JSON_SUFFIXES = (".jsonl", ".json")
 CHUNK_TEXTS = 256  # texts tokenized per call (the fast tokenizer batches them in Rust)
 SHUFFLE_BUFFER = 2048  # blocks held for shuffling: 2048 x 128 ids ~ 10 MB
 KEEP_BAD = 100  # bad lines remembered for the report (all are counted)
+HEAD_BYTES = 8192  # read first: an empty or binary file is skipped, and auto picks the document boundary
+MAX_DOC_CHARS = 1 << 20  # a longer paragraph or file is cut at a line break: the memory bound of one document
+CHUNK_CHARS = 1 << 22  # a tokenizer call takes at most CHUNK_TEXTS texts or about this many characters
+_PARAGRAPH_BREAK = re.compile(rb"\S[^\S\r\n]*(?>\r\n|\r|\n)[^\S\r\n]*(?>\r\n|\r|\n)\s*\S")  # CRLF is one break
 
 
 @dataclass
@@ -46,6 +54,7 @@ class CorpusStats:
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     bad_lines: list[BadRow] = field(default_factory=list)
     bad_count: int = 0
+    boundaries: dict[str, int] = field(default_factory=dict)  # document boundary -> files read with it
 
     def bad(self, row: BadRow) -> None:
         self.bad_count += 1
@@ -55,14 +64,14 @@ class CorpusStats:
 
 def resolve_files(pattern: Path | str, key: str) -> list[Path]:
     """The corpus files named by a file, a glob (``corpus/*.txt``, ``**``) or a folder."""
-    text = str(pattern)
-    path = Path(text).expanduser()
+    path = expand_path(pattern, key)
+    text = str(path)
     if any(ch in text for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
     elif path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES)
-    elif path.is_file():
-        files = [path]
+    elif path.exists():
+        files = [data_path(path, key)]  # a FIFO or a device is refused here, before anything blocks on it
     else:
         raise LmkError(f"corpus not found: {text}", where=key,
                        fix="give a .txt/.jsonl file, a glob such as corpus/*.txt, or a folder holding such files")
@@ -92,11 +101,23 @@ def _json_text(line: str, text_column: str) -> tuple[str | None, str | None]:
     return value, None
 
 
-def iter_texts(files: list[Path], text_column: str, on_bad_rows: str, stats: CorpusStats) -> Iterator[str]:
+def boundary_of(path: Path, boundary: str, head: bytes) -> str:
+    """The document boundary one file gets. A .jsonl row is always one document; ``auto`` gives a text file
+    ``blank_line`` when its head holds a blank line between text (paragraphs, as in a book) and ``line``
+    otherwise (a corpus of one document per line)."""
+    if path.suffix.lower() in JSON_SUFFIXES:
+        return "row"
+    if boundary != "auto":
+        return boundary
+    return "blank_line" if _PARAGRAPH_BREAK.search(head) else "line"
+
+
+def iter_texts(files: list[Path], text_column: str, on_bad_rows: str, stats: CorpusStats,
+               boundary: str = "auto") -> Iterator[str]:
     """Each document of each file, in order, with bad files/lines handled per ``on_bad_rows``."""
     for path in files:
-        with open(path, "rb") as fh:
-            head = fh.read(8192)
+        with open_data(path) as fh:
+            head = fh.read(HEAD_BYTES)
             if not head.strip():
                 stats.skipped_files.append((str(path), "empty file"))
                 continue
@@ -107,31 +128,57 @@ def iter_texts(files: list[Path], text_column: str, on_bad_rows: str, stats: Cor
                 continue
             stats.files += 1
             fh.seek(0)
-            is_json = path.suffix.lower() in JSON_SUFFIXES
-            for lineno, raw in enumerate(fh, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    reason = f"not UTF-8 text ({e.reason} at byte {e.start} of the line)"
-                    _skip_or_fail(f"undecodable line in {path}: {reason}", f"{path} line {lineno}", on_bad_rows)
-                    stats.bad(BadRow(str(path), lineno, reason))
-                    continue
-                if lineno == 1:
-                    line = line.removeprefix("\ufeff")
-                if is_json:
-                    if not line.strip():
-                        continue
-                    text, reason = _json_text(line, text_column)
-                    if reason is not None:
-                        _skip_or_fail(f"bad line in {path}: {reason}", f"{path} line {lineno}", on_bad_rows)
-                        stats.bad(BadRow(str(path), lineno, reason))
-                        continue
-                else:
-                    text = line
-                text = text.strip()
-                if text:
-                    stats.texts += 1
-                    yield text
+            mode = boundary_of(path, boundary, head)
+            stats.boundaries[mode] = stats.boundaries.get(mode, 0) + 1
+            for text in _documents(path, text_of(fh), mode, text_column, on_bad_rows, stats):
+                stats.texts += 1
+                yield text
+
+
+def boundary_used(boundary: str, stats: CorpusStats) -> str:
+    """What the report says: the setting and, per boundary, how many files were read with it."""
+    files = ", ".join(f"{mode} ({n} file{'s' * (n != 1)})" for mode, n in sorted(stats.boundaries.items()))
+    if not files:
+        return boundary
+    return f"auto: {files}" if boundary == "auto" else files
+
+
+def _documents(path: Path, lines: Iterable[str], mode: str, text_column: str, on_bad_rows: str,
+               stats: CorpusStats) -> Iterator[str]:
+    """The documents of one file: a row, a line, a paragraph or the whole file (cut at MAX_DOC_CHARS)."""
+    held: list[str] = []
+    size = 0
+    for lineno, line in enumerate(lines, 1):
+        reason = undecodable(line)
+        if reason is None and mode == "row" and line.strip():
+            line, reason = _json_text(line, text_column)
+        if reason is not None:
+            _skip_or_fail(f"{'undecodable' if 'UTF-8' in reason else 'bad'} line in {path}: {reason}",
+                          f"{path} line {lineno}", on_bad_rows)
+            stats.bad(BadRow(str(path), lineno, reason))
+            if mode == "blank_line":  # a hole ends the paragraph: text is never glued across it
+                yield from _joined(held)
+                held, size = [], 0
+            continue
+        if mode in ("row", "line"):
+            yield from _joined([line])
+            continue
+        if mode == "blank_line" and not line.strip():
+            yield from _joined(held)
+            held, size = [], 0
+            continue
+        if size + len(line) > MAX_DOC_CHARS and held:
+            yield from _joined(held)
+            held, size = [], 0
+        held.append(line.rstrip("\n"))
+        size += len(line)
+    yield from _joined(held)
+
+
+def _joined(lines: list[str]) -> Iterator[str]:
+    text = "\n".join(lines).strip()
+    if text:
+        yield text
 
 
 def holdout(texts: Iterable[str], ratio: float, seed: int, held: bool) -> Iterator[str]:
@@ -216,11 +263,13 @@ class BlockStream:
 
         def docs() -> Iterator[tuple[list[int], list[int] | None]]:
             chunk: list[str] = []
+            chars = 0
             for text in self.make_texts(stats):
                 chunk.append(text)
-                if len(chunk) == CHUNK_TEXTS:
+                chars += len(text)
+                if len(chunk) == CHUNK_TEXTS or chars >= CHUNK_CHARS:
                     yield from self._encoded(chunk, stats)
-                    chunk = []
+                    chunk, chars = [], 0
             if chunk:
                 yield from self._encoded(chunk, stats)
 

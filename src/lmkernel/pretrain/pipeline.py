@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import LmkError
 from ..spec import Spec
-from .corpus import BlockStream, CorpusStats, Packing, holdout, iter_texts, resolve_files
+from .corpus import BlockStream, CorpusStats, Packing, boundary_used, holdout, iter_texts, resolve_files
 
 TOKENIZER_DIR = "tokenizer"
 EXTENSION_FILE = "lmkernel-extension.json"
@@ -27,7 +27,7 @@ def _texts(spec: Spec, files: list[Path], held: bool | None):
     ratio = d.split.validation
 
     def make(stats: CorpusStats):
-        texts = iter_texts(files, d.text_column, d.on_bad_rows, stats)
+        texts = iter_texts(files, d.text_column, d.on_bad_rows, stats, d.document_boundary)
         return texts if held is None or not ratio else holdout(texts, ratio, spec.seed, held)
 
     return make
@@ -227,7 +227,7 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, extension, task, stream
             "arch": _arch_of(model), "tuning": "full", "max_length": block, "tokenizer": tok_source,
             "trainable_params": params[0], "total_params": params[1],
             "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
-            "data": {"text_column": spec.data.text_column}}
+            "data": {"text_column": spec.data.text_column, "document_boundary": spec.data.document_boundary}}
     if extension:
         card["vocabulary_extension"] = extension
     save_artifact(run_dir / "model", model, tokenizer, card)
@@ -235,7 +235,8 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, extension, task, stream
                 "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
                 "wall time incl. eval (s)": round(wall, 1),
                 "train tokens/s": round(result.samples_per_second * block, 1),
-                "best step": result.best_step, f"best {spec.train.metric}": result.best_metric}
+                "best step": result.best_step, f"best {spec.train.metric}": result.best_metric,
+                "document boundary": boundary_used(spec.data.document_boundary, stats)}
     summary = {"task": f"pretrain ({spec.task.objective})", "model": source, "tokenizer": tok_source,
                "vocabulary": len(tokenizer), **_extension_rows(extension), "block size (data.max_length)": block,
                "batch size": spec.train.batch_size, "learning rate": spec.train.lr, "seed": spec.seed,

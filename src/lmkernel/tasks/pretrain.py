@@ -57,7 +57,7 @@ class PretrainTask:
 
         stats = CorpusStats()
         files = resolve_files(path, str(path))
-        texts = iter_texts(files, data.text_column, data.on_bad_rows, stats)
+        texts = iter_texts(files, data.text_column, data.on_bad_rows, stats, data.document_boundary)
         examples = [Example(t, None, str(path), 0) for t in texts]
         return Dataset(examples, stats.bad_lines)
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from ..data.files import open_data, text_of, undecodable
 from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
 from ..tuning import serving_model
@@ -42,14 +43,13 @@ def check_template(template: str) -> None:
 
 
 def _lines(path: Path, bad: list[BadRow]) -> list[tuple[int, str | None]]:
-    out = []
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                out.append((number, raw.decode("utf-8").rstrip("\r\n")))
-            except UnicodeDecodeError as e:
-                bad.append(BadRow(str(path), number, f"undecodable bytes (not UTF-8) at byte {e.start}"))
-                out.append((number, None))
+    out: list[tuple[int, str | None]] = []
+    with open_data(path) as fh:
+        for number, text in enumerate(text_of(fh), start=1):
+            problem = undecodable(text)
+            if problem:
+                bad.append(BadRow(str(path), number, problem))
+            out.append((number, None if problem else text.rstrip("\n")))
     return out
 
 
