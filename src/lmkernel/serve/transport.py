@@ -113,6 +113,11 @@ class LmkHttpProtocol(HttpToolsProtocol):
                                       f"{self.limits.max_header_bytes} bytes (server limit --max-header-bytes)",
                                       param="headers"))
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, in the app's error shape and with a lingering close."""
+        self.logger.debug("invalid HTTP request from %s", self.client)
+        self._answer(ApiError(400, "invalid HTTP request (not HTTP/1.1 as the parser reads it)", param="request"))
+
     # ---------------------------------------------------------------- parser callbacks
 
     def on_message_begin(self) -> None:
