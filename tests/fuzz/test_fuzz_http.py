@@ -55,12 +55,17 @@ def app(tiny_bert, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(app) -> Iterator[TestClient]:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: one thread, no spinning OpenMP workers beside the event loop
     with TestClient(app, raise_server_exceptions=False) as c:
         deadline = time.monotonic() + 60
         while c.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, c.get("/readyz").text
             time.sleep(0.02)
         yield c
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +99,12 @@ near_valid = st.tuples(
                           optional={"truncate": json_values | st.booleans()}),
     st.dictionaries(st.text(max_size=10), json_values, max_size=2),  # unknown keys, sometimes
 ).map(lambda t: {**t[1], **t[0]})
+valid = st.fixed_dictionaries({"texts": st.lists(st.text(st.characters(categories=["L", "N", "P", "S"]), min_size=1,
+                                                            max_size=40), min_size=1, max_size=8)},
+                              optional={"truncate": st.booleans()})
 raw_bodies = st.one_of(
+    valid.map(lambda d: json.dumps(d).encode()),
+    valid.map(lambda d: json.dumps(d, ensure_ascii=False).encode()),
     near_valid.map(lambda d: json.dumps(d).encode("utf-8", "surrogatepass")),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=3000),  # mostly not UTF-8, not JSON
