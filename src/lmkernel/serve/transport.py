@@ -9,6 +9,10 @@ gets 503. An answer that ends the connection while the client is still sending i
 ``Connection: close`` clients) is followed by a lingering close: the rest of the request is read and
 dropped (up to ``LINGER_BYTES``, within ``--body-timeout-s``), so that the client's kernel does not
 reset the connection before the client has read the answer.
+
+uvicorn's own knobs do not cover this: ``timeout_keep_alive`` only runs between requests and stops at
+the first byte, ``h11_max_incomplete_event_size`` applies to the slower h11 parser only (and answers
+400), and ``limit_concurrency`` counts running tasks as well as connections and answers in plain text.
 """
 
 from __future__ import annotations
