@@ -279,7 +279,9 @@ def serve(
     api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding comma-separated "
                                                        "API keys; clients send 'Authorization: Bearer KEY'.")]
     = None,
-    api_key_file: Annotated[Optional[Path], typer.Option(help="File with one API key per line (# comments).")]
+    api_key_file: Annotated[Optional[Path], typer.Option(help="File with one API key per line; '#' at a line's "
+                                                         "start or after a space starts a comment (a key may "
+                                                         "contain '#').")]
     = None,
     max_batch: Annotated[int, typer.Option(help="Texts per forward pass of the dynamic batcher; for generation, "
                                            "requests decoded together.")] = _Serve.max_batch,
@@ -322,14 +324,41 @@ def serve(
                                          "(slightly different outputs). Built "
                                          "once under RUN/serving/ and rebuilt when the weights change; "
                                          "classification artifacts.")] = _Serve.runtime,
-    access_log: Annotated[bool, typer.Option(help="Log every request (off: /metrics counts them).")] = False,
+    drain_s: Annotated[float, typer.Option(help="On SIGTERM, how long requests in flight get to finish; then "
+                                           "streams end with an error event and the rest get 503.")]
+    = _Serve.drain_s,
+    header_timeout_s: Annotated[float, typer.Option(help="Request line and headers must arrive within this "
+                                                    "(else the connection closes): slow clients cannot hold "
+                                                    "connections.")] = _Serve.header_timeout_s,
+    body_timeout_s: Annotated[float, typer.Option(help="A request body must arrive within this after its "
+                                                  "headers; beyond, 408.")] = _Serve.body_timeout_s,
+    max_header_bytes: Annotated[int, typer.Option(help="Largest request line and headers; beyond, 431.")]
+    = _Serve.max_header_bytes,
+    max_connections: Annotated[int, typer.Option(help="Open connections at most; a request on one more gets 503 "
+                                                 "(bounds the server's sockets and memory).")]
+    = _Serve.max_connections,
+    trusted_proxies: Annotated[Optional[str], typer.Option(help="Comma-separated proxy addresses/networks whose "
+                                                           "X-Forwarded-For names the client (rate limits are per "
+                                                           "client); default none, so clients cannot forge it.")]
+    = None,
+    max_auth_failures: Annotated[int, typer.Option(help="Missing or wrong API keys per client address per minute; "
+                                                   "beyond, 429, so keys cannot be guessed at speed.")]
+    = _Serve.max_auth_failures,
+    allowed_hosts: Annotated[Optional[str], typer.Option(help="Comma-separated Host names served, or '*' (against "
+                                                         "DNS rebinding; default: the bind address's names, any "
+                                                         "for 0.0.0.0).")] = None,
+    allowed_origins: Annotated[Optional[str], typer.Option(help="Comma-separated browser origins (e.g. "
+                                                           "https://app.example.com) besides the server's own that "
+                                                           "may POST, or '*'; others get 403.")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request, query strings redacted (off: /metrics "
+                                             "counts them).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Serve a model over HTTP: /v1/classify, /v1/entities or /v1/generate + OpenAI /v1/chat/completions and
     /v1/completions by task; /v1/models, /healthz, /readyz, /metrics (docs at /docs)."""
     with _guard(debug):
         from .serve.server import serve as run_server
-        from .serve.settings import read_api_keys
+        from .serve.settings import read_api_keys, split_list
 
         keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None)
         settings = _Serve(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
@@ -338,7 +367,12 @@ def serve(
                                  rate_limit=rate_limit, timeout_s=timeout_s,
                                  precision=precision, threads=threads, workers=workers, prepack=prepack,
                                  runtime=runtime,
-                                 api_keys=keys)
+                                 api_keys=keys, drain_s=drain_s, header_timeout_s=header_timeout_s,
+                                 body_timeout_s=body_timeout_s, max_header_bytes=max_header_bytes,
+                                 max_connections=max_connections, trusted_proxies=split_list(trusted_proxies),
+                                 max_auth_failures=max_auth_failures,
+                                 allowed_hosts=split_list(allowed_hosts) if allowed_hosts else None,
+                                 allowed_origins=split_list(allowed_origins))
         run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
 
 

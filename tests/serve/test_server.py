@@ -23,6 +23,9 @@ runner = CliRunner()
 def test_help_explains_every_serve_option():
     out = runner.invoke(app, ["serve", "--help"]).output
     assert "Usage" in out and "--max-wait-ms" in out and "--api-key-env" in out
+    for flag in ("--drain-s", "--header-timeout-s", "--body-timeout-s", "--max-header-bytes", "--max-connections",
+                 "--trusted-proxies", "--max-auth-failures", "--allowed-hosts", "--allowed-origins"):
+        assert flag in out, flag
     for line in out.splitlines():
         if line.strip().startswith("│ --") and "--help" not in line:
             assert len(line.split()) > 3, f"option without help: {line}"
@@ -33,6 +36,9 @@ def test_help_explains_every_serve_option():
     (["{run}", "--rate-limit", "lots"], "--rate-limit 'lots' is not a rate"),
     (["{run}", "--api-key-env", "LMK_TEST_UNSET_KEYS"], "no API keys in environment variable LMK_TEST_UNSET_KEYS"),
     (["{run}", "--max-texts", "0"], "--max-texts must be positive"),
+    (["{run}", "--trusted-proxies", "10.0.0.1,proxy.local"], "--trusted-proxies: 'proxy.local' is not an IP address"),
+    (["{run}", "--drain-s", "-1"], "--drain-s must be 0 or more"),
+    (["{run}", "--max-connections", "0"], "--max-connections must be positive"),
 ])
 def test_serve_refuses_bad_arguments_before_starting(tiny_run, args, message):
     result = runner.invoke(app, ["serve", *[a.format(run=tiny_run) for a in args]])
@@ -63,6 +69,9 @@ def test_sigterm_finishes_in_flight_requests(tiny_run):
         with httpx.Client(base_url=base, timeout=30) as client:
             deadline = time.monotonic() + 60
             wait_process_ready(client, proc, timeout=60)
+            # bound to 127.0.0.1: a rebound name is refused, the loopback names are served (issue 21 item 14)
+            assert client.get("/healthz", headers={"Host": "rebind.example:8000"}).status_code == 400
+            assert client.get("/healthz", headers={"Host": f"localhost:{port}"}).status_code == 200
             replies: list[httpx.Response] = []
 
             def post(i: int) -> None:

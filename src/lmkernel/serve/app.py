@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from .. import __version__
 from ..errors import LmkError
 from .batcher import Batcher
 from .deps import Service
+from .guards import Drain, GuardMiddleware
 from .http_errors import install_error_handlers
 from .limits import ApiKeys, RateLimiter
 from .metrics import Metrics, MetricsMiddleware
@@ -39,7 +41,8 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
         LmkError: no endpoint serves ``task``.
     """
     limiter = RateLimiter(parse_rate(settings.rate_limit)) if settings.rate_limit else None
-    service = Service(settings, ApiKeys(settings.api_keys), limiter, Metrics())
+    service = Service(settings, ApiKeys(settings.api_keys), limiter, Metrics(),
+                      auth_failures=RateLimiter(settings.max_auth_failures / 60), drain=Drain(settings.drain_s))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +61,9 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
                   description="Serve an lmkernel artifact. Errors: {\"error\": {\"message\", \"type\", \"param\"}}.")
     app.state.service = service
     install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    app.add_middleware(GuardMiddleware, hosts=settings.allowed_hosts, origins=settings.allowed_origins,
+                       drain=service.drain)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts the guards' refusals too
     app.include_router(system.router)
     app.include_router(serving_for(task).router)
     _document_bodies(app)
@@ -77,6 +82,19 @@ def _document_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+_PATH = re.compile(r"(?<![\w.~])(?:[A-Za-z]:)?[/\\][^\s'\"`,;()<>]*")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with each filesystem path cut to its last part (``…/config.json``): responses name no
+    server paths (the log has them whole)."""
+    def last(m: re.Match) -> str:
+        parts = [p for p in re.split(r"[/\\]", m.group(0)) if p]
+        return "…/" + parts[-1] if parts else m.group(0)
+
+    return _PATH.sub(last, text)
+
+
 def _load(service: Service, load: Callable[[], Predictor]) -> None:
     """Load, warm up, start the batcher; on failure /readyz reports why and stays 503."""
     s = service.settings
@@ -92,11 +110,11 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
                              length=len, on_start=predictor.setup_thread, on_batch=service.metrics.on_batch,
                              group_by_length=not getattr(predictor, "unpadded", False), workers=workers)
     except LmkError as e:
-        service.status, service.detail = "failed", e.what
+        service.status, service.detail = "failed", without_paths(e.what)
         log.error("could not load the model: %s", e.render())
         return
     except Exception as e:  # a damaged artifact must show in /readyz and the log, not vanish in a thread
-        service.status, service.detail = "failed", f"{type(e).__name__}: {e}"
+        service.status, service.detail = "failed", without_paths(f"{type(e).__name__}: {e}")
         log.exception("could not load the model")
         return
     if service.status == "stopping":

@@ -30,6 +30,8 @@ class Service:
     keys: ApiKeys
     limiter: RateLimiter | None
     metrics: Metrics
+    auth_failures: RateLimiter | None = None  # missing/wrong API keys per client address (--max-auth-failures)
+    drain: Any = None  # guards.Drain: the requests in flight, ended --drain-s after shutdown begins
     predictor: Predictor | None = None
     batcher: Batcher | None = None
     engine: Any = None  # generation.engine.Engine for causal-LM artifacts (imported lazily: torch)
@@ -80,7 +82,7 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 def check_caller(request: Request, service: Service) -> str:
     """Authenticate (401) and take a rate-limit token (429); returns the caller's identity."""
-    who = service.keys.caller(request)
+    who = service.keys.caller(request, service.auth_failures)
     if service.limiter is not None:
         service.limiter.check(who)
     return who

@@ -19,8 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("lmkernel.serve")
 
-_TYPES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-          413: "too_large", 422: "invalid_request", 429: "rate_limited", 503: "unavailable",
+_TYPES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 408: "timeout", 413: "too_large", 431: "too_large", 422: "invalid_request",
+          429: "rate_limited", 503: "unavailable",
           499: "client_closed", 504: "timeout"}
 
 

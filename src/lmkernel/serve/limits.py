@@ -37,22 +37,35 @@ class ApiKeys:
     def required(self) -> bool:
         return bool(self._digests)
 
-    def caller(self, request: Request) -> str:
+    def caller(self, request: Request, failures: RateLimiter | None = None) -> str:
         """An identity for rate limiting: a key's short hash, or the client address when open.
 
+        ``failures`` counts missing and wrong keys per client address; once an address has used up
+        its allowance, its requests get 429 before their key is looked at, so keys cannot be guessed
+        at speed.
+
         Raises:
-            ApiError: 401 when keys are required and the header is missing or wrong.
+            ApiError: 401 when keys are required and the header is missing or wrong; 429 with
+                Retry-After when the address sent too many of those.
         """
+        address = request.client.host if request.client else "unknown"
         if not self._digests:
-            return "addr:" + (request.client.host if request.client else "unknown")
+            return "addr:" + address
+        if failures is not None and (wait := failures.wait(address)):
+            raise ApiError(429, f"too many requests with a missing or wrong API key from this address; retry "
+                           f"after {wait}s", param="Authorization", headers={"Retry-After": str(wait)})
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         challenge = {"WWW-Authenticate": "Bearer"}
         if scheme.lower() != "bearer" or not token.strip():
+            if failures is not None:
+                failures.spend(address)
             raise ApiError(401, "missing API key: send the header 'Authorization: Bearer <key>'",
                            param="Authorization", headers=challenge)
         digest = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).digest()
         if not any(hmac.compare_digest(digest, d) for d in self._digests):
+            if failures is not None:
+                failures.spend(address)
             raise ApiError(401, "invalid API key", param="Authorization", headers=challenge)
         return "key:" + digest.hex()[:12]
 
@@ -67,6 +80,12 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._max_callers = max_callers
 
+    def _tokens(self, caller: str, now: float) -> float:
+        if len(self._buckets) >= self._max_callers and caller not in self._buckets:
+            self._buckets.clear()  # bounded memory against address churn; callers merely get a fresh bucket
+        tokens, last = self._buckets.get(caller, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
+
     def check(self, caller: str) -> None:
         """Take one token for the caller.
 
@@ -75,16 +94,25 @@ class RateLimiter:
         """
         now = time.monotonic()
         with self._lock:
-            if len(self._buckets) >= self._max_callers and caller not in self._buckets:
-                self._buckets.clear()  # bounded memory against address churn; callers merely get a fresh bucket
-            tokens, last = self._buckets.get(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens = self._tokens(caller, now)
             if tokens < 1:
                 self._buckets[caller] = (tokens, now)
                 wait = math.ceil((1 - tokens) / self.rate)
                 raise ApiError(429, f"rate limit exceeded; retry after {wait}s",
                                headers={"Retry-After": str(wait)})
             self._buckets[caller] = (tokens - 1, now)
+
+    def wait(self, caller: str) -> int:
+        """Seconds until the caller has a token again (0: it has one); takes none."""
+        with self._lock:
+            tokens = self._tokens(caller, time.monotonic())
+        return 0 if tokens >= 1 else math.ceil((1 - tokens) / self.rate)
+
+    def spend(self, caller: str) -> None:
+        """Take a token if the caller has one (a failure to count, not a request to refuse)."""
+        now = time.monotonic()
+        with self._lock:
+            self._buckets[caller] = (max(0.0, self._tokens(caller, now) - 1), now)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -6,14 +6,23 @@ Requests are strict (no "1" for true, no 1 for "1") and reject unknown keys, so 
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp"})  # controls, format, unassigned, spaces
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, braille blank: drawn as nothing
+
+
+def _visible(ch: str) -> bool:
+    return not ch.isspace() and ch not in _BLANK_LETTERS and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+
 
 def _usable_text(text: str) -> str:
-    if not text.strip():
-        raise ValueError("empty text; every text needs at least one non-space character")
+    if not any(map(_visible, text)):  # "\u0000" or "\u200b" alone would get a label for nothing
+        raise ValueError("empty text; every text needs at least one visible character (not only spaces, "
+                         "controls or zero-width characters)")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:  # a lone surrogate such as "\ud800" in the JSON
@@ -91,7 +100,8 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "failed"] = "ok"
+    detail: str | None = Field(None, description="Why the model failed to load (then 503).")
 
 
 class Readiness(BaseModel):

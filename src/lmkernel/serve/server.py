@@ -2,15 +2,21 @@
 
 The artifact's card is read before uvicorn starts, so a wrong path or an unserved task is a
 clean CLI error rather than a server that never becomes ready. uvicorn owns the signals: on
-SIGTERM it stops accepting connections, lets in-flight requests finish (up to the request
-deadline plus a margin), then runs the lifespan shutdown that drains the batcher.
+SIGTERM it stops accepting connections and lets in-flight requests finish; ``--drain-s`` later the
+app ends those still running with an error (guards.Drain), then the lifespan shutdown drains the
+batcher. uvicorn runs on the protocol of transport.py (header/body deadlines, size and connection
+caps); X-Forwarded-For is believed only from ``--trusted-proxies``; the access log shows no query
+strings (a client may put a key there).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 from .settings import ServeSettings, openmp_wait_policy, worker_layout
 
@@ -21,8 +27,6 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     Raises:
         LmkError: the path is not an artifact, its task has no endpoint, or --precision does not fit it.
     """
-    import uvicorn
-
     from ..artifact import find_model_dir, read_card
     from .app import create_app
     from .predictor import resolve_precision
@@ -52,7 +56,45 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
                               precision=settings.precision, threads=threads, **options)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    if settings.allowed_hosts is None:
+        from .guards import default_allowed_hosts
+
+        settings = dataclasses.replace(settings, allowed_hosts=default_allowed_hosts(host))
     app = create_app(settings, task=task, load=load)
-    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level="info",
-                            timeout_graceful_shutdown=int(settings.timeout_s) + 5)
-    uvicorn.Server(config).run()
+    build_server(app, host=host, port=port, settings=settings, access_log=access_log).run()
+
+
+DRAIN_MARGIN_S = 5  # after --drain-s, time for the error events to go out before uvicorn cancels what is left
+
+
+def build_server(app: Any, *, host: str, port: int, settings: ServeSettings, access_log: bool = False,
+                 log_level: str = "info") -> Any:
+    """A uvicorn server for ``app`` (from create_app) with the limits of ``settings``; ``.run()`` serves."""
+    import uvicorn
+
+    from .transport import TransportLimits, protocol_for
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            app.state.service.drain.begin()  # the clock of --drain-s starts with uvicorn's graceful shutdown
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                            http=protocol_for(TransportLimits.of(settings)),
+                            proxy_headers=bool(settings.trusted_proxies),
+                            forwarded_allow_ips=list(settings.trusted_proxies) or None,
+                            timeout_graceful_shutdown=math.ceil(settings.drain_s) + DRAIN_MARGIN_S)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQuery) for f in access.filters):
+        access.addFilter(RedactQuery())
+    return DrainingServer(config)
+
+
+class RedactQuery(logging.Filter):
+    """Access-log lines without query strings: ``/v1/models?key=...`` is logged as ``/v1/models?…``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?…", *args[3:])
+        return True

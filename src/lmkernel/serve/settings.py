@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..errors import LmkError
 
+_COMMENT = re.compile(r"(?:^|\s)#")  # a key file's comment: "#" at a line's start or after whitespace
 _RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
                "h": 3600.0, "hour": 3600.0}
 
@@ -37,11 +38,24 @@ class ServeSettings:
     # decode steps and joining prefills as one forward (models/decode.py)
     runtime: str = "torch"  # torch | onnx | onnx-int8 (serve/runtime.py: an ONNX Runtime copy of the weights)
     api_keys: frozenset[str] = field(default_factory=frozenset)
+    # limits and hardening (docs/serving.md, "Limits and hardening")
+    drain_s: float = 30.0  # on SIGTERM, in-flight requests get this long; then streams end with an error event
+    header_timeout_s: float = 10.0  # request line and headers must arrive within it; else the connection closes
+    body_timeout_s: float = 30.0  # a body must arrive within it after the headers; else 408
+    max_header_bytes: int = 64 * 1024  # request line and headers; beyond, 431
+    max_connections: int = 256  # open connections; a request on one more gets 503
+    max_auth_failures: int = 10  # missing or wrong API keys per client address per minute; beyond, 429
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For names the client
+    allowed_hosts: tuple[str, ...] | None = None  # Host header values served ("*": any); None: any (serve derives
+    # it from the bind address, guards.default_allowed_hosts)
+    allowed_origins: tuple[str, ...] = ()  # browser origins besides the server's own that may POST ("*": any)
 
     def __post_init__(self) -> None:
         positive = {"max_batch": self.max_batch, "max_queue": self.max_queue, "max_body_bytes": self.max_body_bytes,
                     "max_texts": self.max_texts, "timeout_s": self.timeout_s,
-                    "max_new_tokens": self.max_new_tokens}
+                    "max_new_tokens": self.max_new_tokens, "header_timeout_s": self.header_timeout_s,
+                    "body_timeout_s": self.body_timeout_s, "max_header_bytes": self.max_header_bytes,
+                    "max_connections": self.max_connections, "max_auth_failures": self.max_auth_failures}
         if self.max_input_tokens is not None:
             positive["max_input_tokens"] = self.max_input_tokens
         if self.threads is not None:
@@ -52,6 +66,10 @@ class ServeSettings:
             if not value > 0:
                 flag = "--" + name.replace("_", "-")
                 raise LmkError(f"{flag} must be positive, got {value}", where=flag, fix=f"pass {flag} 1 or more")
+        if not self.drain_s >= 0 or not math.isfinite(self.drain_s):
+            raise LmkError(f"--drain-s must be 0 or more, got {self.drain_s}", where="--drain-s")
+        for entry in self.trusted_proxies:
+            _check_proxy(entry)
         if self.max_wait_ms < 0:
             raise LmkError(f"--max-wait-ms must be 0 or more, got {self.max_wait_ms}", where="--max-wait-ms")
         if self.precision not in ("fp32", "bf16", "auto"):
@@ -64,6 +82,21 @@ class ServeSettings:
                            fix="use one of: " + ", ".join(RUNTIMES))
         if self.rate_limit is not None:
             parse_rate(self.rate_limit)
+
+
+def _check_proxy(entry: str) -> None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError as e:
+        raise LmkError(f"--trusted-proxies: {entry!r} is not an IP address or network", where="--trusted-proxies",
+                       fix="list addresses or networks, e.g. 10.0.0.5,10.1.0.0/16") from e
+
+
+def split_list(text: str | None) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: a comma-separated flag value."""
+    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
 
 
 def inference_threads() -> int:
@@ -117,7 +150,8 @@ def parse_rate(text: str) -> float:
 
 
 def read_api_keys(env_var: str | None = None, key_file: str | None = None) -> frozenset[str]:
-    """Bearer keys from an environment variable (comma-separated) or a file (one per line, # comments).
+    """Bearer keys from an environment variable (comma-separated) or a file (one per line; ``#`` starts a
+    comment at the start of a line or after a space, so a key may contain ``#``).
 
     Raises:
         LmkError: the variable is unset or empty, or the file is missing or holds no key; a server
@@ -139,7 +173,7 @@ def read_api_keys(env_var: str | None = None, key_file: str | None = None) -> fr
         except (OSError, UnicodeDecodeError) as e:
             raise LmkError(f"cannot read the API key file {key_file}: {e}", where="--api-key-file",
                            fix="pass a readable UTF-8 file with one key per line") from e
-        keys = frozenset(s for line in text.splitlines() if (s := line.split("#", 1)[0].strip()))
+        keys = frozenset(s for line in text.splitlines() if (s := _COMMENT.split(line, maxsplit=1)[0].strip()))
         where = f"file {key_file}"
     else:
         return frozenset()

@@ -1,7 +1,7 @@
 """Bodies of the generation endpoints: /v1/generate (ours) and the OpenAI-compatible two.
 
 The OpenAI request models accept the fields the official client sends for text chat and
-completions (``n`` only 1, no logprobs/tools); anything else is a 422 naming the key rather than
+completions (``n`` only 1, ``logprobs`` only false/0, no tools); anything else is a 422 naming the key rather than
 being silently ignored. ``top_k``, ``repetition_penalty`` and ``truncate`` are extensions (the
 client passes them through ``extra_body``).
 """
@@ -67,6 +67,16 @@ class OpenAIFields(Sampling):
     max_tokens: int | None = Field(None, ge=1, description="Completion tokens at most (default: the server cap).")
     n: int = Field(1, ge=1, le=1, description="Only 1 completion per request is supported.")
     user: str | None = None
+    logprobs: bool | int | None = Field(None, description="Only false, 0 or null: this server returns no "
+                                        "log probabilities (OpenAI clients send false).")
+    top_logprobs: int | None = Field(None, ge=0, le=0, description="Only 0 or null.")
+
+    @model_validator(mode="after")
+    def _no_logprobs(self) -> OpenAIFields:
+        if self.logprobs not in (None, False, 0):
+            raise ValueError(f"logprobs: {self.logprobs!r} asks for log probabilities, which this server does not "
+                             "return; send logprobs: false or leave it out")
+        return self
 
 
 class TextPart(BaseModel):

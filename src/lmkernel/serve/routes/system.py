@@ -1,11 +1,14 @@
 """Routes every server has whatever its task: models, liveness, readiness, metrics.
 
-/healthz says the process answers (200 while loading, too); /readyz says it can serve (503
+/healthz says the process answers (200 while loading, too; 503 once the model failed to load, as
+restarting is the fix); /readyz says it can serve (503
 until the model is loaded and has run a warm-up batch), so a load balancer sends traffic only
 to warm replicas. /metrics stays open like the probes: scrapers rarely carry API keys.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -23,8 +26,11 @@ async def models(service: ServiceDep, _: Caller) -> ModelList:
     return ModelList(data=data)
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness")
-async def healthz() -> Health:
+@router.get("/healthz", response_model=Health, response_model_exclude_none=True, responses={503: {"model": Health}},
+            summary="Liveness")
+async def healthz(service: ServiceDep) -> Any:
+    if service.status == "failed":
+        return JSONResponse(Health(status="failed", detail=service.detail).model_dump(), status_code=503)
     return Health()
 
 
