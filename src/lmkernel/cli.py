@@ -465,7 +465,7 @@ def generate(
             _stream_reply(lm.stream(prompt, raw=raw, **({"system": system} if system else {}), **kwargs), sys.stdout)
             return
         lm._check_generative()
-        talk = Conversation(system=system or lm.card.get("task_options", {}).get("system_prompt"))
+        talk = Conversation(system=system, style=lm.prompt_style)
         typer.echo("chat: type a message; /reset starts over, /exit quits", err=True)
         first = [prompt] if prompt else []
         while True:
@@ -476,7 +476,7 @@ def generate(
                 talk.messages.clear()
                 continue
             if line.strip():
-                result = _stream_reply(talk.ask(lm.model, lm.tokenizer, line.strip(), **kwargs), sys.stdout)
+                result = _stream_reply(talk.ask(lm._generator(), lm.tokenizer, line.strip(), **kwargs), sys.stdout)
                 talk.answered(result.get("text", ""))
 
 

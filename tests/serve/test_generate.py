@@ -43,7 +43,8 @@ def chat_client(chat_model):
 
 def test_generate_prompt_and_messages_match_transformers(chat_client, chat_model):
     tok = chat_model.tokenizer
-    r = chat_client.post("/v1/generate", json={"prompt": "the cat sat", "max_new_tokens": 6, "temperature": 0})
+    r = chat_client.post("/v1/generate", json={"prompt": "the cat sat", "raw": True, "max_new_tokens": 6,
+                                               "temperature": 0})
     assert r.status_code == 200, r.text
     body = r.json()
     ids = tok("the cat sat")["input_ids"]
@@ -87,8 +88,8 @@ def test_streams_are_server_sent_events_that_add_up(chat_client):
     assert ev[-2]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "length", "logprobs": None}
     assert all("usage" not in e for e in ev[:-1])  # only with include_usage
 
-    r = chat_client.post("/v1/generate", json={"prompt": "hello how", "stream": True, "max_new_tokens": 7,
-                                               "temperature": 0})
+    r = chat_client.post("/v1/generate", json={"prompt": "hello how", "raw": True, "stream": True,
+                                               "max_new_tokens": 7, "temperature": 0})
     ev = events(r.text)
     assert "".join(e["text"] for e in ev[:-1]) == whole["choices"][0]["text"]
     assert ev[-2]["finish_reason"] == "length" and ev[-2]["usage"]["completion_tokens"] == 7
