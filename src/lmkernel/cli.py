@@ -314,6 +314,12 @@ def serve(
                                          "(slightly different outputs). Built "
                                          "once under RUN/serving/ and rebuilt when the weights change; "
                                          "classification artifacts.")] = _Serve.runtime,
+    admission: Annotated[str, typer.Option(help="on | off. on: measure this machine's throughput after warm-up "
+                                           "(and keep measuring) and refuse, before computing, a request "
+                                           "estimated to take longer than --timeout-s: 413 when it alone "
+                                           "cannot fit, 429 + Retry-After behind the work already admitted; "
+                                           "the message gives the estimate. off: every request computes "
+                                           "until done or the deadline (504).")] = _Serve.admission,
     access_log: Annotated[bool, typer.Option(help="Log every request (off: /metrics counts them).")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -329,7 +335,7 @@ def serve(
                                  max_input_tokens=max_input_tokens, max_new_tokens=max_new_tokens,
                                  rate_limit=rate_limit, timeout_s=timeout_s,
                                  precision=precision, threads=threads, workers=workers, prepack=prepack,
-                                 runtime=runtime,
+                                 runtime=runtime, admission=admission,
                                  api_keys=keys)
         run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
 

@@ -222,7 +222,8 @@ def test_full_queue_429_and_deadline_504(chat_model):
     assert "already wait" in refused.json()["error"]["message"]
     assert running.status_code == 200 and queued.status_code == 200
 
-    with chat_serving(chat_model, timeout_s=0.01, max_new_tokens=256) as client:
+    # admission control off: the request computes until the deadline (on, it is refused first: test_admission.py)
+    with chat_serving(chat_model, timeout_s=0.01, max_new_tokens=256, admission="off") as client:
         r = client.post("/v1/completions", json=long)
         assert r.status_code == 504 and "--timeout-s" in r.json()["error"]["message"]
         r = client.post("/v1/completions", json={**long, "stream": True})

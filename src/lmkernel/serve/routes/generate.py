@@ -96,7 +96,7 @@ def _start(service: Service, ids: list[int], body: Sampling, max_tokens: int | N
     def sink(ev: Event) -> None:  # engine thread -> this request's event loop
         loop.call_soon_threadsafe(queue.put_nowait, ev)
 
-    req = service.submit_generation(ids, params, sink)
+    req = service.submit_generation(ids, params, sink, stream=body.stream)
     service.metrics.input_tokens.inc(len(ids))
     return Job(service, req, queue, started)
 
