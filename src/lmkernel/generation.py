@@ -115,7 +115,10 @@ def prompt_ids(tokenizer, prompt: str | None = None, messages: list[dict[str, st
     """The prompt's token ids: the one prompt path of ``lmkernel generate``, ``Model.generate`` and the
     server (same arguments as ``prompt_text``)."""
     text, templated = prompt_text(tokenizer, prompt, messages, system=system, raw=raw, style=style)
-    return tokenizer(text, add_special_tokens=not templated, truncation=False, verbose=False)["input_ids"]
+    ids = tokenizer(text, add_special_tokens=not templated, truncation=False, verbose=False)["input_ids"]
+    if not ids:
+        raise LmkError("the prompt has no tokens", where="prompt", fix="send some text to answer or continue")
+    return ids
 
 
 def _prompt_ids(tokenizer, prompt: Prompt, **kwargs: Any) -> list[int]:
