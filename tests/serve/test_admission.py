@@ -70,18 +70,28 @@ class GatedPredictor(FakePredictor):
         return super().__call__(items)
 
 
+class CountingPredictor(FakePredictor):
+    """Counts the texts it tokenized."""
+
+    encoded = 0
+
+    def encode(self, texts, truncate):
+        self.encoded += len(texts)
+        return super().encode(texts, truncate)
+
+
 def test_a_request_too_slow_for_the_deadline_is_refused_before_computing():
-    fake = FakePredictor()
+    fake = CountingPredictor()
     with serving(lambda: fake, timeout_s=30) as client:
         adm = client.app.state.service.admission
         assert adm is not None and adm.rates.forward > 0  # calibrated at startup
-        ran = len(fake.batches)
+        ran, encoded = len(fake.batches), fake.encoded
         adm.rates.forward = 1.0  # a fake slow machine: one token a second
-        r = client.post("/v1/classify", json={"texts": ["a b c d e f g h"] * 5})  # 40 tokens: 40 s
-        assert r.status_code == 413, r.text
-        assert "estimated 40 s for 5 texts of up to 8 tokens at ~1 tokens/s, over the 30 s deadline" \
+        r = client.post("/v1/classify", json={"texts": ["a b c d e f g h i j"] * 5, "truncate": True})
+        assert r.status_code == 413, r.text  # at least 5 x 8 tokens (truncated): 40 s
+        assert "estimated at least 40 s for 5 texts (at least 40 tokens) at ~1 tokens/s, over the 30 s deadline" \
             in r.json()["error"]["message"]
-        assert len(fake.batches) == ran  # nothing computed
+        assert len(fake.batches) == ran and fake.encoded == encoded  # not computed, not even tokenized
         r = client.post("/v1/classify", json={"texts": ["a normal request"]})
         assert r.status_code == 200, r.text
         assert len(fake.batches) == ran + 1

@@ -102,6 +102,20 @@ class Admission:
         self._check(own, self.queued_s, what, "send fewer or shorter texts")
         return self._add(own)
 
+    def check_texts(self, texts: Sequence[str], cap: int) -> None:
+        """Before tokenizing (which a long body makes slow): 413 when even a lower bound of the tokens is
+        past the deadline. Each whitespace-separated word is at least one token in the tokenizers we serve
+        (WordPiece, byte-level BPE, SentencePiece); a text counts at most ``cap`` (its truncation)."""
+        rate = self.rates.forward
+        if not rate:
+            return
+        tokens = sum(min(len(t.split(maxsplit=cap)), cap) for t in texts)
+        own = tokens / rate
+        if own > self.deadline_s:
+            raise ApiError(413, f"estimated at least {_fig(own)} s for {len(texts)} text{'s' * (len(texts) != 1)} "
+                           f"(at least {tokens} tokens) at ~{_fig(rate)} tokens/s, over the {self.deadline_s:g} s "
+                           "deadline; send fewer or shorter texts, or raise --timeout-s")
+
     def release(self, ticket: int) -> None:
         with self._lock:
             self._outstanding.pop(ticket, None)
