@@ -453,7 +453,8 @@ def generate(
     seed: Annotated[Optional[int], typer.Option(help="Seed for sampling (same seed, same text).")] = None,
     system: Annotated[Optional[str], typer.Option(help="System message (default: the run's system_prompt).")]
     = None,
-    raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as-is, without the chat template.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as-is, without the chat template or the run's "
+                                      "system prompt.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Generate text with a causal LM, streaming tokens to stdout as they come."""

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from .admission import Admission
+from .admission import Admission, count_tokens
 from .batcher import Batcher, BatcherClosed, QueueFull
 from .http_errors import ApiError
 from .limits import ApiKeys, RateLimiter
@@ -48,8 +48,6 @@ class Service:
         assert self.batcher is not None, "infer() before the model is ready (bug, please report)"
         ticket = None
         if self.admission is not None:
-            from .admission import count_tokens
-
             ids = bool(items) and not isinstance(items[0], str)
             ticket = self.admission.admit_forward(count_tokens(self.predictor, items) if tokens is None else tokens,
                                                   len(items), max(map(len, items)) if ids else None)
