@@ -139,16 +139,29 @@ class Model:
                            fix="generate with a causal LM: a chat/translation/summarization/pretrain (clm) run, "
                            "a model alias such as smollm2, or a local Hugging Face causal-LM folder")
 
+    @property
+    def prompt_style(self):
+        """How prompts reach this model (its task's ``prompt_style``): the same for CLI, Python and server."""
+        from .generation import PromptStyle
+
+        style = getattr(self.task, "prompt_style", None)
+        return style() if style else PromptStyle(system=self.card.get("task_options", {}).get("system_prompt"))
+
+    def prompt_ids(self, prompt: str | None = None, messages=None, **kwargs: Any) -> list[int]:
+        """The token ids ``generate`` feeds for this prompt (``generation.prompt_ids`` with this model's style)."""
+        from .generation import prompt_ids
+
+        return prompt_ids(self.tokenizer, prompt, messages, style=self.prompt_style, **kwargs)
+
     def generate(self, prompts, **params: Any) -> list[dict[str, Any]]:
         """Text for one prompt (a string or a list of {"role", "content"} messages) or a list of
         them, batched: ``[{"text", "tokens", "token_ids", "prompt_tokens", "finish_reason"}]``.
         Parameters: temperature (0 = greedy), top_p, top_k, max_new_tokens, repetition_penalty,
-        stop (strings), seed, system, raw (no chat template), batch_size."""
+        stop (strings), seed, system (instead of the trained one), raw (no chat template), batch_size."""
         from .generation import generate
 
         self._check_generative()
-        params.setdefault("system", self.card.get("task_options", {}).get("system_prompt"))
-        return generate(self._generator(), self.tokenizer, prompts, **params)
+        return generate(self._generator(), self.tokenizer, prompts, style=self.prompt_style, **params)
 
     def stream(self, prompt, **params: Any):
         """An iterator of text pieces as they are generated (same parameters as ``generate``); its
@@ -156,8 +169,7 @@ class Model:
         from .generation import TextStream
 
         self._check_generative()
-        params.setdefault("system", self.card.get("task_options", {}).get("system_prompt"))
-        return TextStream(self._generator(), self.tokenizer, prompt, **params)
+        return TextStream(self._generator(), self.tokenizer, prompt, style=self.prompt_style, **params)
 
     def _generator(self):
         """The model ``generate`` runs on: prompt/prefix tuning's virtual tokens as a prefix cache."""

@@ -350,6 +350,12 @@ def serve(
     allowed_origins: Annotated[Optional[str], typer.Option(help="Comma-separated browser origins (e.g. "
                                                            "https://app.example.com) besides the server's own that "
                                                            "may POST, or '*'; others get 403.")] = None,
+    admission: Annotated[str, typer.Option(help="on | off. on: measure this machine's throughput after warm-up "
+                                           "(and keep measuring) and refuse, before computing, a request "
+                                           "estimated to take longer than --timeout-s: 413 when it alone "
+                                           "cannot fit, 429 + Retry-After behind the work already admitted; "
+                                           "the message gives the estimate. off: every request computes "
+                                           "until done or the deadline (504).")] = _Serve.admission,
     access_log: Annotated[bool, typer.Option(help="Log every request, query strings redacted (off: /metrics "
                                              "counts them).")] = False,
     debug: DebugOpt = False,
@@ -366,7 +372,7 @@ def serve(
                                  max_input_tokens=max_input_tokens, max_new_tokens=max_new_tokens,
                                  rate_limit=rate_limit, timeout_s=timeout_s,
                                  precision=precision, threads=threads, workers=workers, prepack=prepack,
-                                 runtime=runtime,
+                                 runtime=runtime, admission=admission,
                                  api_keys=keys, drain_s=drain_s, header_timeout_s=header_timeout_s,
                                  body_timeout_s=body_timeout_s, max_header_bytes=max_header_bytes,
                                  max_connections=max_connections, trusted_proxies=split_list(trusted_proxies),
@@ -489,7 +495,8 @@ def generate(
     seed: Annotated[Optional[int], typer.Option(help="Seed for sampling (same seed, same text).")] = None,
     system: Annotated[Optional[str], typer.Option(help="System message (default: the run's system_prompt).")]
     = None,
-    raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as-is, without the chat template.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as-is, without the chat template or the run's "
+                                      "system prompt.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Generate text with a causal LM, streaming tokens to stdout as they come."""
@@ -507,7 +514,7 @@ def generate(
             _stream_reply(lm.stream(prompt, raw=raw, **({"system": system} if system else {}), **kwargs), sys.stdout)
             return
         lm._check_generative()
-        talk = Conversation(system=system or lm.card.get("task_options", {}).get("system_prompt"))
+        talk = Conversation(system=system, style=lm.prompt_style)
         typer.echo("chat: type a message; /reset starts over, /exit quits", err=True)
         first = [prompt] if prompt else []
         while True:
@@ -518,7 +525,7 @@ def generate(
                 talk.messages.clear()
                 continue
             if line.strip():
-                result = _stream_reply(talk.ask(lm.model, lm.tokenizer, line.strip(), **kwargs), sys.stdout)
+                result = _stream_reply(talk.ask(lm._generator(), lm.tokenizer, line.strip(), **kwargs), sys.stdout)
                 talk.answered(result.get("text", ""))
 
 

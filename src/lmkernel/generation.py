@@ -1,16 +1,18 @@
 """Text generation on any causal LM: prompts, sampling settings, stop strings, batching, streaming.
 
 Everything heavy is transformers ``generate`` (KV cache, logits processors, stop-string criteria);
-this module only turns our parameters into a ``GenerationConfig``, builds chat prompts, left-pads
-batches, and cuts each output at the end of turn or a stop string so that batched, single and
-streamed generation all return the same text for the same prompt.
+this module only turns our parameters into a ``GenerationConfig``, builds prompts (``prompt_ids``:
+the one path from a prompt or messages to token ids, shared by the CLI, the Python API and the
+server, with each task's ``PromptStyle``), left-pads batches, and cuts each output at the end of
+turn or a stop string so that batched, single and streamed generation all return the same text
+for the same prompt.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,20 +61,77 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def build_prompt(tokenizer, prompt: Prompt, *, system: str | None = None, raw: bool = False) -> str:
-    """The text fed to the model: the chat template with a generation prompt where the tokenizer
-    has one, else the prompt as-is (models pretrained from scratch, ``raw=True``)."""
-    if isinstance(prompt, str):
-        if raw or not has_chat_template(tokenizer):
-            return prompt
-        messages = [{"role": "user", "content": prompt}]
-    else:
-        messages = list(prompt)
-        if not has_chat_template(tokenizer):
-            return "\n".join(m["content"] for m in messages)
+@dataclass(frozen=True)
+class PromptStyle:
+    """How a task's model was trained to read its input, so every caller (CLI, Python, server) builds
+    the same prompt from the same request. Each generating task gives its own (``Task.prompt_style``)."""
+
+    system: str | None = None  # the system prompt training added to conversations without one
+    source: Callable[[str], str] | None = None  # a bare prompt -> the user turn training saw (translation)
+    chat: bool = True  # False: a plain LM (pretrain clm), whose prompts are continued as-is
+
+
+PLAIN = PromptStyle(chat=False)
+
+
+def prompt_text(tokenizer, prompt: str | None = None, messages: list[dict[str, str]] | None = None, *,
+                system: str | None = None, raw: bool = False, style: PromptStyle | None = None) -> tuple[str, bool]:
+    """The text fed to the model and whether it came from the chat template (then the template holds
+    the special tokens). Exactly one of ``prompt`` and ``messages``; ``raw`` feeds ``prompt`` as-is;
+    ``system`` overrides the style's trained system prompt.
+
+    Raises:
+        LmkError: messages for a model without a chat template, or ones its template refuses.
+    """
+    style = style or PromptStyle()
+    if (prompt is None) == (messages is None):
+        raise TypeError("give exactly one of prompt and messages")
+    templated = style.chat and has_chat_template(tokenizer)
+    if prompt is not None:
+        if raw or not templated:
+            return prompt, False
+        messages = [{"role": "user", "content": style.source(prompt) if style.source else prompt}]
+    elif raw:
+        raise LmkError("raw applies to a plain prompt, not to messages", where="raw",
+                       fix="send the text as a prompt with raw, or the messages without raw")
+    elif not templated:
+        why = "was pretrained on plain text" if has_chat_template(tokenizer) else "has no chat template"
+        raise LmkError(f"this model {why}, so it cannot read chat messages", where="messages",
+                       fix="send a plain prompt to continue instead (the CLI's prompt argument, /v1/completions, "
+                       "or /v1/generate with \"prompt\")")
+    messages = [dict(m) for m in messages]
+    system = system if system is not None else style.system
     if system and not (messages and messages[0].get("role") == "system"):
         messages = [{"role": "system", "content": system}] + messages
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), True
+    except Exception as e:  # a template may raise on a role order it does not support (jinja's TemplateError)
+        raise LmkError(f"the model's chat template refused these messages: {e}", where="messages",
+                       fix="send user and assistant turns in turn, with at most one system message first") from e
+
+
+def prompt_ids(tokenizer, prompt: str | None = None, messages: list[dict[str, str]] | None = None, *,
+               system: str | None = None, raw: bool = False, style: PromptStyle | None = None) -> list[int]:
+    """The prompt's token ids: the one prompt path of ``lmkernel generate``, ``Model.generate`` and the
+    server (same arguments as ``prompt_text``)."""
+    text, templated = prompt_text(tokenizer, prompt, messages, system=system, raw=raw, style=style)
+    ids = tokenizer(text, add_special_tokens=not templated, truncation=False, verbose=False)["input_ids"]
+    if not ids:
+        raise LmkError("the prompt has no tokens", where="prompt", fix="send some text to answer or continue")
+    return ids
+
+
+def _prompt_ids(tokenizer, prompt: Prompt, **kwargs: Any) -> list[int]:
+    return prompt_ids(tokenizer, prompt, **kwargs) if isinstance(prompt, str) else \
+        prompt_ids(tokenizer, messages=list(prompt), **kwargs)
+
+
+def build_prompt(tokenizer, prompt: Prompt, *, system: str | None = None, raw: bool = False,
+                 style: PromptStyle | None = None) -> str:
+    """The text ``prompt_ids`` tokenizes, for a prompt or a conversation."""
+    if isinstance(prompt, str):
+        return prompt_text(tokenizer, prompt, system=system, raw=raw, style=style)[0]
+    return prompt_text(tokenizer, messages=list(prompt), system=system, raw=raw, style=style)[0]
 
 
 def end_token_ids(model, tokenizer) -> list[int]:
@@ -101,16 +160,18 @@ def _config(model, tokenizer, s: Sampling):
     return GenerationConfig(**kwargs), set(ends)
 
 
-def _encode(tokenizer, texts: list[str], templated: bool):
-    """Left-padded batch (generation appends on the right, so every row must end at the same column)."""
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not templated)
-    finally:
-        tokenizer.padding_side = side
-    enc.pop("token_type_ids", None)
-    return enc
+def _left_padded(rows: list[list[int]], pad_id: int, device) -> dict[str, Any]:
+    """A left-padded batch (generation appends on the right, so every row must end at the same column)."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r):] = torch.tensor(r)
+            mask[i, width - len(r):] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
 def finish(tokenizer, new_ids: list[int], ends: set[int], s: Sampling, pad_id: int | None) -> dict[str, Any]:
@@ -152,8 +213,8 @@ class _Seeded:
 
 
 def generate(model, tokenizer, prompts: Prompt | list[Prompt], *, system: str | None = None, raw: bool = False,
-             batch_size: int = 8, **params: Any) -> list[dict[str, Any]]:
-    """Generate for one prompt or a list of them (batched, left-padded).
+             style: PromptStyle | None = None, batch_size: int = 8, **params: Any) -> list[dict[str, Any]]:
+    """Generate for one prompt or a list of them (batched, left-padded); prompts go through ``prompt_ids``.
 
     Returns one ``{"text", "tokens", "token_ids", "prompt_tokens", "finish_reason"}`` per prompt;
     ``finish_reason`` is ``stop`` (end of turn or a stop string) or ``length`` (hit max_new_tokens).
@@ -163,16 +224,15 @@ def generate(model, tokenizer, prompts: Prompt | list[Prompt], *, system: str | 
     s = params.pop("sampling") if isinstance(params.get("sampling"), Sampling) else sampling(**params)
     single = isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], dict))
     items = [prompts] if single else list(prompts)
-    texts = [build_prompt(tokenizer, p, system=system, raw=raw) for p in items]
-    templated = has_chat_template(tokenizer) and not (raw and all(isinstance(p, str) for p in items))
+    rows = [_prompt_ids(tokenizer, p, system=system, raw=raw, style=style) for p in items]
     config, ends = _config(model, tokenizer, s)
     device = next(model.parameters()).device
-    results: list[dict[str, Any]] = [{} for _ in texts]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
+    results: list[dict[str, Any]] = [{} for _ in rows]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths pad less
     with torch.inference_mode(), _Seeded(s.seed):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            enc = _encode(tokenizer, [texts[i] for i in idx], templated).to(device)
+            enc = _left_padded([rows[i] for i in idx], config.pad_token_id, device)
             out = model.generate(**enc, generation_config=config, tokenizer=tokenizer if s.stop else None)
             width = enc["input_ids"].shape[1]
             for row, i in enumerate(idx):
@@ -187,16 +247,15 @@ class TextStream:
     known not to be one, so the pieces always join to ``result["text"]``."""
 
     def __init__(self, model, tokenizer, prompt: Prompt, *, system: str | None = None, raw: bool = False,
-                 **params: Any):
+                 style: PromptStyle | None = None, **params: Any):
         from transformers.generation.streamers import BaseStreamer
 
         self.s = sampling(**params)
         self.tokenizer = tokenizer
         self.result: dict[str, Any] | None = None
-        text = build_prompt(tokenizer, prompt, system=system, raw=raw)
-        self.enc = _encode(tokenizer, [text], has_chat_template(tokenizer) and not (raw and isinstance(prompt, str)))
-        self.enc = self.enc.to(next(model.parameters()).device)
+        ids = _prompt_ids(tokenizer, prompt, system=system, raw=raw, style=style)
         self.config, self.ends = _config(model, tokenizer, self.s)
+        self.enc = _left_padded([ids], self.config.pad_token_id, next(model.parameters()).device)
         self.q: queue.Queue = queue.Queue()
         self.cancelled = threading.Event()
         q = self.q
@@ -272,10 +331,11 @@ class Conversation:
 
     system: str | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
+    style: PromptStyle | None = None
 
     def ask(self, model, tokenizer, text: str, **params: Any) -> TextStream:
         self.messages.append({"role": "user", "content": text})
-        return TextStream(model, tokenizer, list(self.messages), system=self.system, **params)
+        return TextStream(model, tokenizer, list(self.messages), system=self.system, style=self.style, **params)
 
     def answered(self, text: str) -> None:
         self.messages.append({"role": "assistant", "content": text})

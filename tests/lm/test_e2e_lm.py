@@ -80,9 +80,10 @@ def test_translation_run_eval_generate(tmp_path, tiny_llama, aligned_data):
     ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())["eval"]
     assert ev["bleu"] == pytest.approx(val["bleu"]) and ev["generated"] == 3
 
-    out = invoke("generate", str(run_dir), "Translate this English sentence into German:\nhello",
-                 "--max-new-tokens", "6").output
-    assert out.endswith("\n")
+    out = invoke("generate", str(run_dir), "hello", "--max-new-tokens", "6").output  # a source, formatted as trained
+    model = lmkernel.load(run_dir)
+    assert "Translate this English sentence into German:\nhello" in model.tokenizer.decode(model.prompt_ids("hello"))
+    assert out == model.generate("hello", max_new_tokens=6)[0]["text"] + "\n"
 
 
 def test_generate_chat_keeps_the_conversation(tiny_llama):

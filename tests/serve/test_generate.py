@@ -43,7 +43,8 @@ def chat_client(chat_model):
 
 def test_generate_prompt_and_messages_match_transformers(chat_client, chat_model):
     tok = chat_model.tokenizer
-    r = chat_client.post("/v1/generate", json={"prompt": "the cat sat", "max_new_tokens": 6, "temperature": 0})
+    r = chat_client.post("/v1/generate", json={"prompt": "the cat sat", "raw": True, "max_new_tokens": 6,
+                                               "temperature": 0})
     assert r.status_code == 200, r.text
     body = r.json()
     ids = tok("the cat sat")["input_ids"]
@@ -87,8 +88,8 @@ def test_streams_are_server_sent_events_that_add_up(chat_client):
     assert ev[-2]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "length", "logprobs": None}
     assert all("usage" not in e for e in ev[:-1])  # only with include_usage
 
-    r = chat_client.post("/v1/generate", json={"prompt": "hello how", "stream": True, "max_new_tokens": 7,
-                                               "temperature": 0})
+    r = chat_client.post("/v1/generate", json={"prompt": "hello how", "raw": True, "stream": True,
+                                               "max_new_tokens": 7, "temperature": 0})
     ev = events(r.text)
     assert "".join(e["text"] for e in ev[:-1]) == whole["choices"][0]["text"]
     assert ev[-2]["finish_reason"] == "length" and ev[-2]["usage"]["completion_tokens"] == 7
@@ -221,7 +222,8 @@ def test_full_queue_429_and_deadline_504(chat_model):
     assert "already wait" in refused.json()["error"]["message"]
     assert running.status_code == 200 and queued.status_code == 200
 
-    with chat_serving(chat_model, timeout_s=0.01, max_new_tokens=256) as client:
+    # admission control off: the request computes until the deadline (on, it is refused first: test_admission.py)
+    with chat_serving(chat_model, timeout_s=0.01, max_new_tokens=256, admission="off") as client:
         r = client.post("/v1/completions", json=long)
         assert r.status_code == 504 and "--timeout-s" in r.json()["error"]["message"]
         r = client.post("/v1/completions", json={**long, "stream": True})

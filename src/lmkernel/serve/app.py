@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..errors import LmkError
+from .admission import Admission, calibrate, count_tokens
 from .batcher import Batcher
 from .deps import Service
 from .guards import Drain, GuardMiddleware
@@ -101,12 +102,15 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
     try:
         predictor = load()
         predictor.warm_up()
+        admission = calibrate(predictor, s.timeout_s) if s.admission == "on" else None
         if getattr(predictor, "kind", "batch") == "generate":  # continuous batching of decode steps
             worker = predictor.make_engine(max_batch=s.max_batch, max_queue=s.max_queue,
-                                           on_step=service.metrics.on_decode_step)
+                                           on_step=_steps(service.metrics, admission))
         else:  # dynamic batching of whole forward passes
             workers, _ = worker_layout(s, generation=False)
-            worker = Batcher(predictor, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
+            run = predictor if admission is None else \
+                admission.timed(predictor, lambda items: count_tokens(predictor, items), workers)
+            worker = Batcher(run, max_batch=s.max_batch, max_wait_ms=s.max_wait_ms, max_queue=s.max_queue,
                              length=len, on_start=predictor.setup_thread, on_batch=service.metrics.on_batch,
                              group_by_length=not getattr(predictor, "unpadded", False), workers=workers)
     except LmkError as e:
@@ -127,8 +131,21 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
         service.metrics.track_running(lambda: worker.running)
         service.engine = worker
     service.predictor = predictor
+    service.admission = admission
     service.status = "ready"
     log.info("model %s ready (%s, torch threads %s each, OMP_WAIT_POLICY %s%s)", predictor.name,
              f"{worker.workers} workers" if isinstance(worker, Batcher) else "1 engine thread",
              getattr(predictor, "threads", None) or "default", os.environ.get("OMP_WAIT_POLICY", "default"),
              ", unpadded batches" if getattr(predictor, "unpadded", False) else "")
+
+
+def _steps(metrics: Metrics, admission: Admission | None) -> Callable[[int, float, int], None]:
+    """The engine's per-step callback: metrics, and admission control's decode rate."""
+    if admission is None:
+        return metrics.on_decode_step
+
+    def on_step(rows: int, seconds: float, tokens: int) -> None:
+        metrics.on_decode_step(rows, seconds, tokens)
+        admission.on_decode_step(rows, seconds, tokens)
+
+    return on_step

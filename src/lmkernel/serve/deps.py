@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from .admission import Admission, count_tokens
 from .batcher import Batcher, BatcherClosed, QueueFull
 from .http_errors import ApiError
 from .limits import ApiKeys, RateLimiter
@@ -35,16 +36,23 @@ class Service:
     predictor: Predictor | None = None
     batcher: Batcher | None = None
     engine: Any = None  # generation.engine.Engine for causal-LM artifacts (imported lazily: torch)
+    admission: Admission | None = None  # None: --admission off (or not ready yet)
     status: str = "loading"  # loading -> ready | failed; stopping on shutdown
     detail: str | None = None
 
-    async def infer(self, items: list[Any]) -> list[Any]:
-        """Run items through the batcher within the request deadline.
+    async def infer(self, items: list[Any], tokens: int | None = None) -> list[Any]:
+        """Run items (``tokens`` in all) through the batcher within the request deadline.
 
         Raises:
-            ApiError: 429 + Retry-After when the queue is full, 503 while stopping, 504 past the deadline.
+            ApiError: 413 / 429 when admission control estimates it past the deadline (before any compute),
+                429 + Retry-After when the queue is full, 503 while stopping, 504 past the deadline.
         """
         assert self.batcher is not None, "infer() before the model is ready (bug, please report)"
+        ticket = None
+        if self.admission is not None:
+            ids = bool(items) and not isinstance(items[0], str)
+            ticket = self.admission.admit_forward(count_tokens(self.predictor, items) if tokens is None else tokens,
+                                                  len(items), max(map(len, items)) if ids else None)
         try:
             return await asyncio.wait_for(self.batcher.submit(items), self.settings.timeout_s)
         except QueueFull as e:
@@ -55,14 +63,21 @@ class Service:
         except TimeoutError as e:
             raise ApiError(504, f"request took longer than the server deadline of {self.settings.timeout_s:g}s "
                            "(--timeout-s); send fewer texts or retry later") from e
+        finally:
+            if ticket is not None:
+                self.admission.release(ticket)
 
-    def submit_generation(self, prompt: list[int], params: Any, sink: Any) -> Any:
-        """Queue a generation in the engine.
+    def submit_generation(self, prompt: list[int], params: Any, sink: Any, stream: bool = False) -> Any:
+        """Queue a generation in the engine (a ``stream`` only has to start within the deadline).
 
         Raises:
-            ApiError: 429 + Retry-After when the wait queue is full, 503 while stopping.
+            ApiError: 413 / 429 when admission control estimates it past the deadline, 429 + Retry-After
+                when the wait queue is full, 503 while stopping.
         """
         assert self.engine is not None, "submit_generation() without an engine (bug, please report)"
+        if self.admission is not None:
+            self.admission.check_generation(len(prompt), params.max_new_tokens, stream,
+                                            self.engine.pending_prompt_tokens)
         try:
             return self.engine.submit(prompt, params, sink)
         except QueueFull as e:

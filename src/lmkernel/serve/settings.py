@@ -37,6 +37,7 @@ class ServeSettings:
     prepack: bool = True  # fp32 PyTorch on CPU: linear weights packed for oneDNN (models/packed.py); generation:
     # decode steps and joining prefills as one forward (models/decode.py)
     runtime: str = "torch"  # torch | onnx | onnx-int8 (serve/runtime.py: an ONNX Runtime copy of the weights)
+    admission: str = "on"  # on: refuse requests estimated past timeout_s before computing (serve/admission.py)
     api_keys: frozenset[str] = field(default_factory=frozenset)
     # limits and hardening (docs/serving.md, "Limits and hardening")
     drain_s: float = 30.0  # on SIGTERM, in-flight requests get this long; then streams end with an error event
@@ -80,6 +81,8 @@ class ServeSettings:
         if self.runtime not in RUNTIMES:
             raise LmkError(f"--runtime {self.runtime!r} is not known", where="--runtime",
                            fix="use one of: " + ", ".join(RUNTIMES))
+        if self.admission not in ("on", "off"):
+            raise LmkError(f"--admission {self.admission!r} is not known", where="--admission", fix="use on or off")
         if self.rate_limit is not None:
             parse_rate(self.rate_limit)
 

@@ -266,10 +266,16 @@ class ChatTask:
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": tokens}
 
     # -- use ----------------------------------------------------------------------------------
+    def prompt_style(self):
+        """How prompts reach this model (``generation.prompt_ids``): the chat template and the trained system prompt."""
+        from ..generation import PromptStyle
+
+        return PromptStyle(system=self.system_prompt)
+
     def generate(self, model, tokenizer, prompts, **params: Any) -> list[dict[str, Any]]:
         from ..generation import generate
 
-        params.setdefault("system", self.system_prompt)
+        params.setdefault("style", self.prompt_style())
         return generate(model, tokenizer, prompts, **params)
 
     def predict(self, model, tokenizer, texts: list[str], labels: list[str], *,

@@ -130,6 +130,12 @@ class PretrainTask:
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": tokens}
 
     # ---- use ----------------------------------------------------------------------------------------
+    def prompt_style(self) -> Any:
+        """A plain LM continues its prompt as-is, even when its tokenizer kept a chat template."""
+        from ..generation import PLAIN
+
+        return PLAIN
+
     def generate(self, model: Any, tokenizer: Any, prompts: list[str], **sampling: Any) -> list[str]:
         """Continue each prompt (causal LM): plain text in, continuation out."""
         import torch

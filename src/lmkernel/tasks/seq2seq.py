@@ -114,6 +114,12 @@ class Seq2SeqTask(ChatTask):
         return self.template.format(source=source, source_lang=LANGUAGES.get(src, src),
                                     target_lang=LANGUAGES.get(tgt, tgt))
 
+    def prompt_style(self):
+        """A bare prompt is a source text: formatted as the training turns were (``task.prompt_template``)."""
+        from ..generation import PromptStyle
+
+        return PromptStyle(system=self.system_prompt, source=self.fill)
+
     def _aligned_paths(self, path: Path) -> tuple[Path, Path] | None:
         o = self.options
         langs = (getattr(o, "source_lang", None), getattr(o, "target_lang", None))

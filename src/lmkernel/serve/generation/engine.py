@@ -130,6 +130,12 @@ class Engine:
         return len(self._waiting)
 
     @property
+    def pending_prompt_tokens(self) -> int:
+        """Prompt tokens still to prefill, of waiting and partly prefilled requests (admission's queued work)."""
+        with self._cond:
+            return sum(len(r.prompt) - r.prefilled for r in (*self._waiting, *self._prefilling) if not r.cancelled)
+
+    @property
     def running(self) -> int:
         """Requests holding a slot: decoding, or with their prompt partly prefilled."""
         return len(self._rows) + len(self._prefilling)

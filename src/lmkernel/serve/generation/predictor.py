@@ -44,6 +44,7 @@ class GenerationPredictor:
         self.card = model.card
         self.task = self.card.get("task", "chat")
         self.name = model_name(model.path)
+        self.style = _prompt_style(model)
         self.context = int(getattr(self.model.config, "max_position_embeddings", None) or 2048)
         self.max_input_tokens = min(max_input_tokens or self.context - 1, self.context - 1)
         self.precision = resolve_precision(precision, self.card.get("weights", "full"))
@@ -66,26 +67,33 @@ class GenerationPredictor:
 
     # ---------------------------------------------------------------- request side
 
-    def encode_prompt(self, prompt: str, truncate: bool, param: str = "prompt") -> list[int]:
-        ids = self.tokenizer(prompt, truncation=False, verbose=False)["input_ids"]
-        return self._fit(ids, truncate, param)
-
-    def encode_chat(self, messages: Sequence[ChatMessage], truncate: bool) -> list[int]:
-        """The chat formatted by the model's template, ending with the assistant's turn opening.
+    def encode_prompt(self, prompt: str, truncate: bool, param: str = "prompt", raw: bool = False) -> list[int]:
+        """The prompt as the CLI and ``Model.generate`` feed it (``generation.prompt_ids``): the task's chat
+        template and trained system prompt, or as-is with ``raw`` (and for a plain LM).
 
         Raises:
-            ApiError: 422 when the model has no chat template; 413 when the prompt is too long.
+            ApiError: 422 when the prompt has no tokens; 413 when it is too long.
         """
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ApiError(422, f"model {self.name} has no chat template: send a plain prompt to /v1/completions",
-                           param="messages")
+        return self._fit(self._ids(param, prompt, raw=raw), truncate, param)
+
+    def encode_chat(self, messages: Sequence[ChatMessage], truncate: bool) -> list[int]:
+        """The chat formatted by the model's template (the trained system prompt first unless the chat
+        has one), ending with the assistant's turn opening.
+
+        Raises:
+            ApiError: 422 when the model has no chat template or it refuses the messages; 413 when too long.
+        """
         chat = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in messages]
+        return self._fit(self._ids("messages", messages=chat), truncate, "messages")
+
+    def _ids(self, param: str, prompt: str | None = None, **kwargs: Any) -> list[int]:
+        from ...errors import LmkError
+        from ...generation import prompt_ids
+
         try:
-            text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        except Exception as e:  # a template may raise on a role order it does not support
-            raise ApiError(422, f"the model's chat template refused these messages: {e}", param="messages") from e
-        ids = self.tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        return self._fit(ids, truncate, "messages")
+            return prompt_ids(self.tokenizer, prompt, style=self.style, **kwargs)
+        except LmkError as e:
+            raise ApiError(422, f"{param}: {e.what}" + (f"; {e.fix}" if e.fix else ""), param=param) from e
 
     def _fit(self, ids: list[int], truncate: bool, param: str) -> list[int]:
         if not ids:
@@ -126,3 +134,13 @@ class GenerationPredictor:
     def make_engine(self, *, max_batch: int, max_queue: int, on_step: Any = None) -> Engine:
         return Engine(self.model, decode=self.decode, eos_ids=self.eos_ids, max_batch=max_batch,
                       max_queue=max_queue, on_start=self.setup_thread, on_step=on_step, decoder=self.decoder)
+
+
+def _prompt_style(model: Any) -> Any:
+    """The artifact's ``PromptStyle`` (``Model.prompt_style``), so the server builds the prompts the CLI does."""
+    from ...generation import PromptStyle
+
+    style = getattr(model, "prompt_style", None)
+    if isinstance(style, PromptStyle):
+        return style
+    return PromptStyle(system=(getattr(model, "card", None) or {}).get("task_options", {}).get("system_prompt"))

@@ -114,15 +114,22 @@ class GenerateRequest(Sampling):
     model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"examples": [
         {"prompt": "Once upon a time", "max_new_tokens": 32, "temperature": 0}]})
 
-    prompt: Text | None = Field(None, description="Raw text to continue (exactly one of prompt, messages).")
+    prompt: Text | None = Field(None, description="A user turn, built as `lmkernel generate` builds it: the model's "
+                                "chat template and trained system prompt (as-is with raw, or for a plain LM). "
+                                "Exactly one of prompt, messages.")
     messages: list[ChatMessage] | None = Field(None, min_length=1, description="A chat, formatted with the "
-                                               "model's chat template.")
+                                               "model's chat template (its trained system prompt first unless "
+                                               "the chat has one).")
+    raw: bool = Field(False, description="Feed prompt as-is, without the chat template or system prompt: text to "
+                      "continue.")
     max_new_tokens: int | None = Field(None, ge=1, description="Completion tokens at most (default: the server cap).")
 
     @model_validator(mode="after")
     def _one_input(self) -> GenerateRequest:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("send exactly one of prompt and messages")
+        if self.raw and self.messages is not None:
+            raise ValueError("raw applies to prompt, not to messages")
         return self
 
 

@@ -26,5 +26,5 @@ async def classify(request: Request) -> ClassifyResponse:
     ids = await tokenize(sum(map(len, body.texts)), predictor.encode, body.texts, body.truncate)
     tokens = sum(map(len, ids))
     service.metrics.input_tokens.inc(tokens)
-    results = await service.infer(ids)
+    results = await service.infer(ids, tokens)
     return ClassifyResponse(model=predictor.name, results=results, usage=Usage(input_tokens=tokens))

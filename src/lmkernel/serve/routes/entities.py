@@ -30,5 +30,5 @@ async def entities(request: Request) -> EntitiesResponse:
 
     texts, tokens = await tokenize(sum(map(len, body.texts)), encode)
     service.metrics.input_tokens.inc(tokens)
-    results = await service.infer(texts)
+    results = await service.infer(texts, tokens)
     return EntitiesResponse(model=predictor.name, results=results, usage=Usage(input_tokens=tokens))

@@ -96,7 +96,7 @@ def _start(service: Service, ids: list[int], body: Sampling, max_tokens: int | N
     def sink(ev: Event) -> None:  # engine thread -> this request's event loop
         loop.call_soon_threadsafe(queue.put_nowait, ev)
 
-    req = service.submit_generation(ids, params, sink)
+    req = service.submit_generation(ids, params, sink, stream=body.stream)
     service.metrics.input_tokens.inc(len(ids))
     return Job(service, req, queue, started)
 
@@ -173,14 +173,15 @@ async def _stream(job: Job, chunks: Callable[[Delta | Done], list[dict[str, Any]
 
 @router.post("/generate", response_model=GenerateResponse, openapi_extra=json_body(GenerateRequest),
              responses={**ERRORS, 200: SSE}, summary="Generate text",
-             description="Continue a prompt, or answer a chat formatted with the model's template.")
+             description="Answer a prompt or a chat as `lmkernel generate` does (the model's chat template and "
+             "trained system prompt); `raw: true` continues the prompt as-is.")
 async def generate(request: Request) -> Any:
     service = ready_service(request)
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), GenerateRequest)
     p = service.predictor
     if body.prompt is not None:
-        ids = await tokenize(len(body.prompt), p.encode_prompt, body.prompt, body.truncate)
+        ids = await tokenize(len(body.prompt), p.encode_prompt, body.prompt, body.truncate, "prompt", body.raw)
     else:
         ids = await tokenize(sum(len(m.text()) for m in body.messages), p.encode_chat, body.messages, body.truncate)
     job = _start(service, ids, body, body.max_new_tokens, "max_new_tokens", started)
@@ -254,7 +255,8 @@ async def completions(request: Request) -> Any:
     service = ready_service(request)
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), CompletionRequest)
-    ids = await tokenize(len(body.prompt), service.predictor.encode_prompt, body.prompt, body.truncate)
+    ids = await tokenize(len(body.prompt), service.predictor.encode_prompt, body.prompt, body.truncate, "prompt",
+                         True)  # the OpenAI completions API continues text as-is
     job = _start(service, ids, body, body.max_tokens, "max_tokens", started)
     meta = _openai_meta(service, "cmpl")
     if body.stream:

@@ -24,11 +24,16 @@ T = TypeVar("T")
 
 
 async def texts_body(request: Request, settings, schema: type[Body]) -> Body:
-    """The decoded body (422 on bad JSON or types), 413 when it holds more texts than --max-texts."""
+    """The decoded body (422 on bad JSON or types), 413 when it holds more texts than --max-texts or
+    admission control finds it too slow for the deadline even before tokenizing it."""
     body = parse_body(await read_body(request, settings.max_body_bytes), schema)
     if len(body.texts) > settings.max_texts:
         raise ApiError(413, f"{len(body.texts)} texts in one request; the limit is {settings.max_texts} "
                        "(--max-texts): split the request", param="texts")
+    service = request.app.state.service
+    if service.admission is not None and service.predictor is not None:
+        cap = service.predictor.max_input_tokens
+        await tokenize(sum(map(len, body.texts)), service.admission.check_texts, body.texts, cap)
     return body
 
 
