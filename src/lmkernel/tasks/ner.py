@@ -62,15 +62,19 @@ class NerTask:
     def build_model(self, path: Path, labels: list[str]):
         from transformers import AutoModelForTokenClassification
 
+        from ..models.decoder_heads import head_kwargs
         from ..models.resolve import load_pretrained
 
         return load_pretrained(
             AutoModelForTokenClassification, path, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)},
+            id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)}, **head_kwargs(path),
         )
 
     # ---------------------------------------------------------------- encoding
     def encode(self, examples: list[Example], tokenizer, labels: list[str], max_length: int) -> list[Feature]:
+        from ..models.decoder_heads import ensure_pad_token
+
+        ensure_pad_token(tokenizer)  # a decoder's tokenizer may have none; the artifact saves the one chosen
         index = {lab: i for i, lab in enumerate(labels)}
         features: list[Feature] = []
         planned = _windows(tokenizer, [e.fields["tokens"] for e in examples], max_length, [e.label for e in examples])
@@ -129,6 +133,8 @@ class NerTask:
         with character offsets into the text and the mean probability of the entity's words."""
         import torch
 
+        from ..models.decoder_heads import batch_pad_id
+
         model.eval()
         device = next(model.parameters()).device
         words = [split_words(t) for t in texts]
@@ -143,7 +149,7 @@ class NerTask:
                 owners.append((i, {k: v for k, v in wfirst.items() if w.own_start <= k < w.own_end}))
         tag = [["O"] * len(ws) for ws in words]
         prob = [[0.0] * len(ws) for ws in words]
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        pad = batch_pad_id(model, tokenizer)
         for idx in eval_batches([len(f["input_ids"]) for f in feats], batch_size):
             batch = {k: v.to(device) for k, v in self.collate([feats[j] for j in idx], pad).items()}
             probs = torch.softmax(model(**batch).logits.float(), -1).cpu()
@@ -211,5 +217,5 @@ def _window_inputs(tokenizer, words: list[str], ids: list[int], first: dict[int,
         yield w, enc["input_ids"], wfirst
 
 
-INFO = TaskInfo("ner", NerTask, Options, metrics=("f1", "precision", "recall", "loss"),
+INFO = TaskInfo("ner", NerTask, Options, metrics=("f1", "precision", "recall", "loss"), decoder_tuning="lora",
                 serving=("lmkernel.serve.routes.entities:router", "lmkernel.serve.entities:NerPredictor"))
