@@ -90,7 +90,8 @@ class ModelSpec(_Section):
 
 class _TuningBase(_Section):
     method: str | None = Field(None, description="The tuning method: " + ", ".join(method_names()) + " (default: "
-                               "the task's, lora for chat, translation and summarization, else full).")
+                               "the task's: lora for chat, translation and summarization, and for classification "
+                               "and ner on a causal-LM backbone; else full).")
     merge: bool = Field(False, description="Adapter methods that can merge (lora, adalora, ia3): also save merged "
                         "full weights loadable by plain transformers.")
 

@@ -59,7 +59,8 @@ def is_decoder_backbone(name: str | Path | None) -> bool:
 
 def is_decoder_model(model: Any) -> bool:
     config = getattr(model, "config", None)
-    return config is not None and is_decoder_config(config.to_dict())
+    return config is not None and is_decoder_config({"model_type": getattr(config, "model_type", None),
+                                                     "architectures": getattr(config, "architectures", None)})
 
 
 def ensure_pad_token(tokenizer: Any) -> int:
@@ -96,10 +97,10 @@ def head_kwargs(path: Path) -> dict[str, Any]:
 
 
 def batch_pad_id(model: Any, tokenizer: Any) -> int:
-    """The id to pad a batch with: the model's ``pad_token_id`` where it has one (a decoder pools by it),
-    else the tokenizer's, else 0."""
+    """The id to pad a batch with: a decoder's ``config.pad_token_id`` (it pools by it), else the
+    tokenizer's pad id, else 0 (an encoder masks its pads, so their id does not matter)."""
     config_pad = getattr(getattr(model, "config", None), "pad_token_id", None)
-    if isinstance(config_pad, int):
+    if isinstance(config_pad, int) and is_decoder_model(model):
         return config_pad
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
