@@ -271,3 +271,27 @@ def test_ner_on_gemma3_runs_loads_serves_and_compresses(ner_run, tmp_path):
     int8 = load(tmp_path / "q", backend="exact")
     assert type(int8.model).__name__ == "Gemma3TextForTokenClassification"
     assert [r["text"] for r in int8.predict(texts)] == texts
+
+
+# ---------------------------------------------------------------------------------------------- NER words
+
+def test_ner_words_encode_as_running_text_and_tag_their_last_sub_token(decoders, tiny_bert):
+    """A decoder's tokenizer marks word starts with a leading space: words get it back (ids as in running text),
+    and the tag sits on the last sub-token of each word, the first that has seen all of it."""
+    from lmkernel.models.resolve import load_tokenizer
+    from lmkernel.tasks.base import Example
+    from lmkernel.tasks.ner import marks_word_starts
+    from lmkernel.tasks.ner_text import spaced_words
+
+    assert spaced_words(["the", "hotel", "房", "间", "was", "很"]) == ["the", " hotel", "房", "间", "was", "很"]
+    tokenizer = load_tokenizer(decoders["qwen2"])
+    assert marks_word_starts(tokenizer) and not marks_word_starts(load_tokenizer(tiny_bert))
+    words = ["the", "hotel", "was", "wonderfully", "boring"]
+    tags = ["O", "B-PLACE", "O", "O", "O"]
+    [feature] = get_task("ner").encode([Example(" ".join(words), tags, "f", 1, {"tokens": words})], tokenizer,
+                                       ["O", "B-PLACE", "I-PLACE"], 64)
+    assert feature["input_ids"] == tokenizer(" ".join(words))["input_ids"]
+    enc = tokenizer(spaced_words(words), is_split_into_words=True)
+    last = {w: pos for pos, w in enumerate(enc.word_ids()) if w is not None}
+    assert [i for i, lab in enumerate(feature["labels"]) if lab != -100] == sorted(last.values())
+    assert feature["labels"][last[1]] == 1  # B-PLACE on "hotel"'s last piece
