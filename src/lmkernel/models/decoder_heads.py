@@ -8,9 +8,10 @@ with ``padding_side="left"``, e.g. Gemma's). A tokenizer without a pad token pad
 token, else its unknown token. A text that itself ends in that token is pooled at the token before it,
 alone or batched alike.
 
-Token classification reads each word's first sub-token, which in a decoder has seen only the words
-before it (the attention stays causal, as the backbone was trained). Gemma 3 has no token-classification
-class in transformers; ``register_token_heads`` adds one built the way transformers builds Llama's.
+Token classification keeps the attention causal, as the backbone was trained: a word's tag is read at
+its last sub-token, which has seen the word and the words before it, none after (``tasks/ner.py``).
+Gemma 3 has no token-classification class in transformers; ``register_token_heads`` adds one built the
+way transformers builds Llama's.
 
 Nothing here imports torch at module level: the spec asks ``is_decoder_backbone`` while validating.
 """

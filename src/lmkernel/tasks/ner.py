@@ -3,9 +3,9 @@
 Words are the unit everywhere: data files hold one tag per word, the model predicts on each
 word's first sub-token (its last with a decoder's tokenizer: ``_windows``; the other sub-tokens are
 -100 and ignored by the loss), and ``predict`` splits raw text into words with character offsets
-and reports entity spans over them. Sentences
-longer than ``max_length`` are cut into overlapping windows, never truncated; each word is
-predicted by the window where it has the most context (``ner_text.plan_windows``).
+and reports entity spans over them. Sentences longer than ``max_length`` are cut into overlapping
+windows, never truncated; each word is predicted by the window where it has the most context
+(``ner_text.plan_windows``).
 """
 
 from __future__ import annotations
