@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .errors import LmkError, SpecErrors
+from .models.decoder_heads import is_decoder_backbone
 from .tasks import task_info, task_names
 from .tuning import get_method, method_names, methods, refusal
 
@@ -93,7 +94,8 @@ class ModelSpec(_Section):
 
 class _TuningBase(_Section):
     method: str | None = Field(None, description="The tuning method: " + ", ".join(method_names()) + " (default: "
-                               "the task's, lora for chat, translation and summarization, else full).")
+                               "the task's: lora for chat, translation and summarization, and for classification "
+                               "and ner on a causal-LM backbone; else full).")
     merge: bool = Field(False, description="Adapter methods that can merge (lora, adalora, ia3): also save merged "
                         "full weights loadable by plain transformers.")
 
@@ -206,7 +208,7 @@ class Spec(_Section):
     def _resolve_defaults(self) -> Spec:
         info = task_info(self.task.type)
         if self.tuning.method is None:
-            self.tuning.method = info.tuning
+            self.tuning.method = info.default_tuning(self.model.arch is None and is_decoder_backbone(self.model.name))
         if self.train.metric is None:
             self.train.metric = info.metric
         elif self.train.metric not in info.metrics:

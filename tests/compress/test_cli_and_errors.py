@@ -92,9 +92,9 @@ def test_unsupported_task_and_missing_data(trained_run, tmp_path):
     out = cli("compress", str(copy), "-m", "int8", "-o", str(tmp_path / "z"), code=2).output
     assert "no validation data recorded" in out and "--data" in out
     card = json.loads((copy / "model" / "lmkernel.json").read_text())
-    (copy / "model" / "lmkernel.json").write_text(json.dumps({**card, "task": "ner"}))
+    (copy / "model" / "lmkernel.json").write_text(json.dumps({**card, "task": "summarization"}))
     out = cli("compress", str(copy), "-m", "int8", "--data", str(tmp_path / "any.csv"), code=2).output
-    assert "--method int8 does not support 'ner' artifacts" in out and "it handles: classification" in out
+    assert "--method int8 does not support 'summarization' artifacts" in out and "it handles: classification" in out
 
 
 def test_int8_rejects_unsupported_layer_types():

@@ -23,10 +23,13 @@ TASKS = [t for t in task_names() if t != "pretrain"]  # pretraining trains every
 VARIANTS = {"lora": ["r: 4", "r: 4, use_dora: true", "r: 4, use_rslora: true"], "adalora": ["init_r: 4, target_r: 2"],
             "prompt": ["num_virtual_tokens: 4"], "prefix": ["num_virtual_tokens: 4"],
             "adapter": ["placement: houlsby", "placement: pfeiffer"]}
-ROWS = [(task, name, opts) for task in TASKS for name, m in sorted(methods().items()) if task in m.tasks
-        for opts in VARIANTS.get(name, [""])]
 PEFT_METHODS = ("lora", "adalora", "ia3", "prompt", "prefix")
 ENCODER_TASKS = ("classification", "ner")
+# classification and NER also run on a causal-LM backbone (the tiny Llama): pooled from the last real token,
+# a head on every position
+ROWS = [(task, name, opts, backbone) for task in TASKS for name, m in sorted(methods().items()) if task in m.tasks
+        for opts in VARIANTS.get(name, [""])
+        for backbone in (("encoder", "decoder") if task in ENCODER_TASKS else ("decoder",))]
 
 
 def _write_data(root: Path, task: str) -> dict[str, Path]:
@@ -80,12 +83,13 @@ output: {{dir: {tmp_path / 'run'}}}
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize(("task", "method", "opts"), ROWS,
-                         ids=[f"{t}-{m}" + (f"[{o}]" if len(VARIANTS.get(m, [])) > 1 else "") for t, m, o in ROWS])
-def test_train_save_load_predict(tmp_path, tiny_bert, tiny_llama, task, method, opts, precision):
+@pytest.mark.parametrize(("task", "method", "opts", "backbone"), ROWS,
+                         ids=[f"{t}-{m}" + (f"[{o}]" if len(VARIANTS.get(m, [])) > 1 else "")
+                              + ("-decoder" if b == "decoder" and t in ENCODER_TASKS else "") for t, m, o, b in ROWS])
+def test_train_save_load_predict(tmp_path, tiny_bert, tiny_llama, task, method, opts, backbone, precision):
     from lmkernel.pipeline import evaluate_run
 
-    model_dir = tiny_bert if task in ENCODER_TASKS else tiny_llama
+    model_dir = tiny_bert if backbone == "encoder" else tiny_llama
     spec = _spec(tmp_path, task, method, opts, precision, model_dir)
     result = lmkernel.run(spec, progress=False)
     run_dir = result.run_dir

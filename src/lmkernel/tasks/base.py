@@ -55,6 +55,8 @@ class TaskInfo:
         metrics: scalar validation metrics ``train.metric`` may name; the first is the default, and these
             are the ones the CLI prints and TensorBoard records.
         tuning: the default ``tuning.method``.
+        decoder_tuning: the default ``tuning.method`` when ``model.name`` is a causal LM, if it differs
+            (a task head on a decoder of hundreds of millions of parameters: LoRA, not full fine-tuning).
         final_metrics: metrics of the final evaluation only (slow: BLEU, ROUGE), printed after the others.
         serving: ``("module:router", "module:PredictorClass")``: the endpoints and the predictor that serve
             its artifacts (import paths, so the spec never imports FastAPI); None: not served.
@@ -65,12 +67,17 @@ class TaskInfo:
     options: type[TaskOptions]
     metrics: tuple[str, ...]
     tuning: str = "full"
+    decoder_tuning: str | None = None
     serving: tuple[str, str] | None = None
     final_metrics: tuple[str, ...] = ()
 
     @property
     def metric(self) -> str:
         return self.metrics[0]
+
+    def default_tuning(self, decoder: bool) -> str:
+        """The ``tuning.method`` a spec gets when it names none (``decoder``: the backbone is a causal LM)."""
+        return self.decoder_tuning if decoder and self.decoder_tuning else self.tuning
 
     @property
     def shown(self) -> tuple[str, ...]:

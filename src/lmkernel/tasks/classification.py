@@ -94,14 +94,18 @@ class ClassificationTask:
     def build_model(self, path: Path, labels: list[str]):
         from transformers import AutoModelForSequenceClassification
 
+        from ..models.decoder_heads import head_kwargs
         from ..models.resolve import load_pretrained
 
         return load_pretrained(
             AutoModelForSequenceClassification, path, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)},
+            id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)}, **head_kwargs(path),
         )
 
     def encode(self, examples: list[Example], tokenizer, labels: list[str], max_length: int) -> list[Feature]:
+        from ..models.decoder_heads import ensure_pad_token
+
+        ensure_pad_token(tokenizer)  # a decoder's tokenizer may have none; the artifact saves the one chosen
         index = {lab: i for i, lab in enumerate(labels)}
         features: list[Feature] = []
         for start in range(0, len(examples), 2048):
@@ -114,13 +118,13 @@ class ClassificationTask:
     def collate(self, features: list[Feature], pad_id: int) -> Batch:
         import torch
 
-        width = max(len(f["input_ids"]) for f in features)
+        width = max(max(len(f["input_ids"]) for f in features), 1)
         ids = torch.full((len(features), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(features), width), dtype=torch.long)
         for i, f in enumerate(features):
             n = len(f["input_ids"])
-            ids[i, :n] = torch.tensor(f["input_ids"])
-            mask[i, :n] = 1
+            ids[i, :n] = torch.tensor(f["input_ids"], dtype=torch.long)
+            mask[i, :max(n, 1)] = 1  # a text without tokens (a tokenizer that adds none) reads one pad token
         batch = {"input_ids": ids, "attention_mask": mask}
         if "labels" in features[0]:
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
@@ -139,12 +143,14 @@ class ClassificationTask:
                 max_length: int, batch_size: int) -> list[dict[str, Any]]:
         import torch
 
+        from ..models.decoder_heads import batch_pad_id
+
         model.eval()
         device = next(model.parameters()).device
         ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
         feats = [{"input_ids": seq} for seq in ids]
         results: list[dict[str, Any]] = [{} for _ in texts]
-        pad = tokenizer.pad_token_id or 0
+        pad = batch_pad_id(model, tokenizer)
         for idx in eval_batches([len(f["input_ids"]) for f in feats], batch_size):
             batch = {k: v.to(device) for k, v in self.collate([feats[i] for i in idx], pad).items()}
             probs = torch.softmax(model(**batch).logits.float(), -1).cpu()
@@ -157,4 +163,5 @@ class ClassificationTask:
 
 
 INFO = TaskInfo("classification", ClassificationTask, Options, metrics=("accuracy", "macro_f1", "loss"),
+                decoder_tuning="lora",
                 serving=("lmkernel.serve.routes.classify:router", "lmkernel.serve.predictor:ClassifierPredictor"))

@@ -1,10 +1,11 @@
 """Named-entity recognition: one BIO tag per word, entities as typed character spans.
 
 Words are the unit everywhere: data files hold one tag per word, the model predicts on each
-word's first sub-token (the other sub-tokens are -100 and ignored by the loss), and ``predict``
-splits raw text into words with character offsets and reports entity spans over them. Sentences
-longer than ``max_length`` are cut into overlapping windows, never truncated; each word is
-predicted by the window where it has the most context (``ner_text.plan_windows``).
+word's first sub-token (its last with a decoder's tokenizer: ``_windows``; the other sub-tokens are
+-100 and ignored by the loss), and ``predict`` splits raw text into words with character offsets
+and reports entity spans over them. Sentences longer than ``max_length`` are cut into overlapping
+windows, never truncated; each word is predicted by the window where it has the most context
+(``ner_text.plan_windows``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..data.conll import read_tagged
 from ..errors import LmkError
 from .base import Batch, Dataset, Example, Feature, TaskInfo, TaskOptions, no_grad
 from .classification import check_bad_rows
-from .ner_text import Window, entity_spans, plan_windows, split_words
+from .ner_text import Window, entity_spans, plan_windows, spaced_words, split_words
 
 IGNORE = -100
 
@@ -62,20 +63,26 @@ class NerTask:
     def build_model(self, path: Path, labels: list[str]):
         from transformers import AutoModelForTokenClassification
 
+        from ..models.decoder_heads import head_kwargs
         from ..models.resolve import load_pretrained
 
         return load_pretrained(
             AutoModelForTokenClassification, path, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)},
+            id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)}, **head_kwargs(path),
         )
 
     # ---------------------------------------------------------------- encoding
     def encode(self, examples: list[Example], tokenizer, labels: list[str], max_length: int) -> list[Feature]:
+        from ..models.decoder_heads import ensure_pad_token
+
+        ensure_pad_token(tokenizer)  # a decoder's tokenizer may have none; the artifact saves the one chosen
         index = {lab: i for i, lab in enumerate(labels)}
         features: list[Feature] = []
-        planned = _windows(tokenizer, [e.fields["tokens"] for e in examples], max_length, [e.label for e in examples])
+        marked = marks_word_starts(tokenizer)
+        planned = _windows(tokenizer, [e.fields["tokens"] for e in examples], max_length, [e.label for e in examples],
+                           marked)
         for e, (words, ids, first, windows) in zip(examples, planned):
-            for w, wids, wfirst in _window_inputs(tokenizer, words, ids, first, windows, max_length):
+            for w, wids, wfirst in _window_inputs(tokenizer, words, ids, first, windows, max_length, marked):
                 lab = [IGNORE] * len(wids)
                 for word in range(w.own_start, w.own_end):
                     pos = wfirst.get(word)
@@ -129,6 +136,8 @@ class NerTask:
         with character offsets into the text and the mean probability of the entity's words."""
         import torch
 
+        from ..models.decoder_heads import batch_pad_id
+
         model.eval()
         device = next(model.parameters()).device
         words = [split_words(t) for t in texts]
@@ -136,14 +145,15 @@ class NerTask:
         owners: list[tuple[int, dict[int, int]]] = []  # (text, word -> position) of each window
         tokens = [[w for w, _, _ in ws] for ws in words]
         nonempty = [i for i, ws in enumerate(tokens) if ws]
-        planned = _windows(tokenizer, [tokens[i] for i in nonempty], max_length)
+        marked = marks_word_starts(tokenizer)
+        planned = _windows(tokenizer, [tokens[i] for i in nonempty], max_length, None, marked)
         for i, (ws, ids, first, windows) in zip(nonempty, planned):
-            for w, wids, wfirst in _window_inputs(tokenizer, ws, ids, first, windows, max_length):
+            for w, wids, wfirst in _window_inputs(tokenizer, ws, ids, first, windows, max_length, marked):
                 feats.append({"input_ids": wids})
                 owners.append((i, {k: v for k, v in wfirst.items() if w.own_start <= k < w.own_end}))
         tag = [["O"] * len(ws) for ws in words]
         prob = [[0.0] * len(ws) for ws in words]
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        pad = batch_pad_id(model, tokenizer)
         for idx in eval_batches([len(f["input_ids"]) for f in feats], batch_size):
             batch = {k: v.to(device) for k, v in self.collate([feats[j] for j in idx], pad).items()}
             probs = torch.softmax(model(**batch).logits.float(), -1).cpu()
@@ -166,15 +176,34 @@ def _entities(text: str, words: list[tuple[str, int, int]], tags: list[str], pro
     return out
 
 
-def _windows(tokenizer, sentences: list[list[str]], max_length: int,
-             tags: list[list[str]] | None = None) -> list[tuple[list[str], list[int], dict[int, int], list[Window]]]:
-    """For each sentence: its words, its input ids (with special tokens), word -> first sub-token position,
-    and the windows that cover it. Words the tokenizer drops entirely (zero-width characters)
-    become its unknown token, so every word keeps a position and a tag."""
+def marks_word_starts(tokenizer) -> bool:
+    """Whether words encoded one by one lose the word-start mark they carry in running text, and a leading
+    space gives it back: byte-level BPE and SentencePiece decoders (Llama, Qwen2, Gemma), whose pretraining
+    saw "Ġworld" / "▁world" where a bare "world" is another token. Encoder tokenizers read both alike."""
+    probe = ["hello", "world", "again"]
+
+    def ids(words, **kw) -> list[int]:
+        return tokenizer(words, add_special_tokens=False, **kw)["input_ids"]
+
+    text = ids(" ".join(probe))
+    if ids(probe, is_split_into_words=True) == text:
+        return False
+    return ids(spaced_words(probe), is_split_into_words=True) == text
+
+
+def _windows(tokenizer, sentences: list[list[str]], max_length: int, tags: list[list[str]] | None = None,
+             marked: bool = False) -> list[tuple[list[str], list[int], dict[int, int], list[Window]]]:
+    """For each sentence: its words, its input ids (with special tokens), word -> the position of the
+    sub-token that carries its tag, and the windows that cover it. Words the tokenizer drops entirely
+    (zero-width characters) become its unknown token, so every word keeps a position and a tag.
+
+    ``marked`` (``marks_word_starts``: a decoder's tokenizer): the words carry their leading spaces, so
+    they encode as in running text, and the tag sits on a word's last sub-token, the first one that has
+    seen all of the word through causal attention (" 1996" is "▁", "1", "9", "9", "6" for Gemma)."""
     width = max(max_length - tokenizer.num_special_tokens_to_add(pair=False), 1)
     out = []
     for start in range(0, len(sentences), 1024):
-        chunk = [list(s) for s in sentences[start:start + 1024]]
+        chunk = [spaced_words(s) if marked else list(s) for s in sentences[start:start + 1024]]
         enc = tokenizer(chunk, is_split_into_words=True, truncation=False)
         for k, words in enumerate(chunk):
             word_ids = enc.word_ids(k)
@@ -186,30 +215,34 @@ def _windows(tokenizer, sentences: list[list[str]], max_length: int,
             else:
                 ids = enc["input_ids"][k]
             pieces = [0] * len(words)
-            first: dict[int, int] = {}
-            for pos, w in enumerate(word_ids):
+            for w in word_ids:
                 if w is not None:
                     pieces[w] += 1
-                    first.setdefault(w, pos)
+            first = _tag_positions(word_ids, 0, marked)
             windows = plan_windows(pieces, width, tags[start + k] if tags is not None else None)
             out.append((words, ids, first, windows))
     return out
 
 
+def _tag_positions(word_ids: list[int | None], offset: int, last: bool) -> dict[int, int]:
+    """word (+ offset) -> the position of its first sub-token, or of its last one with ``last``."""
+    positions: dict[int, int] = {}
+    for pos, word in enumerate(word_ids):
+        if word is not None and (last or word + offset not in positions):
+            positions[word + offset] = pos
+    return positions
+
+
 def _window_inputs(tokenizer, words: list[str], ids: list[int], first: dict[int, int], windows: list[Window],
-                   max_length: int):
+                   max_length: int, marked: bool = False):
     """(window, input ids, word -> position) per window; a one-window sentence reuses its encoding."""
     if len(windows) == 1 and len(ids) <= max_length:
         yield windows[0], ids, first
         return
     for w in windows:
         enc = tokenizer(words[w.start:w.end], is_split_into_words=True, truncation=True, max_length=max_length)
-        wfirst: dict[int, int] = {}
-        for pos, word in enumerate(enc.word_ids()):
-            if word is not None:
-                wfirst.setdefault(word + w.start, pos)
-        yield w, enc["input_ids"], wfirst
+        yield w, enc["input_ids"], _tag_positions(enc.word_ids(), w.start, marked)
 
 
-INFO = TaskInfo("ner", NerTask, Options, metrics=("f1", "precision", "recall", "loss"),
+INFO = TaskInfo("ner", NerTask, Options, metrics=("f1", "precision", "recall", "loss"), decoder_tuning="lora",
                 serving=("lmkernel.serve.routes.entities:router", "lmkernel.serve.entities:NerPredictor"))

@@ -22,6 +22,20 @@ WORD_RE = re.compile(
 )
 
 
+_CJK_CHAR = re.compile(f"[{CJK}]")
+
+
+def spaced_words(words: list[str]) -> list[str]:
+    """The words as running text has them for tokenizers that mark a word's start with its leading space
+    (byte-level BPE, SentencePiece): a space before every word but the first, none next to a CJK
+    character (Chinese and Japanese text has no spaces)."""
+    out = []
+    for i, word in enumerate(words):
+        glued = i == 0 or bool(_CJK_CHAR.match(word[:1])) or bool(_CJK_CHAR.match(words[i - 1][-1:]))
+        out.append(word if glued else " " + word)
+    return out
+
+
 def split_words(text: str) -> list[tuple[str, int, int]]:
     """(word, start, end) for each word of raw text; ``text[start:end] == word``."""
     return [(m.group(), m.start(), m.end()) for m in WORD_RE.finditer(text)]
