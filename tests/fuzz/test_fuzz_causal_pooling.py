@@ -12,7 +12,7 @@ import copy
 
 import pytest
 import torch
-from conftest import FAST, SLOW, Tally
+from fuzzkit import FAST, SLOW, Tally
 from hypothesis import given
 from hypothesis import strategies as st
 

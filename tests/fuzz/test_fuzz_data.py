@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import FAST, SLOW, Tally
+from fuzzkit import FAST, SLOW, Tally
 from hypothesis import given
 from hypothesis import strategies as st
 

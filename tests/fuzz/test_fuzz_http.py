@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FAST, SLOW, Tally
 from fastapi.testclient import TestClient
+from fuzzkit import FAST, SLOW, Tally
 from hypothesis import given
 from hypothesis import strategies as st
 

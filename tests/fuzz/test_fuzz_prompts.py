@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import FAST, SLOW, Tally
+from fuzzkit import FAST, SLOW, Tally
 from hypothesis import given
 from hypothesis import strategies as st
 

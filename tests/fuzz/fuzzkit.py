@@ -1,5 +1,8 @@
 """The property/fuzz suite's shared settings: bounded and deterministic in CI, large under `-m slow`.
 
+Imported as `fuzzkit` (not from conftest.py: every test folder has a conftest module, and
+`from conftest import` picks whichever pytest imported last).
+
 Each class (spec, data, http) has a fast test (a few hundred generated inputs, part of `make test`)
 and a `slow` test of thousands that prints one `fuzz[class]: ...` line, the figures
 docs/reliability.md records. Invariant everywhere: a clear LmkError or a 4xx, never a traceback,
