@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from ..data.batching import eval_batches, train_batches
+from ..errors import LmkError
 from ..fsutil import atomic_write
 from ..spec import TrainSpec
 from .checkpoint import checkpoint_root, fault_point, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -207,7 +208,6 @@ class _Loop:
         self.scheduler = get_linear_schedule_with_warmup(
             optimizer, int(opts.warmup_ratio * self.total_steps), self.total_steps)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
-        accelerator.register_for_checkpointing(self.scheduler)
         self.result = TrainResult(precision=accelerator.mixed_precision, world_size=self.world)
         # position in the data and loss accumulated since the last log line: all a resume needs
         self.pos = {"epoch": 0, "batch": 0, "bad_evals": 0, "loss_sum": 0.0, "loss_n": 0}
@@ -236,7 +236,7 @@ class _Loop:
         found = latest_checkpoint(self.run_dir)
         if found is None:
             return
-        saved = load_checkpoint(self.acc, found)
+        saved = load_checkpoint(self.acc, found, self.model, self.optimizer, self.scheduler)
         if "method" in saved:
             self.call_hook("load_state", saved["method"], saved.get("method_tensors") or {})
         self.pos.update(saved["loop"])
@@ -250,8 +250,8 @@ class _Loop:
         method = self.call_hook("state")  # a method's own state (AdaLoRA's importance scores): JSON + tensors
         if method is not None:
             state["method"] = method[0]
-        save_checkpoint(self.acc, self.run_dir, self.result.global_step, state,
-                        tensors=None if method is None else method[1])
+        save_checkpoint(self.acc, self.run_dir, self.result.global_step, state, self.model, self.optimizer,
+                        self.scheduler, tensors=None if method is None else method[1])
 
     def micro_step(self, items: list, sync: bool, group_size: int, fetch_seconds: float = 0.0) -> None:
         """Forward and backward one batch; on ``sync`` also clip, step and zero the gradients.
@@ -272,7 +272,10 @@ class _Loop:
             self.optimizer.zero_grad(set_to_none=True)
         self.result.train_seconds += time.perf_counter() - t0
         self.result.train_samples += len(items) * self.world
-        self.pos["loss_sum"] += float(out.loss.detach())
+        loss = float(out.loss.detach())
+        if not math.isfinite(loss):
+            raise non_finite_loss(loss, self.result.global_step + 1, self.opts, self.result.precision)
+        self.pos["loss_sum"] += loss
         self.pos["loss_n"] += 1
 
     def log(self, writer: _Writer, bar) -> None:
@@ -346,6 +349,16 @@ class _Loop:
         if self.best_path.exists():
             _load_best(self.acc, self.model, self.best_path)
         return r
+
+
+def non_finite_loss(loss: float, step: int, opts: TrainSpec, precision: str) -> LmkError:
+    """Stop a diverged run: every later step would only train NaN weights, and its metrics would be NaN."""
+    return LmkError(
+        f"the training loss became {loss} at optimizer step {step}: training diverged, so the run stops here "
+        "(the weights are no longer numbers)",
+        where=f"train.lr = {opts.lr:g}, train.precision = {opts.precision} (running {precision})",
+        fix="lower train.lr (e.g. ten times), check the training data for empty or extreme rows, or train in "
+        "full precision (train.precision=fp32); resume is pointless, start the run again")
 
 
 def train(model, task, train_features: list[dict] | BatchSource, val_features: list[dict] | None, labels: list[str],
