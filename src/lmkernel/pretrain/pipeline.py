@@ -170,6 +170,7 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, task, stream, val, metr
     from ..artifact import save_artifact
     from ..evaluation.report import ReportInput, write_report
     from ..rundir import cleanup
+    from ..training import epochs_done
 
     stats = stream.stats or CorpusStats()
     block = spec.data.max_length
@@ -180,13 +181,15 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, task, stream, val, metr
             "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
             "data": {"text_column": spec.data.text_column}}
     save_artifact(run_dir / "model", model, tokenizer, card)
-    training = {"optimizer steps": result.global_step, "precision": result.precision,
+    training = {"optimizer steps": result.global_step, "epochs trained": round(result.epochs_trained, 3),
+                "precision": result.precision,
                 "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
                 "wall time incl. eval (s)": round(wall, 1),
                 "train tokens/s": round(result.samples_per_second * block, 1),
                 "best step": result.best_step, f"best {spec.train.metric}": result.best_metric}
     summary = {"task": f"pretrain ({spec.task.objective})", "model": source, "tokenizer": tok_source,
                "vocabulary": len(tokenizer), "block size (data.max_length)": block,
+               "epochs": epochs_done(result, spec.train),
                "batch size": spec.train.batch_size, "learning rate": spec.train.lr, "seed": spec.seed,
                "train corpus": f"`{spec.data.train}`: {stats.files} file(s), {stats.texts} texts, "
                f"{stats.tokens} tokens, {stats.blocks} blocks per epoch",

@@ -25,6 +25,7 @@ import torch
 from ..data.batching import eval_batches, train_batches
 from ..errors import LmkError
 from ..fsutil import atomic_write
+from ..models.quiet import known_warnings_ignored
 from ..spec import TrainSpec
 from .checkpoint import checkpoint_root, fault_point, latest_checkpoint, load_checkpoint, save_checkpoint
 from .dropout import use_cheap_dropout
@@ -53,6 +54,11 @@ class TrainResult:
     stopped_early: bool = False
     precision: str = "no"
     world_size: int = 1
+    steps_per_epoch: int = 1
+
+    @property
+    def epochs_trained(self) -> float:
+        return self.global_step / max(self.steps_per_epoch, 1)
 
     @property
     def samples_per_second(self) -> float:
@@ -84,10 +90,15 @@ def _forward(task, model, batch: dict):
     return forward(model, batch) if forward is not None else model(**batch)
 
 
-@torch.no_grad()
 def evaluate(model, task, features: list[dict], labels: list[str], batch_size: int, accelerator,
              pad_id: int, progress: bool = True) -> dict[str, Any]:
     """Validation loss and the task's metrics, each process running its shard of the batches."""
+    with torch.no_grad(), known_warnings_ignored():
+        return _evaluate(model, task, features, labels, batch_size, accelerator, pad_id, progress)
+
+
+def _evaluate(model, task, features: list[dict], labels: list[str], batch_size: int, accelerator,
+              pad_id: int, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     model = accelerator.unwrap_model(model, keep_fp32_wrapper=True)  # no DDP collectives in eval forwards
@@ -208,7 +219,8 @@ class _Loop:
         self.scheduler = get_linear_schedule_with_warmup(
             optimizer, int(opts.warmup_ratio * self.total_steps), self.total_steps)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
-        self.result = TrainResult(precision=accelerator.mixed_precision, world_size=self.world)
+        self.result = TrainResult(precision=accelerator.mixed_precision, world_size=self.world,
+                                  steps_per_epoch=self.steps_per_epoch)
         # position in the data and loss accumulated since the last log line: all a resume needs
         self.pos = {"epoch": 0, "batch": 0, "bad_evals": 0, "loss_sum": 0.0, "loss_n": 0}
         self.best_path = checkpoint_root(run_dir) / "best.safetensors"
@@ -351,6 +363,18 @@ class _Loop:
         return r
 
 
+def epochs_done(result: TrainResult, opts: TrainSpec) -> str:
+    """The report's epochs row: what ran, and which setting ended it (train.max_steps overrides train.epochs)."""
+    notes = []
+    if opts.max_steps:
+        notes.append(f"{result.global_step} steps of train.max_steps={opts.max_steps}")
+    if result.stopped_early:
+        notes.append(f"stopped early by train.patience={opts.patience}")
+    if not notes:
+        return f"{result.epochs_trained:.3g}"
+    return f"{result.epochs_trained:.3g} ({'; '.join(notes)})"
+
+
 def non_finite_loss(loss: float, step: int, opts: TrainSpec, precision: str) -> LmkError:
     """Stop a diverged run: every later step would only train NaN weights, and its metrics would be NaN."""
     return LmkError(
@@ -370,4 +394,5 @@ def train(model, task, train_features: list[dict] | BatchSource, val_features: l
                  progress, tuning)
     if resume:
         loop.resume()
-    return loop.run()
+    with known_warnings_ignored():
+        return loop.run()
