@@ -166,6 +166,8 @@ def _manifest(path: Path) -> dict[str, Any]:
                       fix=f"delete {p}, or start a fresh run without --resume")
     for name, info in files.items():
         p = path / name
+        if Path(name).name != name or name in (".", ".."):
+            raise _refuse(path / STATE_FILE, f"{STATE_FILE} lists {name!r}, which is not a file in the checkpoint")
         if not p.is_file():
             raise _refuse(p, f"{name} is missing")
         size = p.stat().st_size
@@ -207,4 +209,6 @@ def load_checkpoint(accelerator, path: Path, model, optimizer, scheduler) -> dic
     except Exception as e:  # damaged files surface as many different exception types
         first = str(e).splitlines()[0] if str(e) else ""
         raise _refuse(current, f"{current.name} does not load: {type(e).__name__}: {first}") from e
+    if not (isinstance(state, dict) and isinstance(state.get("loop"), dict) and isinstance(state.get("result"), dict)):
+        raise _refuse(path / STATE_FILE, f"{STATE_FILE} has no loop position")
     return state

@@ -251,7 +251,14 @@ class _Loop:
         saved = load_checkpoint(self.acc, found, self.model, self.optimizer, self.scheduler)
         if "method" in saved:
             self.call_hook("load_state", saved["method"], saved.get("method_tensors") or {})
-        self.pos.update(saved["loop"])
+        missing = [k for k in self.pos if k not in saved["loop"]] + [k for k in self.STATE_KEYS
+                                                                      if k not in saved["result"]]
+        if missing:
+            raise LmkError(f"checkpoint {found} cannot be loaded: its state lacks {', '.join(missing)}",
+                           where=str(found / "trainer_state.json"),
+                           fix=f"delete {found} to resume from an earlier checkpoint, or start a fresh run "
+                           "without --resume")
+        self.pos.update({k: saved["loop"][k] for k in self.pos})
         for key in self.STATE_KEYS:
             setattr(self.result, key, saved["result"][key])
         if self.acc.is_main_process:

@@ -27,8 +27,9 @@ class StateFormatError(ValueError):
 def encode(obj: Any, tensors: dict[str, torch.Tensor], path: str = "") -> Any:
     """``obj`` as JSON-able data; its tensors are moved into ``tensors`` under their path."""
     if isinstance(obj, torch.Tensor):
-        tensors[path or "."] = obj.detach().cpu().contiguous()
-        return {"__tensor__": path or "."}
+        key = f"{len(tensors)}:{path}"  # numbered: distinct even where two paths read alike ("a.b")
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
     if isinstance(obj, np.ndarray):
         return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
     if isinstance(obj, np.generic):
@@ -64,7 +65,7 @@ def decode(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return {k: decode(v, tensors) for k, v in data.items()}
     value = data[tag]
     if tag == "__tensor__":
-        if value not in tensors:
+        if not isinstance(value, str) or value not in tensors:
             raise StateFormatError(f"tensor {value!r} is missing from the tensor file")
         return tensors[value]
     if tag == "__tuple__" and isinstance(value, list):
@@ -76,14 +77,18 @@ def decode(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if tag == "__ndarray__" and isinstance(value, list):
         try:
             return np.asarray(value, dtype=np.dtype(data.get("dtype")))
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise StateFormatError(f"bad array: {e}") from e
     raise StateFormatError(f"malformed {tag} entry")
 
 
 def _hashable(key: Any) -> Any:
-    if isinstance(key, (list, dict, torch.Tensor, np.ndarray)):
+    if isinstance(key, (torch.Tensor, np.ndarray)):
         raise StateFormatError("a dictionary key that is not a plain value")
+    try:
+        hash(key)
+    except TypeError as e:
+        raise StateFormatError("a dictionary key that is not a plain value") from e
     return key
 
 
