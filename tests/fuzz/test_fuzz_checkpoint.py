@@ -64,7 +64,18 @@ mutation = st.one_of(
 
 
 def _mutate(folder: Path, m: tuple) -> bool:
-    """Apply ``m``; False when it left every byte as it was."""
+    """Apply ``m``; False when nothing a reader sees changed (every byte, or trainer_state.json's JSON value)."""
+    before = (folder / STATE_FILE).read_text()
+    changed = _apply(folder, m)
+    if changed and m[0] in ("truncate", "flip") and m[1] == STATE_FILE:
+        try:
+            return json.loads((folder / STATE_FILE).read_text()) != json.loads(before)
+        except ValueError:
+            return True
+    return changed
+
+
+def _apply(folder: Path, m: tuple) -> bool:
     kind, name = m[0], m[1]
     path = folder / name
     if kind == "truncate":
