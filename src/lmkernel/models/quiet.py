@@ -2,8 +2,8 @@
 
 transformers prints a load report for every head it initialises (the point of fine-tuning) and
 progress bars for one-file saves; peft touches deprecated transformers properties and warns about
-AdaLoRA's own rank pattern on reload. The CLI sets transformers' verbosity too, but code that imports
-lmkernel in Python gets the same quiet output this way.
+AdaLoRA's own rank pattern on reload and its rank-0 modules on save. The CLI sets transformers'
+verbosity too, but code that imports lmkernel in Python gets the same quiet output this way.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ LIBRARY_WARNINGS = (
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
     (FutureWarning, r"`past_key_values` is deprecated"),  # peft's prefix tuning passes the old name
     (RuntimeWarning, r"The following rank_pattern keys did not match"),
+    (UserWarning, r".*LoRA tensor\(s\) have invalid shape"),  # AdaLoRA pruned a module to rank 0, not a shard
 )
 
 
