@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import LmkError
 from .fsutil import atomic_replace_dir, atomic_write_json
+from .models.quiet import quiet_libraries
 
 CARD = "lmkernel.json"
 FORMAT_VERSION = 1
@@ -28,12 +29,13 @@ def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save = _method_hook(card.get("tuning"), "save")
-    if save is not None:
-        card["weights"] = save(model, tmp, merge)  # the tuning method writes its own weights
-    else:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        card["weights"] = "full"
-    tokenizer.save_pretrained(str(tmp))
+    with quiet_libraries():
+        if save is not None:
+            card["weights"] = save(model, tmp, merge)  # the tuning method writes its own weights
+        else:
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            card["weights"] = "full"
+        tokenizer.save_pretrained(str(tmp))
     card["format"] = FORMAT_VERSION
     atomic_write_json(tmp / CARD, card)
     atomic_replace_dir(tmp, model_dir)

@@ -18,10 +18,10 @@ from .spec import Spec
 from .tasks import get_task
 
 
-def _summary(spec: Spec, run_dir: Path, model_path: Path) -> dict[str, Any]:
+def _summary(spec: Spec, run_dir: Path, model_path: Path, epochs: str) -> dict[str, Any]:
     return {
         "task": spec.task.type, "model": f"{spec.model.name} (`{model_path}`)", "tuning": spec.tuning.method,
-        "epochs": spec.train.epochs, "batch size": spec.train.batch_size, "learning rate": spec.train.lr,
+        "epochs": epochs, "batch size": spec.train.batch_size, "learning rate": spec.train.lr,
         "max length": spec.data.max_length, "seed": spec.seed, "train file": f"`{spec.data.train}`",
         "run dir": f"`{run_dir}`", "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
@@ -49,7 +49,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     from .artifact import save_artifact
     from .evaluation.report import ReportInput, write_report
     from .models.resolve import load_tokenizer, resolve_model_path
-    from .training import evaluate, train
+    from .training import epochs_done, evaluate, train
     from .tuning import Tuning, count_parameters
 
     accelerator, spec, run_dir = start_run(spec, resume)
@@ -100,13 +100,14 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                 "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
                 "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}
         save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge)
-        training = {"optimizer steps": result.global_step, "precision": result.precision,
+        training = {"optimizer steps": result.global_step, "epochs trained": round(result.epochs_trained, 3),
+                    "precision": result.precision,
                     "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
                     "wall time incl. eval (s)": round(wall, 1),
                     "train samples/s": round(result.samples_per_second, 1),
                     "best step": result.best_step, f"best {spec.train.metric}": result.best_metric,
                     "stopped early": result.stopped_early}
-        summary = _summary(spec, run_dir, model_path)
+        summary = _summary(spec, run_dir, model_path, epochs_done(result, spec.train))
         summary["unknown tokens in train"] = f"{unknown:.1%}" + (" (the tokenizer cannot read much of this text)"
                                                                  if unknown > UNKNOWN_WARN else "")
         sections = getattr(task, "report_sections", None)

@@ -37,6 +37,17 @@ def test_kill_9_then_resume_matches_uninterrupted_run(spec_file):
     # mid-epoch 1, inside a checkpoint save, mid-epoch 2 after an evaluation
     for fault in ("step:7", "save:6", "step:14"):
         _crash_and_resume(spec_file, reference, fault)
+        _same_weights(cwd / "ref", cwd / f"crash-{fault.replace(':', '-')}")
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    """Bit for bit: the resumed run restored weights, optimizer, scheduler and RNG exactly."""
+    import torch
+    from safetensors.torch import load_file
+
+    want, got = load_file(str(a / "model" / "model.safetensors")), load_file(str(b / "model" / "model.safetensors"))
+    assert want.keys() == got.keys()
+    assert all(torch.equal(want[k], got[k]) for k in want)
 
 
 def _crash_and_resume(spec_file: Path, reference: dict, fault: str) -> None:
@@ -70,6 +81,39 @@ def test_corrupt_checkpoint_names_the_file_and_fix(spec_file):
     (latest / "model.safetensors").write_bytes(b"corrupt")
     done = lmk("run", str(spec_file), *COMMON, "--set", "output.dir=bad", "--resume", cwd=cwd)
     assert done.returncode == 2 and "cannot be loaded" in done.stderr and "delete" in done.stderr
+
+
+def _killed_run(spec_file: Path, name: str) -> Path:
+    """A run killed at step 7: its latest checkpoint (step 6) is what --resume reads."""
+    cwd = spec_file.parent
+    lmk("run", str(spec_file), *COMMON, "--set", f"output.dir={name}", cwd=cwd, fault="step:7")
+    root = cwd / name / "checkpoints"
+    return root / (root / "latest").read_text().strip()
+
+
+def test_resume_refuses_a_crafted_pickle_without_running_it(spec_file, tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    latest = _killed_run(spec_file, "evil")
+    (latest / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(Evil()))
+    done = lmk("run", str(spec_file), *COMMON, "--set", "output.dir=evil", "--resume", cwd=spec_file.parent)
+    assert done.returncode == 2 and "custom_checkpoint_0.pkl" in done.stderr and "pickle" in done.stderr
+    assert "Traceback" not in done.stderr and not marker.exists()
+
+
+def test_resume_refuses_truncated_random_states(spec_file):
+    latest = _killed_run(spec_file, "trunc")
+    rng = latest / "rng-0.json"
+    rng.write_bytes(rng.read_bytes()[:100])
+    done = lmk("run", str(spec_file), *COMMON, "--set", "output.dir=trunc", "--resume", cwd=spec_file.parent)
+    assert done.returncode == 2 and "rng-0.json is truncated" in done.stderr and "delete" in done.stderr
+    assert not (spec_file.parent / "trunc" / "metrics.json").exists()
 
 
 def _free_port() -> int:

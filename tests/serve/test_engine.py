@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lmkernel.models.cachearg import cache_name
 from lmkernel.models.layout import use_few_row_linears
 from lmkernel.serve.generation.engine import Delta, Done, Engine
 from lmkernel.serve.generation.sampling import SamplingParams
@@ -118,7 +119,7 @@ def test_requests_admitted_together_share_one_prefill_and_match_their_solo_runs(
     def counting(*args, **kwargs):
         if lm.decoder is not None:
             prefills.append(len(args[4]))  # prompts joining this step
-        elif kwargs.get("past_key_values") is None:
+        elif kwargs.get(cache_name()) is None:  # no cache passed: a prefill
             prefills.append(kwargs["input_ids"].shape)
         return forward(*args, **kwargs)
 

@@ -34,7 +34,8 @@ def test_adalora_state_is_checkpointed_as_safetensors_and_json(spec_file):
                "train.epochs=1", "train.keep_optimizer=true")
     ckpt = next((run.run_dir / "checkpoints").glob("step-*"))
     assert (ckpt / "method_state.safetensors").is_file()  # (empty at the end: peft resets scores once ranks are final)
-    state = json.loads((ckpt / "trainer_state.json").read_text())
+    state = json.loads((ckpt / "trainer_state.json").read_text())["state"]
+    assert "method_state.safetensors" in json.loads((ckpt / "trainer_state.json").read_text())["files"]
     assert state["method_tensors"] is True and state["method"]["rank_pattern"]
 
 

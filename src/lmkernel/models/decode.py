@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .cachearg import cache_of, with_cache
 from .layout import FewRowLinear, few_row_linear
 
 log = logging.getLogger("lmkernel.models")
@@ -293,13 +294,13 @@ def _disagreement(model: Any, decoder: MixedDecoder) -> str | None:
         _, first, kv = decoder.step(empty, empty, None, None, prompts)
         if error := close(first, ref.logits[:, -1], "prefill"):
             return error
-        cache_ref, cache = ref.past_key_values, kv
+        cache_ref, cache = cache_of(ref), kv
         for step in range(2):
             positions = mask.sum(1)
             mask = torch.cat([mask, torch.ones(2, 1, dtype=mask.dtype)], 1)
             want = model(input_ids=nxt[:, step:step + 1], attention_mask=mask, position_ids=positions[:, None],
-                         past_key_values=cache_ref, use_cache=True)
-            cache_ref = want.past_key_values
+                         **with_cache(cache_ref), use_cache=True)
+            cache_ref = cache_of(want)
             got, joined, _ = decoder.step(nxt[:, step], positions, mask, cache, [late] if step else [])
             if error := close(got, want.logits[:, -1], f"decode step {step + 1}"):
                 return error

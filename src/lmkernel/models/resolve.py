@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LmkError
+from .quiet import quiet_libraries
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,8 @@ def load_tokenizer(path: Path):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        with quiet_libraries():
+            return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, TypeError) as e:
         raise LmkError(
             f"cannot load a tokenizer from {path}: {e}",
@@ -185,7 +187,8 @@ def load_pretrained(loader, path: Path, **kwargs):
 
     register_token_heads()  # Gemma 3 NER heads load through AutoModelForTokenClassification
     try:
-        return loader.from_pretrained(str(path), local_files_only=True, **kwargs)
+        with quiet_libraries():  # no load report: a fine-tuning head is new by design
+            return loader.from_pretrained(str(path), local_files_only=True, **kwargs)
     except Exception as e:  # corrupt files raise SafetensorError, OSError, ValueError, ...
         raise LmkError(
             f"cannot load model weights from {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",

@@ -219,6 +219,7 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, extension, task, stream
     from ..artifact import save_artifact
     from ..evaluation.report import ReportInput, write_report
     from ..rundir import cleanup
+    from ..training import epochs_done
 
     stats = stream.stats or CorpusStats()
     block = spec.data.max_length
@@ -231,7 +232,8 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, extension, task, stream
     if extension:
         card["vocabulary_extension"] = extension
     save_artifact(run_dir / "model", model, tokenizer, card)
-    training = {"optimizer steps": result.global_step, "precision": result.precision,
+    training = {"optimizer steps": result.global_step, "epochs trained": round(result.epochs_trained, 3),
+                "precision": result.precision,
                 "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
                 "wall time incl. eval (s)": round(wall, 1),
                 "train tokens/s": round(result.samples_per_second * block, 1),
@@ -239,6 +241,7 @@ def _finish(spec, run_dir, model, tokenizer, tok_source, extension, task, stream
                 "document boundary": boundary_used(spec.data.document_boundary, stats)}
     summary = {"task": f"pretrain ({spec.task.objective})", "model": source, "tokenizer": tok_source,
                "vocabulary": len(tokenizer), **_extension_rows(extension), "block size (data.max_length)": block,
+               "epochs": epochs_done(result, spec.train),
                "batch size": spec.train.batch_size, "learning rate": spec.train.lr, "seed": spec.seed,
                "train corpus": f"`{spec.data.train}`: {stats.files} file(s), {stats.texts} texts, "
                f"{stats.tokens} tokens, {stats.blocks} blocks per epoch",

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..models.attention import attention_function
+from ..models.cachearg import cache_of, with_cache
 
 MIN_PREFIX = 4  # below this the second forward call costs more than it saves
 
@@ -62,10 +63,10 @@ def forward_with_shared_prefix(model: Any, batch: dict[str, torch.Tensor], prefi
     """The model's output (loss and kept logits) for ``batch``, its first ``prefix`` columns run once."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
     head = model(input_ids=ids[:1, :prefix], attention_mask=mask[:1, :prefix], use_cache=True, logits_to_keep=1)
-    cache = head.past_key_values
+    cache = cache_of(head)
     cache.batch_repeat_interleave(ids.shape[0])
     rest = {k: v for k, v in batch.items() if k not in ("input_ids", "labels", "logits_to_keep")}
-    return model(input_ids=ids[:, prefix:], past_key_values=cache, use_cache=True,
+    return model(input_ids=ids[:, prefix:], **with_cache(cache), use_cache=True,
                  logits_to_keep=batch["logits_to_keep"][:, prefix:], labels=batch["labels"][:, prefix:], **rest)
 
 

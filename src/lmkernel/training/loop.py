@@ -23,7 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from ..data.batching import eval_batches, train_batches
+from ..errors import LmkError
 from ..fsutil import atomic_write
+from ..models.quiet import known_warnings_ignored
 from ..spec import TrainSpec
 from .checkpoint import checkpoint_root, fault_point, latest_checkpoint, load_checkpoint, save_checkpoint
 from .dropout import use_cheap_dropout
@@ -52,6 +54,11 @@ class TrainResult:
     stopped_early: bool = False
     precision: str = "no"
     world_size: int = 1
+    steps_per_epoch: int = 1
+
+    @property
+    def epochs_trained(self) -> float:
+        return self.global_step / max(self.steps_per_epoch, 1)
 
     @property
     def samples_per_second(self) -> float:
@@ -83,10 +90,15 @@ def _forward(task, model, batch: dict):
     return forward(model, batch) if forward is not None else model(**batch)
 
 
-@torch.no_grad()
 def evaluate(model, task, features: list[dict], labels: list[str], batch_size: int, accelerator,
              pad_id: int, progress: bool = True) -> dict[str, Any]:
     """Validation loss and the task's metrics, each process running its shard of the batches."""
+    with torch.no_grad(), known_warnings_ignored():
+        return _evaluate(model, task, features, labels, batch_size, accelerator, pad_id, progress)
+
+
+def _evaluate(model, task, features: list[dict], labels: list[str], batch_size: int, accelerator,
+              pad_id: int, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     model = accelerator.unwrap_model(model, keep_fp32_wrapper=True)  # no DDP collectives in eval forwards
@@ -207,8 +219,8 @@ class _Loop:
         self.scheduler = get_linear_schedule_with_warmup(
             optimizer, int(opts.warmup_ratio * self.total_steps), self.total_steps)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
-        accelerator.register_for_checkpointing(self.scheduler)
-        self.result = TrainResult(precision=accelerator.mixed_precision, world_size=self.world)
+        self.result = TrainResult(precision=accelerator.mixed_precision, world_size=self.world,
+                                  steps_per_epoch=self.steps_per_epoch)
         # position in the data and loss accumulated since the last log line: all a resume needs
         self.pos = {"epoch": 0, "batch": 0, "bad_evals": 0, "loss_sum": 0.0, "loss_n": 0}
         self.best_path = checkpoint_root(run_dir) / "best.safetensors"
@@ -236,10 +248,17 @@ class _Loop:
         found = latest_checkpoint(self.run_dir)
         if found is None:
             return
-        saved = load_checkpoint(self.acc, found)
+        saved = load_checkpoint(self.acc, found, self.model, self.optimizer, self.scheduler)
         if "method" in saved:
             self.call_hook("load_state", saved["method"], saved.get("method_tensors") or {})
-        self.pos.update(saved["loop"])
+        missing = [k for k in self.pos if k not in saved["loop"]] + [k for k in self.STATE_KEYS
+                                                                      if k not in saved["result"]]
+        if missing:
+            raise LmkError(f"checkpoint {found} cannot be loaded: its state lacks {', '.join(missing)}",
+                           where=str(found / "trainer_state.json"),
+                           fix=f"delete {found} to resume from an earlier checkpoint, or start a fresh run "
+                           "without --resume")
+        self.pos.update({k: saved["loop"][k] for k in self.pos})
         for key in self.STATE_KEYS:
             setattr(self.result, key, saved["result"][key])
         if self.acc.is_main_process:
@@ -250,8 +269,8 @@ class _Loop:
         method = self.call_hook("state")  # a method's own state (AdaLoRA's importance scores): JSON + tensors
         if method is not None:
             state["method"] = method[0]
-        save_checkpoint(self.acc, self.run_dir, self.result.global_step, state,
-                        tensors=None if method is None else method[1])
+        save_checkpoint(self.acc, self.run_dir, self.result.global_step, state, self.model, self.optimizer,
+                        self.scheduler, tensors=None if method is None else method[1])
 
     def micro_step(self, items: list, sync: bool, group_size: int, fetch_seconds: float = 0.0) -> None:
         """Forward and backward one batch; on ``sync`` also clip, step and zero the gradients.
@@ -272,7 +291,10 @@ class _Loop:
             self.optimizer.zero_grad(set_to_none=True)
         self.result.train_seconds += time.perf_counter() - t0
         self.result.train_samples += len(items) * self.world
-        self.pos["loss_sum"] += float(out.loss.detach())
+        loss = float(out.loss.detach())
+        if not math.isfinite(loss):
+            raise non_finite_loss(loss, self.result.global_step + 1, self.opts, self.result.precision)
+        self.pos["loss_sum"] += loss
         self.pos["loss_n"] += 1
 
     def log(self, writer: _Writer, bar) -> None:
@@ -348,6 +370,28 @@ class _Loop:
         return r
 
 
+def epochs_done(result: TrainResult, opts: TrainSpec) -> str:
+    """The report's epochs row: what ran, and which setting ended it (train.max_steps overrides train.epochs)."""
+    notes = []
+    if opts.max_steps:
+        notes.append(f"{result.global_step} steps of train.max_steps={opts.max_steps}")
+    if result.stopped_early:
+        notes.append(f"stopped early by train.patience={opts.patience}")
+    if not notes:
+        return f"{result.epochs_trained:.3g}"
+    return f"{result.epochs_trained:.3g} ({'; '.join(notes)})"
+
+
+def non_finite_loss(loss: float, step: int, opts: TrainSpec, precision: str) -> LmkError:
+    """Stop a diverged run: every later step would only train NaN weights, and its metrics would be NaN."""
+    return LmkError(
+        f"the training loss became {loss} at optimizer step {step}: training diverged, so the run stops here "
+        "(the weights are no longer numbers)",
+        where=f"train.lr = {opts.lr:g}, train.precision = {opts.precision} (running {precision})",
+        fix="lower train.lr (e.g. ten times), check the training data for empty or extreme rows, or train in "
+        "full precision (train.precision=fp32); resume is pointless, start the run again")
+
+
 def train(model, task, train_features: list[dict] | BatchSource, val_features: list[dict] | None, labels: list[str],
           opts: TrainSpec, seed: int, run_dir: Path, accelerator, pad_id: int, resume: bool = False,
           progress: bool = True, tuning=None) -> TrainResult:
@@ -357,4 +401,5 @@ def train(model, task, train_features: list[dict] | BatchSource, val_features: l
                  progress, tuning)
     if resume:
         loop.resume()
-    return loop.run()
+    with known_warnings_ignored():
+        return loop.run()

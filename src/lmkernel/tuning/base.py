@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import LmkError
+from ..models.quiet import quiet_libraries
 
 if TYPE_CHECKING:
     from torch import nn
@@ -136,7 +137,8 @@ def wrap_peft(model: nn.Module, config: Any) -> nn.Module:
     from peft import get_peft_model
 
     try:
-        return get_peft_model(model, config)
+        with quiet_libraries():
+            return get_peft_model(model, config)
     except (ValueError, TypeError, AttributeError, NotImplementedError) as e:
         raise LmkError(f"peft cannot apply {type(config).__name__} to this {type(model).__name__}: {e}",
                        where="tuning", fix="pick another tuning.method, or adjust its target modules") from e
@@ -178,7 +180,8 @@ def peft_loader(mergeable: bool) -> Callable[..., Any]:
         from peft import PeftModel
 
         try:
-            model = PeftModel.from_pretrained(base, str(directory))
+            with quiet_libraries():
+                model = PeftModel.from_pretrained(base, str(directory))
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise LmkError(f"cannot load the {card.get('tuning', 'peft')} adapter in {directory}: {e}",
                            where=str(directory), fix="the adapter files are damaged or do not match the base "

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..models.cachearg import cache_name, cache_of, with_cache
+
 
 def virtual_prefix_lm(peft_model: Any) -> Any:
     import torch
@@ -36,10 +38,11 @@ def virtual_prefix_lm(peft_model: Any) -> Any:
             self.register_buffer("prompt_embeds", embeds.detach().clone(), persistent=False)
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                    position_ids: torch.Tensor | None = None, past_key_values: Any = None, **kwargs: Any) -> Any:
-            if past_key_values is not None:  # a decode step: the prefix is in the cache already
+                    position_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
+            cache = kwargs.pop(cache_name(), None)
+            if cache is not None:  # a decode step: the prefix is in the cache already
                 return self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                               past_key_values=past_key_values, **kwargs)
+                               **with_cache(cache), **kwargs)
             rows, n = input_ids.shape
             p = self.virtual_tokens
             if attention_mask is None:
@@ -49,14 +52,14 @@ def virtual_prefix_lm(peft_model: Any) -> Any:
                 attention_mask = torch.cat([ones, attention_mask], 1)
             positions = (attention_mask.cumsum(1) - 1).clamp(min=0)[:, p:]
             return self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                           past_key_values=self.prefix_cache(rows), **kwargs)
+                           **with_cache(self.prefix_cache(rows)), **kwargs)
 
         @torch.no_grad()
         def prefix_cache(self, rows: int) -> Any:
             """The virtual tokens' keys and values for ``rows`` rows, at positions 0..P-1."""
             if self.prompt_tuning:
                 prompt = self.prompt_embeds.to(next(self.lm.parameters()).dtype).expand(rows, -1, -1)
-                return self.lm(inputs_embeds=prompt, use_cache=True).past_key_values
+                return cache_of(self.lm(inputs_embeds=prompt, use_cache=True))
             return _cast_cache(self.peft.get_prompt(rows), next(self.lm.parameters()).dtype)
 
         @torch.no_grad()
@@ -67,7 +70,7 @@ def virtual_prefix_lm(peft_model: Any) -> Any:
                 attention_mask = torch.ones_like(input_ids)
             ones = torch.ones(rows, self.virtual_tokens, dtype=attention_mask.dtype, device=attention_mask.device)
             return self.lm.generate(input_ids=input_ids, attention_mask=torch.cat([ones, attention_mask], 1),
-                                    past_key_values=self.prefix_cache(rows), **kwargs)
+                                    **with_cache(self.prefix_cache(rows)), **kwargs)
 
     model = VirtualPrefixLM(peft_model)
     model.eval()

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...models.cachearg import cache_of, with_cache
 from ..batcher import BatcherClosed, QueueFull
 from .sampling import Sampler, SamplingParams
 from .text import TextStream
@@ -282,7 +283,7 @@ class Engine:
                              use_cache=True, logits_to_keep=1)
         keep = [i for i, r in enumerate(reqs) if not self._advance(r, out.logits[i, -1])]
         if keep:
-            cache = out.past_key_values
+            cache = cache_of(out)
             mask = _take(cache, mask, keep) if len(keep) < len(reqs) else mask
             self._merge([reqs[i] for i in keep], cache, mask)
 
@@ -333,8 +334,8 @@ class Engine:
         rows = list(self._rows)
         ids, positions, mask = self._decode_inputs(rows)
         out = self.model(input_ids=ids[:, None], attention_mask=mask, position_ids=positions[:, None],
-                         past_key_values=self._cache, use_cache=True)
-        self._cache, self._mask = out.past_key_values, mask
+                         **with_cache(self._cache), use_cache=True)
+        self._cache, self._mask = cache_of(out), mask
         self.steps += 1
         if self._on_step is not None:  # before any event: a client that got its answer sees this step counted
             self._on_step(len(rows), time.perf_counter() - start, len(rows))
