@@ -88,6 +88,13 @@ class ModelSpec(_Section):
     max_position_embeddings: int | None = Field(None, gt=0, description="pretrain: longest sequence the model "
                                                 "accepts (default: max(512, data.max_length)).")
 
+    @field_validator("name")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        if v is not None and "\x00" in v:
+            raise ValueError("a model name or path cannot contain a NUL character")
+        return v
+
 
 class _TuningBase(_Section):
     method: str | None = Field(None, description="The tuning method: " + ", ".join(method_names()) + " (default: "
@@ -403,8 +410,14 @@ def _is_path_key(path: tuple[str, ...]) -> bool:
 
 
 def _resolve_path(value: str, base: Path) -> str:
-    p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (base / p).resolve())
+    if "\x00" in value:
+        return value  # refused by the path field's own check, with its key
+    try:
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else (base / p).resolve())
+    except (OSError, RuntimeError, ValueError) as e:  # a NUL byte, a symlink loop, a name too long
+        raise LmkError(f"path {brief(value)} cannot be used: {e}", where=str(base),
+                       fix="write a plain file or folder path") from None
 
 
 def _looks_like_path(name: str) -> bool:

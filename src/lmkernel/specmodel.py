@@ -11,12 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Strict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, field_validator
 
 INT_LIMIT = 2**63 - 1  # what torch and NumPy hold in an int64: any count or size beyond it cannot be used
 SEED_MAX = 2**32 - 1  # NumPy's seed range
 
-SpecPath = Annotated[Path, Strict(False)]  # a path field: YAML writes it as a string
+
+
+def _no_nul(path: Path) -> Path:
+    if "\x00" in str(path):
+        raise ValueError("a path cannot contain a NUL character")
+    return path
+
+
+SpecPath = Annotated[Path, Strict(False), AfterValidator(_no_nul)]  # a path field: YAML writes it as a string
 
 
 class SpecModel(BaseModel):

@@ -56,6 +56,19 @@ class BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A value its explicit tag cannot hold (``!!int abc``, ``!!timestamp 1e5``) is a YAML error with
+        its position, not the constructor's ValueError or AttributeError."""
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as e:
+            value = node.value if isinstance(node, yaml.ScalarNode) else "..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {str(value)[:40]!r} as {node.tag} ({type(e).__name__})", node.start_mark
+            ) from None
+
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         if len(str(node.value)) > MAX_INT_CHARS:
             raise _too_much(f"an integer of {len(node.value)} characters (at most {MAX_INT_CHARS})",

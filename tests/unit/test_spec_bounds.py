@@ -134,3 +134,15 @@ def test_thousands_of_errors_are_summarised(tmp_path):
         load_spec(write(tmp_path, MINIMAL + "tokenizer: {special_tokens: [" + ", ".join(["1"] * 500) + "]}\n"))
     assert len(e.value.errors) == 500
     assert "... and 480 more" in str(e.value) and len(str(e.value)) < 10_000
+
+
+@pytest.mark.parametrize("value", ["!!int abc", "!!timestamp 1e5", "!!float x", "!!bool maybe"])
+def test_value_its_explicit_tag_cannot_hold_is_a_yaml_error(tmp_path, value):
+    assert "spec is not valid YAML: cannot read" in error(tmp_path, MINIMAL + f"train: {{epochs: {value}}}\n")
+
+
+def test_nul_in_a_path_or_model_name_is_refused(tmp_path):
+    msg = error(tmp_path, 'data: {train: "a\\0b"}\nmodel: {name: "./m\\0"}\n')
+    assert "data.train: a path cannot contain a NUL character" in msg
+    assert "model.name: a model name or path cannot contain a NUL character" in msg
+    assert "NUL" in error(tmp_path, MINIMAL, ["output.dir=/tmp/x\x00y"])
