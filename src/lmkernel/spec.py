@@ -464,8 +464,8 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     try:
         tree = specyaml.load(text)
     except specyaml.SpecYAMLError as e:
-        raise LmkError(f"spec is too large or too deep to be a spec: {e.problem}", where=_yaml_where(path, e),
-                       fix="write the values out plainly (a spec is a few nested sections of keys)") from None
+        raise LmkError(f"spec refused: {e.problem}", where=_yaml_where(path, e),
+                       fix="a spec is a few nested sections of plain values: write them out") from None
     except yaml.YAMLError as e:
         raise LmkError(f"spec is not valid YAML: {str(getattr(e, 'problem', None) or e)[:300]}",
                        where=_yaml_where(path, e), fix="fix the YAML syntax (indentation, colons, quotes)") from None
