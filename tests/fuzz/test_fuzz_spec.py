@@ -142,7 +142,12 @@ def hostile_yaml(draw) -> str:
 
 
 @st.composite
-def overrides(draw) -> list[str]:
+def overrides(draw, plausible_only: bool = False) -> list[str]:
+    """``--set`` items: any key with any value, or (plausible_only) a train/tuning key with a sensible one."""
+    if plausible_only:
+        key = draw(st.sampled_from(["train.epochs", "train.batch_size", "train.lr", "train.warmup_ratio", "seed",
+                                    "train.grad_clip", "train.threads", "data.max_length", "tuning.lora.r"]))
+        return [f"{key}={draw(st.sampled_from(['1', '2', '8', '0.1', '1e-4', '2e-5', '0.5']))}"]
     keys = [f"{s}.{k}" if s else k for s, ks in KEYS.items() for k in ks] + ["a..b", ".x", "train.epochs.x", "x"]
     raw = st.one_of(st.sampled_from(["1", "1e-4", ".inf", "true", "'32'", "[1, 2]", "{a: 1}", "", "&a [*a]",
                                      "9" * 70, ":", "- x", "{", "null"]), texts)
@@ -155,6 +160,7 @@ CASES = st.one_of(
     st.tuples(hostile_yaml(), st.just([])),
     st.tuples(st.sampled_from([p.read_text(encoding="utf-8") for p in EXAMPLES]), overrides()),
     st.tuples(trees().map(_dump), overrides()),
+    st.tuples(st.sampled_from([p.read_text(encoding="utf-8") for p in EXAMPLES]), overrides(plausible_only=True)),
 )
 
 
