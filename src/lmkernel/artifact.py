@@ -56,16 +56,82 @@ def find_model_dir(path: str | Path) -> Path:
 
 
 def read_card(model_dir: Path) -> dict[str, Any]:
+    """The artifact's card, checked: a damaged or hand-edited card is a message here, not a traceback
+    (or a wrong prediction) later."""
+    where = str(model_dir / CARD)
     try:
         card = json.loads((model_dir / CARD).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise LmkError(f"model card {model_dir / CARD} is unreadable: {e}", where=str(model_dir / CARD),
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
+        raise LmkError(f"model card {where} is unreadable: {e}", where=where,
                        fix="the artifact is damaged; re-run training or restore the folder") from e
+    if not isinstance(card, dict):
+        raise LmkError(f"model card {where} is not a JSON object", where=where, fix=_DAMAGED)
     for key in ("task", "labels", "weights"):
         if key not in card:
-            raise LmkError(f"model card {model_dir / CARD} lacks {key!r}", where=str(model_dir / CARD),
+            raise LmkError(f"model card {where} lacks {key!r}", where=where,
                            fix="the artifact is damaged or from another tool; re-run training")
+    _check_card(card, where)
     return card
+
+
+_DAMAGED = "the artifact is damaged or was edited by hand; re-run training or restore the folder"
+
+
+def _check_card(card: dict[str, Any], where: str) -> None:
+    """The fields lmkernel reads, with the types and ranges it writes them with."""
+    from pydantic import ValidationError
+
+    from .errors import brief
+    from .tasks import task_info, task_names
+
+    def bad(what: str, fix: str = _DAMAGED) -> LmkError:
+        return LmkError(f"model card {where}: {what}", where=where, fix=fix)
+
+    task = card["task"]
+    if not isinstance(task, str) or task not in task_names():
+        raise bad(f"unknown task {brief(task)}", fix="install the lmkernel version (or plugin) that trained it; "
+                  "known tasks: " + ", ".join(task_names()))
+    labels = card["labels"]
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise bad(f"labels must be a list of strings, got {brief(labels)}")
+    if len(set(labels)) != len(labels):
+        raise bad("labels has duplicates")
+    if not isinstance(card["weights"], str):
+        raise bad(f"weights must be a string, got {brief(card['weights'])}")
+    length = card.get("max_length")
+    if length is not None and (not isinstance(length, int) or isinstance(length, bool) or length <= 0):
+        raise bad(f"max_length must be a positive integer, got {brief(length)}")
+    for key in ("base_model", "tuning"):
+        if card.get(key) is not None and not isinstance(card[key], str):
+            raise bad(f"{key} must be a string, got {brief(card[key])}")
+    for key in ("task_options", "tuning_options", "data"):
+        if card.get(key) is not None and not isinstance(card[key], dict):
+            raise bad(f"{key} must be a JSON object, got {brief(card[key])}")
+    options = task_info(task).options
+    known = set(options.model_fields) - {"type"}
+    try:  # as tasks.get_task reads them: options the task no longer has are ignored
+        options(**{k: v for k, v in (card.get("task_options") or {}).items() if k in known})
+    except ValidationError as e:
+        raise bad(f"task_options: {_first_error(e)}") from None
+    if any(not isinstance(v, str) for v in (card.get("data") or {}).values()):
+        raise bad("data: column names must be strings")
+
+
+def _first_error(e: Any) -> str:
+    from .errors import brief
+
+    err = e.errors(include_url=False)[0]
+    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {brief(err.get('input'))})"
+
+
+def _check_label_count(model: Any, card: dict[str, Any], model_dir: Path) -> None:
+    """A classifier's head scores exactly the card's labels; another count predicts wrong names or fails."""
+    heads = getattr(getattr(model, "config", None), "num_labels", None)
+    if not isinstance(heads, int) or not (card["labels"] or type(model).__name__.endswith("Classification")):
+        return
+    if heads != len(card["labels"]):
+        raise LmkError(f"model card {model_dir / CARD} names {len(card['labels'])} labels, but the model scores "
+                       f"{heads}", where=str(model_dir / CARD), fix=_DAMAGED)
 
 
 def load_model_weights(model_dir: Path, card: dict[str, Any], task):
@@ -224,5 +290,6 @@ def load(path: str | Path, backend: str = "auto") -> Model:
     card = read_card(model_dir)
     task = get_task(card["task"], card.get("task_options"))
     model = load_model_weights(model_dir, card, task)
+    _check_label_count(model, card, model_dir)
     model.eval()
     return Model(model, load_tokenizer(model_dir), task, card, model_dir)

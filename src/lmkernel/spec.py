@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
-from .errors import LmkError, SpecErrors
+from . import specyaml
+from .errors import LmkError, SpecErrors, brief
 from .models.decoder_heads import is_decoder_backbone
+from .specmodel import SEED_MAX, SpecModel, SpecPath
 from .tasks import task_info, task_names
 from .tuning import get_method, method_names, methods, refusal
 
@@ -25,12 +27,12 @@ def _one_of(value: str, names: list[str], what: str) -> str:
     if value not in names:
         close = difflib.get_close_matches(value, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown {what} {value!r}{hint} (known: {', '.join(names)})")
+        raise ValueError(f"unknown {what} {brief(value)}{hint} (known: {', '.join(names)})")
     return value
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class _Section(SpecModel):
+    """A spec section: strict types, finite floats, no unknown keys (``SpecModel``)."""
 
 
 def _task_spec() -> Any:
@@ -54,9 +56,9 @@ class SplitSpec(_Section):
 
 
 class DataSpec(_Section):
-    train: Path = Field(description="Training file (.csv, .tsv, .jsonl).")
-    validation: Path | None = Field(None, description="Validation file; or use data.split.validation.")
-    test: Path | None = Field(None, description="Test file; or use data.split.test.")
+    train: SpecPath = Field(description="Training file (.csv, .tsv, .jsonl).")
+    validation: SpecPath | None = Field(None, description="Validation file; or use data.split.validation.")
+    test: SpecPath | None = Field(None, description="Test file; or use data.split.test.")
     format: Literal["auto", "csv", "tsv", "jsonl", "conll"] = Field(
         "auto", description="File format; auto picks it from the file extension."
     )
@@ -90,6 +92,13 @@ class ModelSpec(_Section):
     intermediate_size: int | None = Field(None, gt=0, description="pretrain: override the MLP width.")
     max_position_embeddings: int | None = Field(None, gt=0, description="pretrain: longest sequence the model "
                                                 "accepts (default: max(512, data.max_length)).")
+
+    @field_validator("name")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        if v is not None and "\x00" in v:
+            raise ValueError("a model name or path cannot contain a NUL character")
+        return v
 
 
 class _TuningBase(_Section):
@@ -158,11 +167,12 @@ class TrainSpec(_Section):
     patience: int | None = Field(None, gt=0, description="Stop after N evaluations without improvement.")
     keep_optimizer: bool = Field(False, description="Keep the last resumable checkpoint after the run ends.")
     log_every: int = Field(10, gt=0, description="Record the training loss every N steps.")
-    threads: int | None = Field(None, gt=0, description="CPU threads for torch (default: all cores).")
+    threads: int | None = Field(None, gt=0, le=4096, description="CPU threads for torch (default: all cores).")
 
 
 class OutputSpec(_Section):
-    dir: Path | None = Field(None, description="Run directory (default: runs/<spec name> in the current directory).")
+    dir: SpecPath | None = Field(None, description="Run directory (default: runs/<spec name> in the current "
+                                 "directory).")
 
 
 class TokenizerSpec(_Section):
@@ -185,7 +195,8 @@ class TokenizerSpec(_Section):
 
 
 class Spec(_Section):
-    seed: int = Field(42, description="Seeds Python, NumPy, torch and the data order.")
+    seed: int = Field(42, ge=0, le=SEED_MAX, description="Seeds Python, NumPy, torch and the data order "
+                      "(0 to 2**32-1, NumPy's range).")
     task: TaskSpec = Field(default_factory=lambda: task_info(DEFAULT_TASK).options(),
                            description="What the model learns (task.type: " + ", ".join(task_names())
                            + ") and that task's options.")
@@ -267,7 +278,7 @@ class Spec(_Section):
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map each YAML key path to its 1-based line, so errors can point into the file."""
     try:
-        root = yaml.compose(text)
+        root = specyaml.compose(text)
     except yaml.YAMLError:
         return {}
     lines: dict[tuple[str, ...], int] = {}
@@ -275,7 +286,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     def walk(node: Any, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                sub = path + (str(key.value),)
+                sub = path + (str(key.value) if isinstance(key, yaml.ScalarNode) else "?",)
                 lines[sub] = key.start_mark.line + 1
                 walk(value, sub)
 
@@ -305,6 +316,7 @@ _TYPE_WORDS = {
     "float_type": "a number",
     "bool_parsing": "true or false",
     "bool_type": "true or false",
+    "finite_number": "a finite number",
     "string_type": "a string",
     "list_type": "a list",
     "model_type": "a mapping of keys",
@@ -353,13 +365,30 @@ def _friendly(err: dict, source: str, lines: dict[tuple[str, ...], int]) -> LmkE
         return LmkError(f"{dotted}: required key is missing", where=where, fix=f"add {dotted} to the spec")
     if kind in _TYPE_WORDS:
         got = err.get("input")
-        return LmkError(
-            f"{dotted}: expected {_TYPE_WORDS[kind]}, got {got!r} ({type(got).__name__})",
-            where=where,
-            fix=f"set {dotted} to {_TYPE_WORDS[kind]}",
-        )
+        return LmkError(f"{dotted}: expected {_TYPE_WORDS[kind]}, got {brief(got)} ({type(got).__name__})",
+                        where=where, fix=_type_fix(dotted, _TYPE_WORDS[kind], got))
     msg = err["msg"].removeprefix("Value error, ")
-    return LmkError(f"{dotted}: {msg}", where=where)
+    return LmkError(f"{dotted}: {msg[:300]}", where=where)
+
+
+def _type_fix(dotted: str, want: str, got: Any) -> str:
+    """How to write the value: values are taken as written, so say what the likely intent spells as."""
+    if want == "an integer" and isinstance(got, float) and got.is_integer():
+        return f"write {dotted}: {int(got)} (a whole number, without the decimal point)"
+    if want in ("an integer", "a number") and isinstance(got, str):
+        try:
+            number = float(got)
+        except ValueError:
+            number = None
+        if number is not None and number == number and abs(number) != float("inf"):
+            return "write the number without quotes" + (f" ({dotted}: {got.strip()})" if len(got) < 30 else "")
+    if want in ("an integer", "a number") and isinstance(got, bool):
+        return f"set {dotted} to {want}; true and false are not numbers"
+    if want == "a finite number":
+        return f"set {dotted} to a finite number (.inf, .nan and literals beyond about 1.8e308 are not)"
+    if want == "a string" and (got is None or isinstance(got, (int, float, bool))):
+        return f"quote the value: {dotted}: \"...\""
+    return f"set {dotted} to {want}"
 
 
 def _set_dotted(tree: dict, dotted: str, raw: str, base: Path) -> None:
@@ -375,7 +404,9 @@ def _set_dotted(tree: dict, dotted: str, raw: str, base: Path) -> None:
             raise LmkError(f"--set {dotted}: {part} is not a section", where="--set")
         node = child
     try:
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = specyaml.load(raw) if raw != "" else None
+    except specyaml.SpecYAMLError as e:
+        raise LmkError(f"--set {dotted}: the value is {e.problem}", where="--set", fix="give a plain value") from None
     except yaml.YAMLError:
         value = raw
     if _is_path_key(tuple(parts)) and isinstance(value, str):
@@ -391,10 +422,16 @@ def _is_path_key(path: tuple[str, ...]) -> bool:
 
 
 def _resolve_path(value: str, base: Path) -> str:
-    from .data.files import expand_path  # a NUL or an unknown ~user: an LmkError, not a traceback
+    if "\x00" in value:
+        return value  # refused by the path field's own check, with its key
+    from .data.files import expand_path  # an unknown ~user: an LmkError, not a traceback
 
-    p = expand_path(value)
-    return str(p if p.is_absolute() else (base / p).resolve())
+    try:
+        p = expand_path(value)
+        return str(p if p.is_absolute() else (base / p).resolve())
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a name too long
+        raise LmkError(f"path {brief(value)} cannot be used: {e}", where=str(base),
+                       fix="write a plain file or folder path") from None
 
 
 def _looks_like_path(name: str) -> bool:
@@ -424,7 +461,7 @@ def parse_spec(tree: Any, source: str = "spec", text: str = "") -> Spec:
         return Spec.model_validate(tree)
     except ValidationError as e:
         lines = _key_lines(text)
-        errors = [_friendly(err, source, lines) for err in e.errors()]
+        errors = [_friendly(err, source, lines) for err in e.errors(include_url=False)]
         if len(errors) == 1:
             raise errors[0] from None
         raise SpecErrors(errors, source) from None
@@ -437,16 +474,15 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
         path = path / "spec.yaml"
     if not path.exists():
         raise LmkError(f"spec file not found: {path}", where=str(path), fix="check the path (see examples/*.yaml)")
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        tree = yaml.safe_load(text)
-    except UnicodeDecodeError as e:
-        raise LmkError(f"spec is not UTF-8 text: {e}", where=str(path), fix="save the spec as UTF-8") from None
+        tree = specyaml.load(text)
+    except specyaml.SpecYAMLError as e:
+        raise LmkError(f"spec refused: {e.problem}", where=_yaml_where(path, e),
+                       fix="a spec is a few nested sections of plain values: write them out") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path} line {mark.line + 1}" if mark else str(path)
-        raise LmkError(f"spec is not valid YAML: {getattr(e, 'problem', e)}", where=where,
-                       fix="fix the YAML syntax (indentation, colons, quotes)") from None
+        raise LmkError(f"spec is not valid YAML: {str(getattr(e, 'problem', None) or e)[:300]}",
+                       where=_yaml_where(path, e), fix="fix the YAML syntax (indentation, colons, quotes)") from None
     tree = {} if tree is None else tree
     if isinstance(tree, dict):
         _resolve_relative(tree, path.parent.resolve())
@@ -459,6 +495,28 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
         if isinstance(tree["output"], dict) and tree["output"].get("dir") is None:
             tree["output"]["dir"] = str((Path.cwd() / "runs" / path.stem).resolve())
     return parse_spec(tree, source=str(path), text=text)
+
+
+def _read_text(path: Path) -> str:
+    """The spec file's text, read only up to the size a spec can have (the path may be a device or pipe)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(specyaml.MAX_BYTES + 1)
+    except OSError as e:
+        raise LmkError(f"cannot read the spec {path}: {e.strerror or e}", where=str(path),
+                       fix="pass a readable YAML file (or a run directory holding spec.yaml)") from None
+    if len(raw) > specyaml.MAX_BYTES:
+        raise LmkError(f"spec file is over {specyaml.MAX_BYTES} bytes; a spec is a few KB", where=str(path),
+                       fix="pass the YAML spec, not a data file (data files go in data.train)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LmkError(f"spec is not UTF-8 text: {e}", where=str(path), fix="save the spec as UTF-8") from None
+
+
+def _yaml_where(path: Path, e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    return f"{path} line {mark.line + 1}" if mark else str(path)
 
 
 def save_spec(spec: Spec, path: Path) -> None:

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
 from ..data.readers import BadRow
+from ..specmodel import SpecModel
 
 
 def no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -31,11 +30,10 @@ def no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class TaskOptions(BaseModel):
+class TaskOptions(SpecModel):
     """A task's ``task:`` section. ``type`` names the task: the spec's ``task`` is the union of every
-    registered task's options, told apart by ``type``; unknown keys are errors."""
+    registered task's options, told apart by ``type``; strict types, unknown keys are errors (``SpecModel``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
     type: str
 
     def options(self) -> dict[str, Any]:

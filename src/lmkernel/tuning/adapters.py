@@ -134,12 +134,12 @@ def load(base: Any, directory: Path, card: dict[str, Any]) -> Any:
     from safetensors.torch import load_file
 
     try:
-        options = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))["options"]
+        options = Options(**json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))["options"])
         state = load_file(str(directory / WEIGHTS_FILE))
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:  # ValueError: bad JSON or options out of range
         raise LmkError(f"cannot read the adapters in {directory}: {e}", where=str(directory),
                        fix="the artifact is damaged; re-run training") from e
-    model = apply(base, Options(**options), Context(task=card.get("task", "classification")))
+    model = apply(base, options, Context(task=card.get("task", "classification")))
     missing = set(state) - {n for n, _ in model.named_parameters()}
     if missing:
         raise LmkError(f"the adapters in {directory} do not fit the base model {card.get('base_model')!r}: "

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
 from ..errors import LmkError
 from ..models.quiet import quiet_libraries
+from ..specmodel import SpecModel
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,10 +24,9 @@ ALL_TASKS = ("classification", "ner", "chat", "translation", "summarization")  #
 CAUSAL_TASKS = ("chat", "translation", "summarization")
 
 
-class Options(BaseModel):
-    """Base of every method's options: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class Options(SpecModel):
+    """Base of every method's options: strict types, finite floats, unknown keys are errors, assignments
+    are validated (``SpecModel``)."""
 
 
 @dataclass(frozen=True)
