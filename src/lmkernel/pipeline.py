@@ -19,8 +19,9 @@ from .tasks import get_task
 
 
 def _summary(spec: Spec, run_dir: Path, model_path: Path, epochs: str) -> dict[str, Any]:
+    chosen = f" (model.name: auto: {spec.model.chosen_because})" if spec.model.chosen_because else ""
     return {
-        "task": spec.task.type, "model": f"{spec.model.name} (`{model_path}`)", "tuning": spec.tuning.method,
+        "task": spec.task.type, "model": f"{spec.model.name} (`{model_path}`){chosen}", "tuning": spec.tuning.method,
         "epochs": epochs, "batch size": spec.train.batch_size, "learning rate": spec.train.lr,
         "max length": spec.data.max_length, "seed": spec.seed, "train file": f"`{spec.data.train}`",
         "run dir": f"`{run_dir}`", "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -55,6 +56,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     accelerator, spec, run_dir = start_run(spec, resume)
 
     task = get_task(spec.task.type, spec.task)
+    if spec.model.chosen_because and accelerator.is_main_process:
+        print(f"model.name: auto chose {spec.model.name}: {spec.model.chosen_because}")
     splits, labels = read_data(task, spec)
     model_path = resolve_model_path(spec.model.name)
     tokenizer = load_tokenizer(model_path)

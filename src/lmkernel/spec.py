@@ -77,8 +77,12 @@ class DataSpec(_Section):
 
 
 class ModelSpec(_Section):
-    name: str | None = Field("minilm", description="Model alias (minilm) or path to a local Hugging Face checkpoint "
-                             "dir (pretrain: the backbone to continue pretraining; not used with model.arch).")
+    name: str | None = Field("minilm", description="Model alias (minilm, smollm2, gemma3), auto (the installed "
+                             "alias that reads the training data's language and suits the task, chosen from a "
+                             "sample of data.train), or path to a local Hugging Face checkpoint dir (pretrain: the "
+                             "backbone to continue pretraining; not used with model.arch).")
+    chosen_because: str | None = Field(None, description="Set by model.name: auto (why that model), for the log and "
+                                       "the report; not for writing by hand.")
     # pretraining from scratch (task: pretrain): an architecture, a size preset and optional overrides
     arch: Literal["encoder", "decoder"] | None = Field(
         None, description="pretrain from scratch: encoder (BERT, masked LM) or decoder (Llama, causal LM).")
@@ -218,6 +222,11 @@ class Spec(_Section):
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Spec:
         info = task_info(self.task.type)
+        if self.model.name == "auto" and self.model.arch is None:
+            from .models.choose import choose_backbone, sample_texts
+
+            choice = choose_backbone(self.task.type, sample_texts(self) if self.task.type != "pretrain" else [])
+            self.model.name, self.model.chosen_because = choice.name, choice.reason
         if self.tuning.method is None:
             self.tuning.method = info.default_tuning(self.model.arch is None and is_decoder_backbone(self.model.name))
         if self.train.metric is None:
