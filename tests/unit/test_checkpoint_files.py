@@ -148,6 +148,21 @@ def test_same_size_edit_is_caught_by_the_checksum(saved):
         load_checkpoint(acc, path, fresh, opt, sched)
 
 
+def test_an_edited_loop_state_is_caught_by_the_manifest_checksum(saved):
+    """A value changed in trainer_state.json (still valid JSON) would resume from the wrong place."""
+    import json
+
+    path = saved[0]
+    manifest = json.loads((path / "trainer_state.json").read_text())
+    text = json.dumps(manifest, indent=1)
+    edited = text.replace('"step": 3', '"step": 4', 1) if '"step": 3' in text else text.replace("3", "4", 1)
+    assert edited != text
+    (path / "trainer_state.json").write_text(edited)
+    acc, fresh, opt, sched = _setup(1)
+    with pytest.raises(LmkError, match="checksum differs"):
+        load_checkpoint(acc, path, fresh, opt, sched)
+
+
 def test_missing_part_is_an_error(saved):
     path = saved[0]
     (path / "rng-0.json").unlink()

@@ -107,6 +107,7 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, state: dict[str, Any]
         files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
         manifest = {"format": FORMAT, "processes": accelerator.num_processes, "files": files,
                     "state": encode(state, {})}
+        manifest["checksum"] = _checksum(manifest)
         (tmp / STATE_FILE).write_text(json.dumps(manifest, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         fsync_tree(tmp)
         if final.exists():
@@ -133,6 +134,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+def _checksum(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's canonical JSON (its own checksum left out): the loop state it holds is
+    checked like every other part, so an edited or bit-flipped value cannot load silently."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()).hexdigest()
+
+
 def _refuse(path: Path, what: str, fix: str | None = None) -> LmkError:
     return LmkError(f"checkpoint {path.parent} cannot be loaded: {what}", where=str(path),
                     fix=fix or f"delete {path.parent} to resume from an earlier checkpoint, or start a fresh run "
@@ -151,6 +159,12 @@ def _manifest(path: Path) -> dict[str, Any]:
         raise _refuse(path / STATE_FILE, f"it was written by an earlier lmkernel in a pickle-based format{old}, "
                       "which lmkernel no longer loads because unpickling a file can run code",
                       fix="start a fresh run without --resume (the finished checkpoints cannot be converted)")
+    try:
+        intact = manifest.get("checksum") == _checksum(manifest)
+    except (TypeError, ValueError):  # a value JSON cannot write back (e.g. an edited-in NaN)
+        intact = False
+    if not intact:
+        raise _refuse(path / STATE_FILE, f"{STATE_FILE} was changed after it was written (its checksum differs)")
     files = manifest.get("files")
     if not isinstance(files, dict):
         raise _refuse(path / STATE_FILE, f"{STATE_FILE} has no file list")
