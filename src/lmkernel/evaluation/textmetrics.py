@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Han (incl. extension A and compatibility ideographs), kana, Hangul syllables, Thai and Lao
-_UNSPACED = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\u0e00-\u0eff"
+HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han: unified, extension A, compatibility ideographs
+# Han, kana, Thai and Lao: scripts written without spaces between words
+_UNSPACED = HAN + r"\u3040-\u30ff\u0e00-\u0eff"
 _TOKEN = re.compile(rf"[{_UNSPACED}]|[^\W_{_UNSPACED}]+", re.UNICODE)
 _HAN_OR_KANA = re.compile(rf"[{_UNSPACED}]")
 _CHAR_LANGS = {"ja", "th", "lo", "my", "km"}

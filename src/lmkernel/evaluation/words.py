@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+from .textmetrics import HAN, normalize
+
+_CJK_RUN = re.compile(f"[{HAN}]+")
 _WORD = re.compile(r"[^\W\d_]{2,}|\d+(?:[.,]\d+)*%?", re.UNICODE)
 _jieba = None
 
@@ -33,7 +34,7 @@ def _segmenter():
 def words(text: str) -> list[str]:
     """The words of ``text`` in order: Chinese runs cut by jieba, other letters as words of two or more,
     numbers whole; lower-cased after NFKC (ＡＢＣ -> abc), punctuation and emoji dropped."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = normalize(text).lower()
     out: list[str] = []
     pos = 0
     for m in _CJK_RUN.finditer(text):

@@ -10,6 +10,7 @@ command, and the choice falls back to what is installed.
 from __future__ import annotations
 
 import importlib.util
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,24 +45,18 @@ def non_latin_share(texts: list[str]) -> float:
     letters = [ch for t in texts for ch in t if ch.isalpha()]
     if not letters:
         return 0.0
-    return sum("LATIN" not in _name(ch) for ch in letters) / len(letters)
-
-
-def _name(ch: str) -> str:
-    import unicodedata
-
-    return unicodedata.name(ch, "")
+    return sum("LATIN" not in unicodedata.name(ch, "") for ch in letters) / len(letters)
 
 
 def minilm_unknown_share(texts: list[str]) -> float:
     """The share of the texts' tokens that minilm's English vocabulary maps to [UNK]."""
+    from ..pretrain.vocab import unk_share
     from .quiet import quiet_libraries
     from .resolve import load_tokenizer, resolve_model_path
 
     with quiet_libraries():
         tokenizer = load_tokenizer(resolve_model_path("minilm"))
-    ids = [i for seq in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] for i in seq]
-    return sum(i == tokenizer.unk_token_id for i in ids) / len(ids) if ids else 0.0
+    return unk_share(tokenizer, texts)
 
 
 def choose_backbone(task: str, texts: list[str]) -> Choice:
