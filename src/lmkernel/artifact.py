@@ -200,6 +200,18 @@ class Model:
         return self.task.predict(self.model, tokenizer, texts, self.labels,
                                  max_length=self.card.get("max_length", 512), batch_size=batch_size)
 
+    def embed(self, texts: str | list[str], batch_size: int = 64):
+        """Unit-length sentence vectors (a float32 numpy array, one row per text) from a task that makes
+        them (the ``embedding`` task: its ``embed`` hook); others raise an error saying what to use."""
+        if not hasattr(self.task, "embed"):
+            raise LmkError(f"the {self.card['task']} model in {self.path} does not make sentence embeddings",
+                           where=str(self.path), fix="train a run with task.type: embedding, or embed with "
+                           "lmkernel.knowledge.embedder.load_embedder('minilm')")
+        if isinstance(texts, str):
+            texts = [texts]
+        return self.task.embed(self.model, self.tokenizer, [str(t) for t in texts],
+                               max_length=self.card.get("max_length", 512), batch_size=batch_size)
+
     def _check_generative(self) -> None:
         if not hasattr(self.model, "generate") or not type(self.model).__name__.endswith("ForCausalLM"):
             raise LmkError(f"the {self.card['task']} model in {self.path} is a {type(self.model).__name__}, "
