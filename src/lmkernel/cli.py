@@ -6,13 +6,13 @@ User errors (LmkError) print as what / where / fix without a traceback; --debug 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log  # noqa: F401  (shared by command modules)
 from .errors import LmkError
 from .serve.settings import ServeSettings as _Serve  # stdlib-only: the serve flags' defaults
 
@@ -23,45 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-SetOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", help="Override a spec field, e.g. --set train.epochs=1 (repeatable; "
-                 "values are parsed as YAML)."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
-
-
-def _fail(e: LmkError) -> None:
-    typer.secho("error: " + e.render(), fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
-def _guard(debug: bool):
-    """Context manager that turns LmkError into a clean message and exit code 2."""
-
-    class Guard:
-        def __enter__(self):
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # our own bars show progress; theirs add noise
-            if not debug:
-                hf_logging.set_verbosity_error()
-            return self
-
-        def __exit__(self, kind, exc, tb):
-            if isinstance(exc, LmkError) and not debug:
-                _fail(exc)
-            if isinstance(exc, KeyboardInterrupt):
-                typer.secho("interrupted; continue with --resume", err=True)
-                raise typer.Exit(130)
-            return False
-
-    return Guard()
-
 
 def _print_metrics(metrics: dict, run_dir: Path, report_dir: Path, task: str) -> None:
     from .tasks import task_info
@@ -395,10 +356,6 @@ MeasureBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Batch
 LatencyOpt = Annotated[int, typer.Option(min=1, help="Single texts timed for the batch-1 latency.")]
 
 
-def _log(quiet: bool):
-    return (lambda _: None) if quiet else (lambda s: typer.echo(s, err=True))
-
-
 @app.command()
 def compress(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder) to compress.")],
@@ -541,6 +498,11 @@ def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads 
                                  "tuning, train, output)", param_hint="SECTION")
     for key, default, desc in rows:
         typer.echo(f"{key:32} {default:24} {desc}")
+
+
+from .commands.app import app_cli  # noqa: E402  (command groups in their own modules)
+
+app.add_typer(app_cli, name="app")
 
 
 def main() -> None:  # console-script entry point
