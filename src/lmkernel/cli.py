@@ -500,6 +500,16 @@ def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads 
         typer.echo(f"{key:32} {default:24} {desc}")
 
 
+def _knowledge_commands() -> None:
+    from .knowledge.cli import index_app, search
+
+    app.add_typer(index_app, name="index")
+    app.command(help="Search a knowledge index: the best chunks for a query (or --input file), with sources.")(search)
+
+
+_knowledge_commands()
+
+
 from .commands.app import app_cli  # noqa: E402  (command groups in their own modules)
 
 app.add_typer(app_cli, name="app")
