@@ -511,8 +511,10 @@ _knowledge_commands()
 
 
 from .commands.app import app_cli  # noqa: E402  (command groups in their own modules)
+from .commands.recommend import recommend as _recommend  # noqa: E402
 
 app.add_typer(app_cli, name="app")
+app.command("recommend")(_recommend)
 
 
 def main() -> None:  # console-script entry point

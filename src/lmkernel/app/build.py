@@ -114,7 +114,7 @@ def evaluate_app(path: Path, heldout: Path, progress: bool = True) -> dict[str, 
     result["sweep"] = _sweep(path, bot, rows)
     from ..fsutil import atomic_write_json, atomic_write_text
 
-    atomic_write_json(Path(path) / "eval.json", {**result, "questions": judged})
+    atomic_write_json(Path(path) / "eval.json", {**result, "replies": judged})
     atomic_write_text(Path(path) / "eval.md", eval_markdown(result, judged))
     return result
 
