@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -50,3 +51,63 @@ def _guard(debug: bool):
 
 def _log(quiet: bool):
     return (lambda _: None) if quiet else (lambda s: typer.echo(s, err=True))
+
+
+def _flag_type(tp: Any) -> tuple[Any, bool]:
+    """The type a flag parses for a settings field, and whether it is a comma-separated list."""
+    import typing
+
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if tp is tuple or typing.get_origin(tp) is tuple or any(typing.get_origin(a) is tuple for a in args):
+        return Optional[str], True
+    if args:  # X | None
+        return Optional[args[0]], False
+    return tp, False
+
+
+def settings_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """A decorator giving a command one flag per field of the dataclass ``cls`` that carries help text
+    (``field(metadata={"help": ...})``): the default and the help are written once, in the settings class.
+    The command receives the values as ``settings_values`` (a dict, lists split on commas; flags left at their
+    default are left out)."""
+    import dataclasses
+    import functools
+    import inspect
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if "help" in f.metadata and f.name not in exclude]
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "settings_values"]
+        added, lists = [], set()
+        for f in fields:
+            tp, is_list = _flag_type(hints[f.name])
+            if is_list:
+                lists.add(f.name)
+            default = None if is_list else f.default
+            added.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                           annotation=Annotated[tp, typer.Option(help=f.metadata["help"])]))
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {}
+            for f in fields:
+                value = kwargs.pop(f.name)
+                if f.name in lists:
+                    if value is None:
+                        continue
+                    value = tuple(p.strip() for p in value.split(",") if p.strip())
+                if value != f.default:
+                    values[f.name] = value
+            return fn(settings_values=values, **kwargs)
+
+        keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        params = keyword[:-1] + added + keyword[-1:]  # --debug stays last
+        wrapper.__signature__ = sig.replace(parameters=params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}  # evaluated objects, not strings
+        del wrapper.__wrapped__  # typer must read the new signature, not the wrapped function's
+        return wrapper
+
+    return decorate

@@ -87,3 +87,9 @@ def test_recommend_cli(tmp_path, tiny_bert):
     assert "history is empty" in cli("recommend", items, "--model", tiny_bert, code=2).output
     assert "not key=value" in cli("recommend", items, "-H", "x", "--filter", "lang", "--model", tiny_bert,
                                   code=2).output
+
+
+def test_app_serve_refuses_a_folder_that_is_no_application(tmp_path):
+    out = cli("app", "serve", tmp_path, "--port", "0", code=2).output
+    assert "not an application directory" in out and "lmkernel app run" in out
+    assert "--rate-limit" in cli("app", "serve", "--help").output  # the server flags come from ServeSettings

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from ..clikit import DebugOpt, QuietOpt, _guard, _log
+from ..clikit import DebugOpt, QuietOpt, _guard, _log, settings_options
+from ..serve.settings import ServeSettings  # stdlib-only: the serve flags' defaults and help
+
+# model-server knobs that mean nothing for a bot (its models run in one worker, in fp32, through torch)
+_MODEL_ONLY = ("max_batch", "max_wait_ms", "max_texts", "max_input_tokens", "max_new_tokens", "precision",
+               "threads", "workers", "prepack", "runtime", "admission")
 
 app_cli = typer.Typer(help="Applications: a bot built from one spec (intents + knowledge base + hand-off). "
                       "Start with `lmkernel app run examples/support/bot.yaml`.", no_args_is_help=True)
@@ -81,3 +86,29 @@ def eval_(
         from ..app.build import evaluate_app
 
         _print_eval(evaluate_app(app_dir, data, progress=not quiet), app_dir)
+
+
+@app_cli.command("serve")
+@settings_options(ServeSettings, exclude=_MODEL_ONLY)
+def serve(
+    app_dir: AppDirArg,
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")]
+    = "127.0.0.1",
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding comma-separated API "
+                                                       "keys; clients send 'Authorization: Bearer KEY'.")] = None,
+    api_key_file: Annotated[Optional[Path], typer.Option(help="File with one API key per line.")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request, query strings redacted.")] = False,
+    settings_values: dict | None = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the application over HTTP: OpenAI-compatible /v1/chat/completions (the bot answers the last user
+    message; its decision and citations in the `lmkernel` field) and /v1/app/respond; /healthz, /readyz,
+    /metrics, /v1/models."""
+    with _guard(debug):
+        from ..app.serving import serve_app
+        from ..serve.settings import read_api_keys
+
+        keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None)
+        settings = ServeSettings(**{"admission": "off", **(settings_values or {})}, api_keys=keys)
+        serve_app(app_dir, host=host, port=port, settings=settings, access_log=access_log)
