@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log  # noqa: F401  (shared by command modules)
+from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log, settings_options  # noqa: F401  (shared by command modules)
 from .errors import LmkError
 from .serve.settings import ServeSettings as _Serve  # stdlib-only: the serve flags' defaults
 
@@ -232,6 +232,7 @@ def validate(
 
 
 @app.command()
+@settings_options(_Serve)
 def serve(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder) to serve.")],
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -244,102 +245,20 @@ def serve(
                                                          "start or after a space starts a comment (a key may "
                                                          "contain '#').")]
     = None,
-    max_batch: Annotated[int, typer.Option(help="Texts per forward pass of the dynamic batcher; for generation, "
-                                           "requests decoded together.")] = _Serve.max_batch,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a queued text waits for others to fill its "
-                                               "batch.")] = _Serve.max_wait_ms,
-    max_queue: Annotated[int, typer.Option(help="Texts (generation: requests) waiting at most; beyond, 429 with "
-                                           "Retry-After.")]
-    = _Serve.max_queue,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body; beyond, 413.")] = _Serve.max_body_bytes,
-    max_texts: Annotated[int, typer.Option(help="Texts per request; beyond, 413.")] = _Serve.max_texts,
-    max_input_tokens: Annotated[Optional[int], typer.Option(help="Tokens per text or prompt; beyond, 413 unless "
-                                                            "the request sets truncate (default: the training "
-                                                            "max_length; generation: the context).")] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Generation: completion tokens per request at most (and "
-                                                "the default); asking for more is a 422.")] = _Serve.max_new_tokens,
-    rate_limit: Annotated[Optional[str], typer.Option(help="Requests per API key (per client address without "
-                                                      "keys), e.g. 600/min or 10/s; beyond, 429.")] = None,
-    timeout_s: Annotated[float, typer.Option(help="Deadline per request, queueing included; beyond, 504.")]
-    = _Serve.timeout_s,
-    precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast) | auto (bf16 where matmuls are fast "
-                                           "in it).")] = _Serve.precision,
-    threads: Annotated[Optional[int], typer.Option(help="Torch threads per model worker (default: all cores "
-                                                   "for generation; classification/NER: cores / workers). "
-                                                   "Classification/NER servers start OpenMP with "
-                                                   "OMP_WAIT_POLICY=PASSIVE unless set, so the event loop gets "
-                                                   "CPU time.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Classification/NER: threads that each run their own "
-                                                   "batches, splitting the cores (default 1); more workers trade "
-                                                   "tail latency for a little throughput at saturation.")] = None,
-    prepack: Annotated[bool, typer.Option(help="Under --runtime torch on CPU, prepare the model at load. "
-                                          "Classification/NER: pack each linear layer's weight once for oneDNN "
-                                          "(in bf16 with --precision bf16), not on every call. "
-                                          "Generation (Llama-family models): "
-                                          "run each decode step and the prompts that join it as one forward. "
-                                          "--no-prepack keeps transformers' forward and torch's own GEMM.")]
-    = _Serve.prepack,
-    runtime: Annotated[str, typer.Option(help="torch | onnx | onnx-int8. onnx: serve an ONNX Runtime copy of "
-                                         "the weights (BENCHMARKS.md compares it with the default torch runtime); "
-                                         "onnx-int8: its int8-quantized copy "
-                                         "(slightly different outputs). Built "
-                                         "once under RUN/serving/ and rebuilt when the weights change; "
-                                         "classification artifacts.")] = _Serve.runtime,
-    drain_s: Annotated[float, typer.Option(help="On SIGTERM, how long requests in flight get to finish; then "
-                                           "streams end with an error event and the rest get 503.")]
-    = _Serve.drain_s,
-    header_timeout_s: Annotated[float, typer.Option(help="Request line and headers must arrive within this "
-                                                    "(else the connection closes): slow clients cannot hold "
-                                                    "connections.")] = _Serve.header_timeout_s,
-    body_timeout_s: Annotated[float, typer.Option(help="A request body must arrive within this after its "
-                                                  "headers; beyond, 408.")] = _Serve.body_timeout_s,
-    max_header_bytes: Annotated[int, typer.Option(help="Largest request line and headers; beyond, 431.")]
-    = _Serve.max_header_bytes,
-    max_connections: Annotated[int, typer.Option(help="Open connections at most; a request on one more gets 503 "
-                                                 "(bounds the server's sockets and memory).")]
-    = _Serve.max_connections,
-    trusted_proxies: Annotated[Optional[str], typer.Option(help="Comma-separated proxy addresses/networks whose "
-                                                           "X-Forwarded-For names the client (rate limits are per "
-                                                           "client); default none, so clients cannot forge it.")]
-    = None,
-    max_auth_failures: Annotated[int, typer.Option(help="Missing or wrong API keys per client address per minute; "
-                                                   "beyond, 429, so keys cannot be guessed at speed.")]
-    = _Serve.max_auth_failures,
-    allowed_hosts: Annotated[Optional[str], typer.Option(help="Comma-separated Host names served, or '*' (against "
-                                                         "DNS rebinding; default: the bind address's names, any "
-                                                         "for 0.0.0.0).")] = None,
-    allowed_origins: Annotated[Optional[str], typer.Option(help="Comma-separated browser origins (e.g. "
-                                                           "https://app.example.com) besides the server's own that "
-                                                           "may POST, or '*'; others get 403.")] = None,
-    admission: Annotated[str, typer.Option(help="on | off. on: measure this machine's throughput after warm-up "
-                                           "(and keep measuring) and refuse, before computing, a request "
-                                           "estimated to take longer than --timeout-s: 413 when it alone "
-                                           "cannot fit, 429 + Retry-After behind the work already admitted; "
-                                           "the message gives the estimate. off: every request computes "
-                                           "until done or the deadline (504).")] = _Serve.admission,
     access_log: Annotated[bool, typer.Option(help="Log every request, query strings redacted (off: /metrics "
                                              "counts them).")] = False,
+    settings_values: dict | None = None,
     debug: DebugOpt = False,
 ) -> None:
     """Serve a model over HTTP: /v1/classify, /v1/entities or /v1/generate + OpenAI /v1/chat/completions and
-    /v1/completions by task; /v1/models, /healthz, /readyz, /metrics (docs at /docs)."""
+    /v1/completions by task; /v1/models, /healthz, /readyz, /metrics (docs at /docs). The limits and batching
+    flags are ServeSettings' fields (serve/settings.py: each default and its help are written there)."""
     with _guard(debug):
         from .serve.server import serve as run_server
-        from .serve.settings import read_api_keys, split_list
+        from .serve.settings import read_api_keys
 
         keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None)
-        settings = _Serve(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
-                                 max_body_bytes=max_body_bytes, max_texts=max_texts,
-                                 max_input_tokens=max_input_tokens, max_new_tokens=max_new_tokens,
-                                 rate_limit=rate_limit, timeout_s=timeout_s,
-                                 precision=precision, threads=threads, workers=workers, prepack=prepack,
-                                 runtime=runtime, admission=admission,
-                                 api_keys=keys, drain_s=drain_s, header_timeout_s=header_timeout_s,
-                                 body_timeout_s=body_timeout_s, max_header_bytes=max_header_bytes,
-                                 max_connections=max_connections, trusted_proxies=split_list(trusted_proxies),
-                                 max_auth_failures=max_auth_failures,
-                                 allowed_hosts=split_list(allowed_hosts) if allowed_hosts else None,
-                                 allowed_origins=split_list(allowed_origins))
+        settings = _Serve(**(settings_values or {}), api_keys=keys)
         run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
 
 
