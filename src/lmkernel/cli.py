@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log, settings_options  # noqa: F401  (shared by command modules)
+from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log, settings_options, with_flags  # noqa: F401  (shared by command modules)
 from .errors import LmkError
 from .serve.settings import ServeSettings as _Serve  # stdlib-only: the serve flags' defaults
 
@@ -275,7 +275,16 @@ MeasureBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Batch
 LatencyOpt = Annotated[int, typer.Option(min=1, help="Single texts timed for the batch-1 latency.")]
 
 
+def _method_flags():
+    """The compression methods' own flags (compress.option_flags: each method's Options model)."""
+    from .clikit import Flag
+    from .compress import option_flags
+
+    return with_flags([Flag(name, annotation, None, help) for name, annotation, help in option_flags()])
+
+
 @app.command()
+@_method_flags()
 def compress(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder) to compress.")],
     method: Annotated[str, typer.Option("--method", "-m", help="Compression method. "
@@ -284,17 +293,6 @@ def compress(
                                                 "compression.md, compression.json); default RUN-METHOD. An "
                                                 "existing run is never overwritten.")] = None,
     quantize: Annotated[Optional[str], typer.Option(help="Also quantize the result (onnx: int8).")] = None,
-    sparsity: Annotated[Optional[float], typer.Option(help="prune: fraction of the linear weights (with "
-                                                      "--structured: of heads / FFN neurons per layer) to remove, "
-                                                      "e.g. 0.4.")] = None,
-    structured: Annotated[Optional[str], typer.Option(help="prune: heads,ffn (or heads, ffn) removes whole "
-                                                      "structures; none (default) is global unstructured "
-                                                      "magnitude pruning.")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="distill: transformer layers of the student, fewer than "
-                                                  "the teacher's, e.g. 3.")] = None,
-    finetune: Annotated[Optional[int], typer.Option(help="prune: epochs of recovery fine-tuning on the run's "
-                                                    "training data (default 0); distill: training epochs "
-                                                    "(default the spec's).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Labelled file to measure on, or a spec "
                                                  "YAML (its validation set; distill and prune also train on its "
                                                  "data). Default: the run's spec.yaml.")] = None,
@@ -302,6 +300,7 @@ def compress(
     batch_size: MeasureBatchOpt = 32,
     latency_samples: LatencyOpt = 100,
     quiet: QuietOpt = False,
+    settings_values: dict | None = None,
     debug: DebugOpt = False,
 ) -> None:
     """Make a smaller, faster copy of a model and report size, speed and accuracy before and after."""
@@ -310,7 +309,7 @@ def compress(
 
         result = run_compress(run_dir, method, out, data=data, max_examples=max_examples, batch_size=batch_size,
                               latency_samples=latency_samples, log=_log(quiet), progress=not quiet, quantize=quantize,
-                              sparsity=sparsity, structured=structured, layers=layers, finetune=finetune)
+                              **(settings_values or {}))
         typer.echo(result.table)
         typer.echo(f"run:    {result.out_dir}")
         typer.echo(f"report: {result.out_dir / 'compression.md'}")

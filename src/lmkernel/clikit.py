@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
 import typer
@@ -65,37 +66,37 @@ def _flag_type(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def settings_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
-    """A decorator giving a command one flag per field of the dataclass ``cls`` that carries help text
-    (``field(metadata={"help": ...})``): the default and the help are written once, in the settings class.
-    The command receives the values as ``settings_values`` (a dict, lists split on commas; flags left at their
-    default are left out)."""
-    import dataclasses
+@dataclass(frozen=True)
+class Flag:
+    """One generated option: ``--name`` parsing ``annotation`` (a comma-separated list when ``is_list``)."""
+
+    name: str
+    annotation: Any
+    default: Any
+    help: str
+    is_list: bool = False
+
+
+def with_flags(flags: list[Flag]) -> Callable[[Callable], Callable]:
+    """A decorator adding ``flags`` to a typer command (before its last parameter, ``--debug``). The command
+    receives their values as ``settings_values``: a dict of the flags given a value other than their default,
+    lists split on commas."""
     import functools
     import inspect
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    fields = [f for f in dataclasses.fields(cls) if "help" in f.metadata and f.name not in exclude]
 
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn, eval_str=True)
-        own = [p for p in sig.parameters.values() if p.name != "settings_values"]
-        added, lists = [], set()
-        for f in fields:
-            tp, is_list = _flag_type(hints[f.name])
-            if is_list:
-                lists.add(f.name)
-            default = None if is_list else f.default
-            added.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                           annotation=Annotated[tp, typer.Option(help=f.metadata["help"])]))
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in sig.parameters.values()
+               if p.name != "settings_values"]
+        added = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None if f.is_list else f.default,
+                                   annotation=Annotated[f.annotation, typer.Option(help=f.help)]) for f in flags]
 
         @functools.wraps(fn)
         def wrapper(**kwargs: Any) -> Any:
             values = {}
-            for f in fields:
+            for f in flags:
                 value = kwargs.pop(f.name)
-                if f.name in lists:
+                if f.is_list:
                     if value is None:
                         continue
                     value = tuple(p.strip() for p in value.split(",") if p.strip())
@@ -103,11 +104,25 @@ def settings_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[Call
                     values[f.name] = value
             return fn(settings_values=values, **kwargs)
 
-        keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
-        params = keyword[:-1] + added + keyword[-1:]  # --debug stays last
+        params = own[:-1] + added + own[-1:]  # --debug stays last
         wrapper.__signature__ = sig.replace(parameters=params)
         wrapper.__annotations__ = {p.name: p.annotation for p in params}  # evaluated objects, not strings
         del wrapper.__wrapped__  # typer must read the new signature, not the wrapped function's
         return wrapper
 
     return decorate
+
+
+def settings_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """One flag per field of the dataclass ``cls`` that carries help text (``field(metadata={"help": ...})``):
+    the default and the help are written once, in the settings class (see ``with_flags``)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    flags = []
+    for f in dataclasses.fields(cls):
+        if "help" in f.metadata and f.name not in exclude:
+            tp, is_list = _flag_type(hints[f.name])
+            flags.append(Flag(f.name, tp, f.default, f.metadata["help"], is_list))
+    return with_flags(flags)
