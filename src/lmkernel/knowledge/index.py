@@ -113,6 +113,10 @@ def build_index(paths: list[str | Path], out: str | Path, model: str | Path | Em
     """Read, chunk, embed and index the documents under ``paths`` into a new index at ``out`` (an
     existing index there is replaced, atomically). ``model`` None picks one by the documents' language."""
     start = time.perf_counter()
+    out = Path(out)
+    if out.is_dir() and any(p.name != ".lock" for p in out.iterdir()) and not (out / store.POINTER).is_file():
+        raise LmkError(f"{out} is a folder that is not an index; building there would mix the index with its files",
+                       where="--out", fix="give a new folder (or an existing index, which is replaced)")
     docs, skipped = read_documents(paths, text_field, id_field, on_bad)
     if not docs:
         raise LmkError(f"no document to index in {', '.join(map(str, paths))} ({len(skipped)} input(s) skipped)",
