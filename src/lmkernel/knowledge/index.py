@@ -65,20 +65,27 @@ class IndexStats:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
 
+_BLAS = None  # a threadpoolctl controller, made once: building one scans the loaded libraries
+
+
 @contextlib.contextmanager
 def _one_thread(active: bool):
-    """Run a few short queries on one torch thread: splitting a ten-token forward pass across cores saves
-    little, and when the cores are busy (a server, other jobs) waiting for the second one costs several
-    times the work itself (docs/knowledge.md, "Latency")."""
+    """Run a few short queries on one thread (torch and BLAS): splitting a ten-token forward pass or one
+    matrix-vector product across cores saves little, and when the cores are busy (a server, other jobs)
+    waiting for the second one costs several times the work itself (docs/knowledge.md, "Latency")."""
+    global _BLAS
     if not active:
         yield
         return
     import torch
+    from threadpoolctl import ThreadpoolController
 
+    _BLAS = _BLAS or ThreadpoolController()
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with _BLAS.limit(limits=1, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
 
@@ -217,12 +224,12 @@ class Index:
         if not len(self) or not queries:
             return [[] for _ in queries]
         mask = filter_mask(self.chunks, filters)
-        qvecs = query_vectors
-        if qvecs is None and mode != "bm25":
-            with _one_thread(len(queries) <= FEW_QUERIES):
+        with _one_thread(len(queries) <= FEW_QUERIES):
+            qvecs = query_vectors
+            if qvecs is None and mode != "bm25":
                 qvecs = self.embedder.embed(list(queries))
-        return [self._rank(q, None if mode == "bm25" else qvecs[i], k, mask, mode, weights)
-                for i, q in enumerate(queries)]
+            return [self._rank(q, None if mode == "bm25" else qvecs[i], k, mask, mode, weights)
+                    for i, q in enumerate(queries)]
 
     def _rank(self, query: str, qvec: np.ndarray | None, k: int, mask: np.ndarray | None, mode: str,
               weights: tuple[float, float] | None = None) -> list[Hit]:
