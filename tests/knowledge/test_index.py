@@ -189,6 +189,9 @@ def test_not_an_index_damaged_and_empty_build_are_clear_errors(tmp_path, idx, ti
     with pytest.raises(LmkError, match="no document to index"):
         build_index([tmp_path / "empty.txt"], tmp_path / "idx2", str(tiny_bert), progress=False)
     assert not (tmp_path / "idx2").exists()
+    (tmp_path / "plain" / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(LmkError, match="not an index"):
+        build_index([tmp_path / "empty.txt"], tmp_path / "plain", str(tiny_bert), progress=False)
 
 
 def test_bad_mode_and_k_are_errors(idx):
@@ -196,3 +199,19 @@ def test_bad_mode_and_k_are_errors(idx):
         open_index(idx).search("x", mode="fuzzy")
     with pytest.raises(LmkError, match="k must be"):
         open_index(idx).search("x", k=0)
+
+
+def test_weights_and_given_query_vectors(idx, tiny_bert):
+    import torch
+
+    ix = open_index(idx)
+    q = "shop open weekdays"
+    lexical_only = ix.search_many([q], k=5, weights=(1.0, 0.0))[0]
+    bm25 = ix.search(q, k=5, mode="bm25")
+    assert [h.chunk_id for h in lexical_only][:len(bm25)] == [h.chunk_id for h in bm25]
+    vecs = load_embedder(str(tiny_bert)).embed([q])
+    given = ix.search_many([q], k=3, mode="dense", query_vectors=vecs)[0]
+    assert [h.chunk_id for h in given] == [h.chunk_id for h in ix.search(q, k=3, mode="dense")]
+    threads = torch.get_num_threads()
+    ix.search(q)  # one query embeds on one thread, then the setting is restored
+    assert torch.get_num_threads() == threads
