@@ -12,10 +12,12 @@ questions (the 2-core budget); the run prints the counts it used.
 
 Both sides read the same SQuAD-layout files and train the same model (MiniLM, or with ``--extend`` MiniLM
 with its vocabulary extended by the training texts' unknown characters: ``pretrain.vocab``, no MLM) for the
-same epochs, batch size, learning rate, max length and stride. The baseline is transformers' ``run_qa.py``
-recipe: ``prepare_train_features`` (windows padded to max length, answer_start as given), ``Trainer``,
-``postprocess_qa_predictions`` (n-best 20, answers up to 30 tokens, no null answer). Both are scored by
-lmkernel's EM/F1 (SQuAD's normalisation for en, CMRC 2018's for zh). Throughput is training windows per
+same epochs, batch size, learning rate, max length, stride and precision (lmkernel's default: bf16
+autocast on a CPU with fast bf16, which this one has; the baseline gets ``bf16=True`` then). The
+baseline is transformers' ``run_qa.py`` recipe: ``prepare_train_features`` (windows padded to max
+length, answer_start as given), ``Trainer``, ``postprocess_qa_predictions`` (n-best 20, answers up to
+30 tokens, no null answer). Both are scored by lmkernel's EM/F1 (SQuAD's normalisation for en, CMRC
+2018's for zh). Throughput is training windows per
 second (a long context gives several windows).
 """
 
@@ -116,7 +118,8 @@ def run_lmkernel(train: Path, test: Path, model: str, args, out: Path) -> dict:
     read = read_qa(train)
     return {"em": m["test"]["exact_match"], "f1": m["test"]["f1"], "samples_per_s": m["training"]["train samples/s"],
             "train_s": m["training"]["train time (s)"], "wall_s": round(time.perf_counter() - t0, 1),
-            "train_answers_relocated": read.relocated, "train_questions_skipped": len(read.bad)}
+            "precision": m["training"]["precision"], "train_answers_relocated": read.relocated,
+            "train_questions_skipped": len(read.bad)}
 
 
 # ------------------------------------------------------------------------------------------- baseline
@@ -182,7 +185,8 @@ def postprocess(qas, owner, offsets, start_logits, end_logits, n_best: int = 20,
     return [text for _, text in best]
 
 
-def run_baseline(train: list[dict], test: list[dict], model_path: Path, args, lang: str, out: Path) -> dict:
+def run_baseline(train: list[dict], test: list[dict], model_path: Path, args, lang: str, out: Path,
+                 bf16: bool) -> dict:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
     from lmkernel.evaluation.qa_metrics import qa_scores
@@ -193,7 +197,7 @@ def run_baseline(train: list[dict], test: list[dict], model_path: Path, args, la
     targs = TrainingArguments(output_dir=str(out), per_device_train_batch_size=args.batch_size,
                               per_device_eval_batch_size=32, learning_rate=args.lr, num_train_epochs=args.epochs,
                               use_cpu=True, save_strategy="no", report_to="none", seed=42, disable_tqdm=True,
-                              logging_strategy="no")
+                              logging_strategy="no", bf16=bf16)
     t0 = time.perf_counter()
     trainer = Trainer(model=model, args=targs, train_dataset=prepare_train(tok, train, args.max_length,
                                                                              args.doc_stride))
@@ -206,7 +210,8 @@ def run_baseline(train: list[dict], test: list[dict], model_path: Path, args, la
     golds = [[a["text"] for a in q["answers"]] for p in test for q in p["qas"]]
     scores = qa_scores(answers, golds, lang)
     return {"em": scores["exact_match"], "f1": scores["f1"], "samples_per_s": metrics["train_samples_per_second"],
-            "train_s": metrics["train_runtime"], "wall_s": round(time.perf_counter() - t0, 1)}
+            "train_s": metrics["train_runtime"], "wall_s": round(time.perf_counter() - t0, 1),
+            "precision": "bf16" if bf16 else "fp32"}
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -217,9 +222,9 @@ def main() -> None:
                     "texts' unknown characters first (both sides start from it)")
     ap.add_argument("--train-questions", type=int, default=None)
     ap.add_argument("--test-questions", type=int, default=None)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--doc-stride", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
@@ -252,7 +257,8 @@ def main() -> None:
         results["lmkernel"] = run_lmkernel(train_file, test_file, str(model_path), args, work / "lmk")
         print("lmkernel:", json.dumps(results["lmkernel"]), flush=True)
         if not args.skip_baseline:
-            results["baseline"] = run_baseline(train, test, model_path, args, args.lang, work / "hf")
+            bf16 = results["lmkernel"]["precision"] == "bf16"  # the same arithmetic on both sides
+            results["baseline"] = run_baseline(train, test, model_path, args, args.lang, work / "hf", bf16)
             print("baseline:", json.dumps(results["baseline"]), flush=True)
     total = time.perf_counter() - start
     print(f"\nMiniLM{' (vocabulary extended)' if args.extend else ''} QA on "
@@ -262,10 +268,11 @@ def main() -> None:
           f"threads, CPU capability {torch.backends.cpu.get_cpu_capability()}; wall {total / 60:.1f} min; load "
           f"average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}")
     lmk = results["lmkernel"]
-    print(f"lmkernel: EM {lmk['em']:.2f} F1 {lmk['f1']:.2f}, {lmk['samples_per_s']:.2f} windows/s")
+    print(f"lmkernel: EM {lmk['em']:.2f} F1 {lmk['f1']:.2f}, {lmk['samples_per_s']:.2f} windows/s ({lmk['precision']})")
     if "baseline" in results:
         hf = results["baseline"]
-        print(f"baseline: EM {hf['em']:.2f} F1 {hf['f1']:.2f}, {hf['samples_per_s']:.2f} windows/s; ratio "
+        print(f"baseline: EM {hf['em']:.2f} F1 {hf['f1']:.2f}, {hf['samples_per_s']:.2f} windows/s "
+              f"({hf['precision']}); ratio "
               f"{lmk['samples_per_s'] / hf['samples_per_s']:.2f}x; F1 gap {lmk['f1'] - hf['f1']:+.2f}, "
               f"EM gap {lmk['em'] - hf['em']:+.2f}")
     out = args.out or REPO / "bench" / "results" / f"qa-{args.lang}{'-extended' if args.extend else ''}.json"
