@@ -142,7 +142,10 @@ def prepare(index: Any, question: str, *, k: int = DEFAULT_K, min_score: float =
     """Retrieve the top ``k`` passages and build the prompt, or decide the index does not know.
 
     ``fits(messages)`` says whether a prompt fits the model's context; passages are dropped from the
-    end until it does (with none left, the question is answered as not known).
+    end until it does.
+
+    Raises:
+        LmkError: an empty question, k out of range, an unknown mode; not even one passage fits (``where="context"``).
     """
     question = check_query(question, k, mode)
     hits = list(index.search(question, k=k, filters=filters, mode=mode))
@@ -154,7 +157,8 @@ def prepare(index: Any, question: str, *, k: int = DEFAULT_K, min_score: float =
         if fits is None or fits(messages):
             return Grounding(question, hits, best, known=True, messages=messages)
         hits = hits[:-1]
-    return Grounding(question, [], best, known=False)
+    raise LmkError("the question with even one passage is longer than the model's context", where="context",
+                   fix="ask a shorter question, or use a model with a longer context")
 
 
 def finish(grounding: Grounding, text: str) -> Answer:

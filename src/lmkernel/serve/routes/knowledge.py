@@ -141,7 +141,8 @@ class SearchResponse(BaseModel):
 
 def knowledge_error(e: LmkError) -> ApiError:
     """A user error from the index (a bad filter, an empty index) as a 422 the client can act on."""
-    return ApiError(422, e.what + (f"; {e.fix}" if e.fix else ""), param=e.where if e.where in (
+    status = 413 if e.where == "context" else 422
+    return ApiError(status, e.what + (f"; {e.fix}" if e.fix else ""), param=e.where if e.where in (
         "query", "k", "filters", "mode") else None)
 
 

@@ -1,0 +1,118 @@
+"""Chat completions grounded in the knowledge index (a server started with ``--knowledge IDX``).
+
+The last user message is the question: ``knowledge.answer.prepare`` retrieves its passages and builds the
+numbered-passage prompt (the same one ``lmkernel ask`` builds), dropping passages until it fits the
+model's context. Below ``--knowledge-min-score`` the reply says it does not know, in the question's
+language, without running the model. Otherwise the engine answers as for any chat completion, and
+the response adds ``citations`` (the passages the answer's ``[n]`` markers name) and ``grounded``; a
+stream carries them in the chunk with the finish reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...errors import LmkError
+from ...knowledge.answer import Grounding, finish
+from ..deps import Service
+from ..generation.engine import Delta, Done
+from ..generation.schemas import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletionRequest,
+    ChatMessage,
+    GenUsage,
+    GroundedChatCompletion,
+    KnowledgeOptions,
+)
+from ..http_errors import ApiError
+from .generate import _collect, _openai_meta, _start, _stream, _usage, _wanted, chat_chunker
+from .knowledge import knowledge_error
+
+
+def _question(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str]]]:
+    """(the last user message, the turns before it) of a chat whose last turn must be the user's."""
+    last = messages[-1]
+    if last.role != "user":
+        raise ApiError(422, "messages: on a server with --knowledge the last message must be the user's question",
+                       param=f"messages[{len(messages) - 1}]")
+    return last.text(), [{"role": m.role, "content": m.text()} for m in messages[:-1]]
+
+
+def _chat(messages: list[dict[str, str]]) -> list[ChatMessage]:
+    return [ChatMessage.model_construct(role=m["role"], content=m["content"], name=None) for m in messages]
+
+
+def _cited(grounding: Grounding, text: str) -> dict[str, Any]:
+    answer = finish(grounding, text)
+    return {"citations": [c.to_json() for c in answer.citations], "grounded": answer.grounded}
+
+
+async def grounded_chat(request: Request, service: Service, body: ChatCompletionRequest, started: float) -> Any:
+    """The grounded answer to ``body`` (see the module docstring).
+
+    Raises:
+        ApiError: 422 for a chat not ending with a user turn, an empty question, k out of range or a bad
+            filter; the generation errors of /v1/chat/completions otherwise.
+    """
+    knowledge = service.knowledge
+    opts = body.knowledge or KnowledgeOptions()
+    question, history = _question(body.messages)
+    predictor = service.predictor
+    prompt: dict[str, list[int]] = {}
+
+    def fits(messages: list[dict[str, str]]) -> bool:
+        try:
+            prompt["ids"] = predictor.encode_chat(_chat(messages), False)
+        except ApiError as e:
+            if e.status == 413:
+                return False
+            raise
+        return True
+
+    try:
+        grounding = await run_in_threadpool(
+            knowledge.prepare, question, k=knowledge.k if opts.k is None else opts.k, mode=opts.mode,
+            filters=opts.filters, min_score=knowledge.min_score if opts.min_score is None else opts.min_score,
+            history=history, fits=fits)
+    except LmkError as e:
+        raise knowledge_error(e) from e
+    meta = _openai_meta(service, "chatcmpl")
+    if not grounding.known:
+        return _not_known(meta, body, grounding)
+    job = _start(service, prompt["ids"], body, *_wanted(body), started)
+    if body.stream:
+        return await _stream(job, chat_chunker(meta, body, final=lambda done: _cited(grounding, done.text)))
+    done = await _collect(request, job)
+    return _json(GroundedChatCompletion(**meta, usage=_usage(done), **_cited(grounding, done.text), choices=[
+        ChatChoice(message=AssistantMessage(content=done.text), finish_reason=done.finish_reason)]))
+
+
+def _json(body: GroundedChatCompletion) -> JSONResponse:
+    """Sent as is: the route's response_model (ChatCompletion) would drop ``citations`` and ``grounded``."""
+    return JSONResponse(body.model_dump())
+
+
+def _not_known(meta: dict[str, Any], body: ChatCompletionRequest, grounding: Grounding) -> Any:
+    """The "don't know" reply, no model run: a whole completion or the same as a short stream."""
+    text = finish(grounding, "").answer
+    if not body.stream:
+        return _json(GroundedChatCompletion(**meta, usage=GenUsage(prompt_tokens=0, completion_tokens=0,
+                                                                   total_tokens=0), citations=[], grounded=False,
+                                            choices=[ChatChoice(message=AssistantMessage(content=text),
+                                                                finish_reason="stop")]))
+    chunks = chat_chunker(meta, body, final=lambda done: _cited(grounding, ""))
+    events = chunks(Delta(text, 0)) + chunks(Done("stop", 0, 0, text))
+
+    async def stream() -> AsyncIterator[str]:
+        for chunk in events:
+            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
