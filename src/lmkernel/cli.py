@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from .errors import LmkError
+from .knowledge.answer import DEFAULT_K as _ANSWER_K  # light: the grounded-answer flags' defaults
+from .knowledge.answer import DEFAULT_MIN_SCORE as _ANSWER_MIN
 from .serve.settings import ServeSettings as _Serve  # stdlib-only: the serve flags' defaults
 
 app = typer.Typer(
@@ -358,6 +360,16 @@ def serve(
                                            "until done or the deadline (504).")] = _Serve.admission,
     access_log: Annotated[bool, typer.Option(help="Log every request, query strings redacted (off: /metrics "
                                              "counts them).")] = False,
+    knowledge: Annotated[Optional[Path], typer.Option(help="Knowledge index (lmkernel index build): adds "
+                                                      "/v1/search and /v1/embeddings, and chat completions answer "
+                                                      "from its passages with citations.")] = None,
+    embedder: Annotated[Optional[str], typer.Option(help="Embedding model for /v1/embeddings: a run, an alias "
+                                                    "(minilm) or an encoder folder (default with --knowledge: the "
+                                                    "index's model).")] = None,
+    knowledge_k: Annotated[int, typer.Option(help="Passages a grounded answer gets.")] = _ANSWER_K,
+    knowledge_min_score: Annotated[float, typer.Option(help="Best dense cosine among the passages below which a "
+                                                       "grounded chat says it does not know (no model runs).")]
+    = _ANSWER_MIN,
     debug: DebugOpt = False,
 ) -> None:
     """Serve a model over HTTP: /v1/classify, /v1/entities or /v1/generate + OpenAI /v1/chat/completions and
@@ -379,7 +391,12 @@ def serve(
                                  max_auth_failures=max_auth_failures,
                                  allowed_hosts=split_list(allowed_hosts) if allowed_hosts else None,
                                  allowed_origins=split_list(allowed_origins))
-        run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
+        served = None
+        if knowledge is not None or embedder is not None:
+            from .serve.knowledge import Knowledge
+
+            served = Knowledge(knowledge, embedder, k=knowledge_k, min_score=knowledge_min_score)
+        run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log, knowledge=served)
 
 
 def _compress_methods_help() -> str:
@@ -541,6 +558,11 @@ def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads 
                                  "tuning, train, output)", param_hint="SECTION")
     for key, default, desc in rows:
         typer.echo(f"{key:32} {default:24} {desc}")
+
+
+from .cli_ask import ask as _ask  # noqa: E402 (its own module; registered here with the others)
+
+app.command("ask")(_ask)
 
 
 def main() -> None:  # console-script entry point

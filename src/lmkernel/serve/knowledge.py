@@ -49,6 +49,20 @@ class Knowledge:
         ref = str(getattr(self.embedder, "ref", self._embedder_ref or "embedder"))
         return Path(ref.rstrip("/")).name or ref
 
+    def check(self, generation: bool) -> None:
+        """Before the server starts: open the index (a missing or damaged one is a CLI error, not a server
+        that never gets ready). Without a generating model only /v1/search and /v1/embeddings use it."""
+        if self.index is None and self._index_ref is not None:
+            from ..knowledge.index import open_index
+
+            self.index = open_index(self._index_ref)
+        if self.has_index and not generation:
+            import logging
+
+            logging.getLogger("lmkernel.serve").info(
+                "--knowledge: the served model does not generate, so chat completions are not served; "
+                "/v1/search and /v1/embeddings are")
+
     def load(self) -> None:
         """Open the index and load the embedder (the lifespan's thread).
 
