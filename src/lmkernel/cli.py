@@ -560,6 +560,15 @@ def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads 
         typer.echo(f"{key:32} {default:24} {desc}")
 
 
+def _knowledge_commands() -> None:
+    from .knowledge.cli import index_app, search
+
+    app.add_typer(index_app, name="index")
+    app.command(help="Search a knowledge index: the best chunks for a query (or --input file), with sources.")(search)
+
+
+_knowledge_commands()
+
 from .cli_ask import ask as _ask  # noqa: E402 (its own module; registered here with the others)
 
 app.command("ask")(_ask)
