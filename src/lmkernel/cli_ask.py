@@ -13,25 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .errors import LmkError
 from .knowledge.answer import DEFAULT_K, DEFAULT_MIN_SCORE, MAX_K
-
-
-def parse_filters(items: list[str] | None) -> dict | None:
-    """``["lang=en", "tag=a", "tag=b"]`` -> ``{"lang": "en", "tag": ["a", "b"]}``."""
-    if not items:
-        return None
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise LmkError(f"--filter {item!r} is not KEY=VALUE", where="--filter", fix="write e.g. --filter lang=en")
-        key = key.strip()
-        if key in out:
-            out[key] = [*(out[key] if isinstance(out[key], list) else [out[key]]), value]
-        else:
-            out[key] = value
-    return out
 
 
 def ask(
@@ -58,13 +40,14 @@ def ask(
 
     with _guard(debug):
         from .knowledge.answer import ask as answer
+        from .knowledge.cli import _filters
 
         result = answer(str(index), question, generator=generator, qa=str(qa) if qa else None, k=k,
-                        min_score=min_score, filters=parse_filters(filter_), mode=mode, max_new_tokens=max_new_tokens)
+                        min_score=min_score, filters=_filters(filter_), mode=mode, max_new_tokens=max_new_tokens)
         if as_json:
             typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
             return
-        typer.echo(result.answer)
+        typer.echo(result.answer.strip())
         if result.citations:
             typer.echo("\nSources:")
             for c in result.citations:

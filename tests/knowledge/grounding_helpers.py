@@ -59,3 +59,51 @@ class FakeIndex:
                         chunk_id=f"{self.docs[i][0]}#0", doc_id=self.docs[i][0], meta={"lang": "en"},
                         dense=self.dense if self.dense is not None else float(cos[i]))
                 for i in order]
+
+
+def make_chat_run(tiny_llama, root):
+    """A chat run on the tiny Llama with room for a few passages (1,024 positions; RoPE takes any length)."""
+    import json
+    import shutil
+
+    run = root / "tiny-chat"
+    shutil.copytree(tiny_llama, run / "model")
+    config = json.loads((run / "model" / "config.json").read_text(encoding="utf-8"))
+    config["max_position_embeddings"] = 1024
+    (run / "model" / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    card = {"task": "chat", "labels": [], "weights": "full", "format": 1, "task_options": {},
+            "base_model": str(tiny_llama)}
+    (run / "model" / "lmkernel.json").write_text(json.dumps(card), encoding="utf-8")
+    return run
+
+
+def write_faq(path):
+    """The FAQ as a .jsonl file of documents (id, text, lang)."""
+    import json
+
+    rows = [{"id": i, "text": t, "lang": "zh" if i == "faq-4" else "en"} for i, t in FAQ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+class NoModel:
+    """A stand-in classification predictor: these tests only use the knowledge routes."""
+
+    task = "classification"
+    name = "none"
+    max_input_tokens = 8
+
+    def info(self):
+        return {"id": self.name, "task": self.task, "labels": ["a"], "max_input_tokens": 8}
+
+    def encode(self, texts, truncate):
+        return [[1] for _ in texts]
+
+    def __call__(self, items):
+        return [{"label": "a", "score": 1.0, "probabilities": {"a": 1.0}} for _ in items]
+
+    def setup_thread(self):
+        pass
+
+    def warm_up(self):
+        pass

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from grounding_helpers import FakeIndex
+from grounding_helpers import FakeIndex, make_chat_run
 
 from lmkernel.knowledge.answer import DONT_KNOW, build_messages, cite
 from lmkernel.serve.app import create_app
@@ -27,19 +27,9 @@ def embedder(tiny_bert):
 
 @pytest.fixture(scope="module")
 def chat_model(tiny_llama, tmp_path_factory):
-    import shutil
-
     import lmkernel
 
-    run = tmp_path_factory.mktemp("grounded") / "tiny-chat"
-    shutil.copytree(tiny_llama, run / "model")
-    config = json.loads((run / "model" / "config.json").read_text(encoding="utf-8"))
-    config["max_position_embeddings"] = 1024  # room for the passages (RoPE: any length works)
-    (run / "model" / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    card = {"task": "chat", "labels": [], "weights": "full", "format": 1, "task_options": {},
-            "base_model": str(tiny_llama)}
-    (run / "model" / "lmkernel.json").write_text(json.dumps(card), encoding="utf-8")
-    return lmkernel.load(run)
+    return lmkernel.load(make_chat_run(tiny_llama, tmp_path_factory.mktemp("grounded")))
 
 
 @pytest.fixture(scope="module")

@@ -7,35 +7,13 @@ import time
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from grounding_helpers import NoModel
 
 from lmkernel.serve.app import create_app
 from lmkernel.serve.knowledge import Knowledge
 from lmkernel.serve.settings import ServeSettings
 
 openai = pytest.importorskip("openai")
-
-
-class NoModel:
-    """A stand-in classification predictor: these tests only use the knowledge routes."""
-
-    task = "classification"
-    name = "none"
-    max_input_tokens = 8
-
-    def info(self):
-        return {"id": self.name, "task": self.task, "labels": ["a"], "max_input_tokens": 8}
-
-    def encode(self, texts, truncate):
-        return [[1] for _ in texts]
-
-    def __call__(self, items):
-        return [{"label": "a", "score": 1.0, "probabilities": {"a": 1.0}} for _ in items]
-
-    def setup_thread(self):
-        pass
-
-    def warm_up(self):
-        pass
 
 
 def serve_knowledge(knowledge, **settings):

@@ -165,7 +165,7 @@ def finish(grounding: Grounding, text: str) -> Answer:
     """The model's answer to a prepared question, with its ``[n]`` markers mapped to passages."""
     if not grounding.known:
         return Answer(grounding.question, dont_know(grounding.question), [], False, grounding.best, grounding.hits)
-    return Answer(grounding.question, text.strip(), cite(text, grounding.hits), True, grounding.best, grounding.hits)
+    return Answer(grounding.question, text, cite(text, grounding.hits), True, grounding.best, grounding.hits)
 
 
 def extract(grounding: Grounding, qa: Any) -> Answer:

@@ -125,15 +125,12 @@ class Knowledge:
 
 
 def index_identity(index: Any) -> dict | None:
-    """The embedder identity an index recorded (``Embedder.identity``), wherever the index keeps it."""
-    ident = getattr(index, "identity", None)
-    if isinstance(ident, dict):
-        return ident
-    info = index.info() if hasattr(index, "info") else {}
-    for key in ("identity", "embedder"):
-        if isinstance(info.get(key), dict):
-            return info[key]
-    return None
+    """The embedder identity the index recorded when it was built (``Embedder.identity``)."""
+    manifest = getattr(index, "manifest", None)
+    ident = manifest.get("embedder") if isinstance(manifest, dict) else None
+    if ident is None and hasattr(index, "info"):
+        ident = index.info().get("identity")
+    return ident if isinstance(ident, dict) else None
 
 
 def embedder_tokenizer(embedder: Any) -> Any:

@@ -1,0 +1,120 @@
+"""`lmkernel ask` and a server on a real index: the same answer from CLI, Python and HTTP; refresh; errors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from grounding_helpers import NoModel, make_chat_run, write_faq
+from typer.testing import CliRunner
+
+from lmkernel.cli import app
+from lmkernel.errors import LmkError
+from lmkernel.knowledge.answer import DONT_KNOW, ask
+from lmkernel.knowledge.index import add_documents, build_index
+from lmkernel.serve.knowledge import Knowledge
+
+Q = "How do I reset my password?"
+
+
+@pytest.fixture(scope="module")
+def idx(tmp_path_factory, tiny_bert):
+    root = tmp_path_factory.mktemp("ask")
+    build_index([write_faq(root / "faq.jsonl")], root / "idx", str(tiny_bert), progress=False)
+    return root / "idx"
+
+
+@pytest.fixture(scope="module")
+def chat_run(tiny_llama, tmp_path_factory):
+    return make_chat_run(tiny_llama, tmp_path_factory.mktemp("ask-chat"))
+
+
+def cli(*args):
+    return CliRunner().invoke(app, ["ask", *map(str, args)])
+
+
+def test_cli_python_and_server_give_the_same_answer(idx, chat_run):
+    import lmkernel
+    from lmkernel.serve.app import create_app
+    from lmkernel.serve.generation.predictor import GenerationPredictor
+    from lmkernel.serve.settings import ServeSettings
+
+    r = cli(idx, Q, "--generator", chat_run, "--k", 2, "--max-new-tokens", 8, "--min-score", -1, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["grounded"] is True and len(out["passages"]) == 2
+    assert {c["chunk_id"] for c in out["citations"]} <= {p["chunk_id"] for p in out["passages"]}
+    py = ask(idx, Q, generator=chat_run, k=2, max_new_tokens=8, min_score=-1)
+    assert py.answer == out["answer"] and [h.chunk_id for h in py.hits] == [p["chunk_id"] for p in out["passages"]]
+    model = lmkernel.load(chat_run)
+    served = create_app(ServeSettings(max_new_tokens=8, admission="off"), task="chat",
+                        load=lambda: GenerationPredictor(model), knowledge=Knowledge(idx, k=2, min_score=-1))
+    with TestClient(served) as c:
+        while c.get("/readyz").status_code != 200:
+            assert c.get("/readyz").json()["status"] == "loading"
+            time.sleep(0.05)
+        reply = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q}],
+                                                      "max_tokens": 8, "temperature": 0}).json()
+    assert reply["choices"][0]["message"]["content"] == out["answer"]
+    assert reply["citations"] == [{k: c[k] for k in ("index", "chunk_id", "source", "text", "doc_id")}
+                                  for c in out["citations"]]
+
+
+def test_cli_says_it_does_not_know_below_the_threshold(idx, chat_run):
+    r = cli(idx, "退货要多久？", "--generator", chat_run, "--min-score", 1.01)
+    assert r.exit_code == 0 and r.output.strip() == DONT_KNOW["zh"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["{missing}", Q, "--generator", "{chat}"], "{missing}"),
+    (["{idx}", " ", "--generator", "{chat}"], "question is empty"),
+    (["{idx}", Q, "--generator", "{chat}", "--k", "0"], "k must be between"),
+    (["{idx}", Q], "exactly one"),
+    (["{idx}", Q, "--qa", "{chat}"], "not an extractive QA model"),
+    (["{idx}", Q, "--generator", "{chat}", "--filter", "nokey"], "key=value"),
+])
+def test_cli_errors_are_clear(idx, chat_run, tmp_path, args, needle):
+    fill = {"missing": tmp_path / "nowhere", "idx": idx, "chat": chat_run}
+    r = cli(*[a.format(**fill) for a in args])
+    assert r.exit_code == 2, r.output
+    assert needle.format(**fill) in r.output
+
+
+def test_server_sees_documents_added_while_it_runs(tmp_path, tiny_bert):
+    from lmkernel.serve.app import create_app
+    from lmkernel.serve.settings import ServeSettings
+
+    build_index([write_faq(tmp_path / "faq.jsonl")], tmp_path / "idx", str(tiny_bert), progress=False)
+    served = create_app(ServeSettings(admission="off"), task="classification", load=NoModel,
+                        knowledge=Knowledge(tmp_path / "idx"))
+    with TestClient(served) as c:
+        while c.get("/readyz").status_code != 200:
+            time.sleep(0.05)
+        query = {"query": "parcel lockers at the station", "k": 10, "mode": "bm25"}
+        assert c.post("/v1/search", json=query).json()["data"] == []
+        (tmp_path / "new.jsonl").write_text(json.dumps({"id": "lockers", "text": "Parcel lockers stand at the "
+                                                        "station."}) + "\n", encoding="utf-8")
+        add_documents(tmp_path / "idx", [tmp_path / "new.jsonl"], progress=False)
+        hits = c.post("/v1/search", json=query).json()["data"]
+        assert [h["doc_id"] for h in hits] == ["lockers"]
+
+
+def test_an_embedder_other_than_the_indexs_is_refused(idx, tmp_path, tiny_bert):
+    import torch
+    from transformers import BertModel
+
+    other = tmp_path / "other"
+    torch.manual_seed(1)
+    model = BertModel.from_pretrained(str(tiny_bert))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    model.save_pretrained(other)
+    for f in tiny_bert.iterdir():
+        if f.name not in ("config.json", "model.safetensors") and f.is_file():
+            (other / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(LmkError, match="makes other vectors"):
+        Knowledge(idx, str(other)).load()
+    Knowledge(idx, str(tiny_bert)).load()  # the index's own model is fine
