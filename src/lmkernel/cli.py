@@ -167,6 +167,19 @@ def eval_(
         _print_metrics(metrics, run_dir, out, read_card(find_model_dir(run_dir))["task"])
 
 
+def _qa_items(model, texts: list[str], questions: list[str], contexts: list[str], path: Path | None) -> list:
+    """predict's inputs for a qa run (and the error for --question on another task)."""
+    from .tasks.qa_data import predict_inputs
+
+    if model.card["task"] != "qa":
+        raise LmkError(f"--question/--context are for qa runs; this is a {model.card['task']} run",
+                       where="predict", fix="pass texts to predict instead")
+    if texts:
+        raise LmkError("a qa run answers --question with --context, not bare texts", where="predict",
+                       fix='lmkernel predict RUN --question "who ...?" --context "..."')
+    return predict_inputs(questions, contexts, path)
+
+
 def _texts_from_file(path: Path, text_column: str) -> list[str]:
     from .data.readers import detect_format, read_rows
 
@@ -192,9 +205,16 @@ def predict(
     text_column: Annotated[Optional[str], typer.Option(help="Text column of --input (default: training's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = 64,
+    question: Annotated[Optional[list[str]], typer.Option("--question", "-q", help="qa runs: a question "
+                                                          "(repeatable), answered from --context.")] = None,
+    context: Annotated[Optional[list[str]], typer.Option("--context", "-c", help="qa runs: the passage to answer "
+                                                         "from: one for all questions, or one per --question. "
+                                                         "--input takes a .jsonl of question/context rows or a "
+                                                         "SQuAD-style .json.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Label and probabilities for texts given as arguments or in a file."""
+    """Label and probabilities for texts given as arguments or in a file; for a qa run, the answer span
+    (answer, score, start, end) to each --question in its --context."""
     with _guard(debug):
         from .artifact import find_model_dir, load
 
@@ -203,11 +223,15 @@ def predict(
         if Path(model.path).resolve() != find_model_dir(run_dir).resolve():
             typer.echo(f"note: predicting with {model.path}, the backend `lmkernel compare --select` chose "
                        f"for {run_dir}", err=True)
+        if model.card["task"] == "qa" or question or context:
+            items = _qa_items(model, items, question or [], context or [], input_)
+            input_ = None
         if input_ is not None:
             column = text_column or model.card.get("data", {}).get("text_column", "text")
             items += _texts_from_file(input_, column)
         if not items:
-            raise LmkError("no texts to predict", where="predict", fix='pass texts ("great film") or --input FILE')
+            raise LmkError("no texts to predict", where="predict", fix='pass texts ("great film") or --input FILE '
+                           '(qa runs: --question Q --context C)')
         preds = model.predict(items, batch_size=batch_size)
         lines = [json.dumps(p, ensure_ascii=False) for p in preds]
         if output is not None:

@@ -20,7 +20,7 @@ from ..specmodel import SpecModel
 if TYPE_CHECKING:
     from torch import nn
 
-ALL_TASKS = ("classification", "ner", "chat", "translation", "summarization")  # pretrain: full only
+ALL_TASKS = ("classification", "ner", "chat", "translation", "summarization", "qa")  # pretrain: full only
 CAUSAL_TASKS = ("chat", "translation", "summarization")
 
 
@@ -123,6 +123,8 @@ def peft_task_type(model: nn.Module) -> str:
         return "CAUSAL_LM"
     if name.endswith("ForTokenClassification"):
         return "TOKEN_CLS"
+    if name.endswith("ForQuestionAnswering"):
+        return "QUESTION_ANS"
     return "SEQ_CLS"
 
 
