@@ -107,3 +107,20 @@ class NoModel:
 
     def warm_up(self):
         pass
+
+
+def make_qa_run(tiny_bert, root):
+    """A qa run on the tiny BERT with a random span head (no training): answers are arbitrary spans."""
+    import torch
+
+    from lmkernel.artifact import save_artifact
+    from lmkernel.models.resolve import load_tokenizer
+    from lmkernel.tasks import get_task
+
+    torch.manual_seed(0)
+    model = get_task("qa").build_model(tiny_bert, [])
+    run = root / "tiny-qa"
+    card = {"task": "qa", "labels": [], "base_model": str(tiny_bert), "max_length": 64,
+            "task_options": {"no_answer": "never"}}
+    save_artifact(run / "model", model, load_tokenizer(tiny_bert), card)
+    return run

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from grounding_helpers import NoModel, make_chat_run, write_faq
+from grounding_helpers import NoModel, make_chat_run, make_qa_run, write_faq
 from typer.testing import CliRunner
 
 from lmkernel.cli import app
@@ -118,3 +118,40 @@ def test_an_embedder_other_than_the_indexs_is_refused(idx, tmp_path, tiny_bert):
     with pytest.raises(LmkError, match="makes other vectors"):
         Knowledge(idx, str(other)).load()
     Knowledge(idx, str(tiny_bert)).load()  # the index's own model is fine
+
+
+@pytest.fixture(scope="module")
+def qa_run(tiny_bert, tmp_path_factory):
+    return make_qa_run(tiny_bert, tmp_path_factory.mktemp("ask-qa"))
+
+
+def test_extractive_qa_from_cli_python_and_server(idx, qa_run):
+    import lmkernel
+    from lmkernel.serve.app import create_app
+    from lmkernel.serve.settings import ServeSettings
+
+    r = cli(idx, Q, "--qa", qa_run, "--k", 3, "--min-score", -1, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["grounded"] is True and len(out["citations"]) == 1
+    cited = out["citations"][0]
+    passage = out["passages"][cited["index"] - 1]
+    assert cited["chunk_id"] == passage["chunk_id"] and out["answer"].endswith(f"[{cited['index']}]")
+    span = out["answer"].rsplit(" [", 1)[0]
+    assert span and span in passage["text"]  # the answer is a span of the cited passage
+    model = lmkernel.load(qa_run)
+    assert ask(idx, Q, qa=model, k=3, min_score=-1).answer == out["answer"]
+    served = create_app(ServeSettings(admission="off"), task="classification", load=NoModel,
+                        knowledge=Knowledge(idx, k=3, min_score=-1, qa=model))
+    with TestClient(served) as c:
+        while c.get("/readyz").status_code != 200:
+            time.sleep(0.05)
+        reply = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q}]}).json()
+        assert reply["choices"][0]["message"]["content"] == out["answer"]
+        assert [x["chunk_id"] for x in reply["citations"]] == [cited["chunk_id"]] and reply["grounded"]
+        stream = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q}],
+                                                      "stream": True}).text
+        assert cited["chunk_id"] in stream and stream.rstrip().endswith("[DONE]")
+        unknown = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q}],
+                                                       "knowledge": {"min_score": 1.01}}).json()
+        assert unknown["choices"][0]["message"]["content"] == DONT_KNOW["en"] and not unknown["grounded"]

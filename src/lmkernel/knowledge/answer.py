@@ -200,7 +200,7 @@ def ask(index: Any, question: str, *, generator: Any = None, qa: Any = None, k: 
 
         index = open_index(index)
     if qa is not None:
-        qa = _load_run(qa) if isinstance(qa, (str, Path)) else qa
+        qa = load_qa(qa) if isinstance(qa, (str, Path)) else qa
         return extract(prepare(index, question, k=k, min_score=min_score, filters=filters, mode=mode), qa)
     generator = _load_generator(generator) if isinstance(generator, (str, Path)) else generator
     reply, fits = _reply_fn(generator, max_new_tokens)
@@ -234,7 +234,7 @@ def _load_generator(ref: str | Path) -> Any:
     return load_generator(ref)
 
 
-def _load_run(ref: str | Path) -> Any:
+def load_qa(ref: str | Path) -> Any:
     from ..artifact import load
 
     model = load(ref)

@@ -79,6 +79,10 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
             app.include_router(routes.embeddings_router)
         if knowledge.has_index:
             app.include_router(routes.search_router)
+        if knowledge.answers_by_qa:
+            from .routes.grounded import qa_router
+
+            app.include_router(qa_router)
     _document_bodies(app)
     return app
 

@@ -26,13 +26,18 @@ class Knowledge:
         embedder: a run, alias or encoder folder (loaded at ``load``), or an ``Embedder``; with an index,
             it must make the same vectors as the index's model. None: the index's own model.
         k, min_score: grounded chat defaults (a request may change them).
+        qa: an extractive QA run (or a loaded one) that answers grounded chats with the best span over the
+            passages (``lmkernel serve QA_RUN --knowledge IDX``) instead of a generating model.
     """
 
     def __init__(self, index: str | Path | Any = None, embedder: str | Path | Any = None, *,
-                 k: int = DEFAULT_K, min_score: float = DEFAULT_MIN_SCORE):
+                 k: int = DEFAULT_K, min_score: float = DEFAULT_MIN_SCORE, qa: str | Path | Any = None):
         if index is None and embedder is None:
             raise ValueError("Knowledge needs an index or an embedder")
-        self._index_ref, self._embedder_ref = index, embedder
+        if qa is not None and index is None:
+            raise ValueError("an extractive QA model answers from an index: give one")
+        self._index_ref, self._embedder_ref, self._qa_ref = index, embedder, qa
+        self.qa: Any = None if isinstance(qa, (str, Path)) else qa
         self.index: Any = None if isinstance(index, (str, Path)) else index
         self.embedder: Any = None if isinstance(embedder, (str, Path)) else embedder
         self.k, self.min_score = k, min_score
@@ -49,14 +54,17 @@ class Knowledge:
         ref = str(getattr(self.embedder, "ref", self._embedder_ref or "embedder"))
         return Path(ref.rstrip("/")).name or ref
 
-    def check(self, generation: bool) -> None:
+    def check(self, generation: bool, qa: Path | None = None) -> None:
         """Before the server starts: open the index (a missing or damaged one is a CLI error, not a server
-        that never gets ready). Without a generating model only /v1/search and /v1/embeddings use it."""
+        that never gets ready). ``qa``: the served QA run answers grounded chats. Without a generating or QA
+        model only /v1/search and /v1/embeddings use the index."""
         if self.index is None and self._index_ref is not None:
             from ..knowledge.index import open_index
 
             self.index = open_index(self._index_ref)
-        if self.has_index and not generation:
+        if qa is not None and self.has_index:
+            self._qa_ref = qa
+        elif self.has_index and not generation:
             import logging
 
             logging.getLogger("lmkernel.serve").info(
@@ -87,6 +95,14 @@ class Knowledge:
         if self.embedder is None and self.index is not None:
             self.embedder = self.index.embedder
         self.embedder.embed(["warm up"])
+        if self.qa is None and self._qa_ref is not None:
+            from ..knowledge.answer import load_qa
+
+            self.qa = load_qa(self._qa_ref)
+
+    @property
+    def answers_by_qa(self) -> bool:
+        return self._qa_ref is not None
 
     def embed(self, texts: Sequence[str]) -> Any:
         with self._lock:
@@ -117,6 +133,14 @@ class Knowledge:
         with self._lock:
             self.refresh()
             return prepare(self.index, question, **kwargs)
+
+    def extract(self, question: str, **kwargs: Any) -> Any:
+        """The extractive answer (``knowledge.answer.extract``) over the current index's passages."""
+        from ..knowledge.answer import extract
+
+        grounding = self.prepare(question, **kwargs)
+        with self._lock:
+            return extract(grounding, self.qa)
 
     def refresh(self) -> None:
         refresh = getattr(self.index, "refresh", None)

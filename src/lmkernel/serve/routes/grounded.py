@@ -14,13 +14,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import LmkError
-from ...knowledge.answer import Grounding, finish
-from ..deps import Service
+from ...knowledge.answer import Answer, Grounding, finish
+from ..deps import Service, ready_service
 from ..generation.engine import Delta, Done
 from ..generation.schemas import (
     AssistantMessage,
@@ -32,8 +32,12 @@ from ..generation.schemas import (
     KnowledgeOptions,
 )
 from ..http_errors import ApiError
-from .generate import _collect, _openai_meta, _start, _stream, _usage, _wanted, chat_chunker
+from ..limits import parse_body, read_body
+from ..schemas import json_body
+from .generate import ERRORS, SSE, _collect, _openai_meta, _start, _stream, _usage, _wanted, chat_chunker
 from .knowledge import knowledge_error
+
+qa_router = APIRouter(prefix="/v1", tags=["knowledge"])  # a qa run served with --knowledge
 
 
 def _question(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str]]]:
@@ -47,6 +51,12 @@ def _question(messages: list[ChatMessage]) -> tuple[str, list[dict[str, str]]]:
 
 def _chat(messages: list[dict[str, str]]) -> list[ChatMessage]:
     return [ChatMessage.model_construct(role=m["role"], content=m["content"], name=None) for m in messages]
+
+
+def _retrieval(knowledge: Any, opts: KnowledgeOptions) -> dict[str, Any]:
+    """The search settings of a request, the server's defaults where it gives none."""
+    return {"k": knowledge.k if opts.k is None else opts.k, "mode": opts.mode, "filters": opts.filters,
+            "min_score": knowledge.min_score if opts.min_score is None else opts.min_score}
 
 
 def _cited(grounding: Grounding, text: str) -> dict[str, Any]:
@@ -77,15 +87,13 @@ async def grounded_chat(request: Request, service: Service, body: ChatCompletion
         return True
 
     try:
-        grounding = await run_in_threadpool(
-            knowledge.prepare, question, k=knowledge.k if opts.k is None else opts.k, mode=opts.mode,
-            filters=opts.filters, min_score=knowledge.min_score if opts.min_score is None else opts.min_score,
-            history=history, fits=fits)
+        grounding = await run_in_threadpool(knowledge.prepare, question, history=history, fits=fits,
+                                            **_retrieval(knowledge, opts))
     except LmkError as e:
         raise knowledge_error(e) from e
     meta = _openai_meta(service, "chatcmpl")
     if not grounding.known:
-        return _not_known(meta, body, grounding)
+        return _fixed_reply(meta, body, finish(grounding, ""))
     job = _start(service, prompt["ids"], body, *_wanted(body), started)
     if body.stream:
         return await _stream(job, chat_chunker(meta, body, final=lambda done: _cited(grounding, done.text)))
@@ -99,16 +107,17 @@ def _json(body: GroundedChatCompletion) -> JSONResponse:
     return JSONResponse(body.model_dump())
 
 
-def _not_known(meta: dict[str, Any], body: ChatCompletionRequest, grounding: Grounding) -> Any:
-    """The "don't know" reply, no model run: a whole completion or the same as a short stream."""
-    text = finish(grounding, "").answer
+def _fixed_reply(meta: dict[str, Any], body: ChatCompletionRequest, answer: Answer) -> Any:
+    """An answer made without the engine ("don't know", an extractive span): a whole completion, or the
+    same as a short stream."""
+    cited = {"citations": [c.to_json() for c in answer.citations], "grounded": answer.grounded}
     if not body.stream:
         return _json(GroundedChatCompletion(**meta, usage=GenUsage(prompt_tokens=0, completion_tokens=0,
-                                                                   total_tokens=0), citations=[], grounded=False,
-                                            choices=[ChatChoice(message=AssistantMessage(content=text),
+                                                                   total_tokens=0), **cited,
+                                            choices=[ChatChoice(message=AssistantMessage(content=answer.answer),
                                                                 finish_reason="stop")]))
-    chunks = chat_chunker(meta, body, final=lambda done: _cited(grounding, ""))
-    events = chunks(Delta(text, 0)) + chunks(Done("stop", 0, 0, text))
+    chunks = chat_chunker(meta, body, final=lambda done: cited)
+    events = chunks(Delta(answer.answer, 0)) + chunks(Done("stop", 0, 0, answer.answer))
 
     async def stream() -> AsyncIterator[str]:
         for chunk in events:
@@ -116,3 +125,20 @@ def _not_known(meta: dict[str, Any], body: ChatCompletionRequest, grounding: Gro
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@qa_router.post("/chat/completions", response_model=GroundedChatCompletion,
+                openapi_extra=json_body(ChatCompletionRequest), responses={**ERRORS, 200: SSE},
+                summary="Chat completion answered by extractive QA over the knowledge index (OpenAI-compatible)",
+                description="The answer is the best span of the served QA model over the retrieved passages, "
+                "cited; below --knowledge-min-score, or when no passage holds an answer, it says it does not know.")
+async def qa_chat_completions(request: Request) -> Any:
+    service = ready_service(request)
+    body = parse_body(await read_body(request, service.settings.max_body_bytes), ChatCompletionRequest)
+    knowledge, opts = service.knowledge, body.knowledge or KnowledgeOptions()
+    question, _ = _question(body.messages)
+    try:
+        answer = await run_in_threadpool(knowledge.extract, question, **_retrieval(knowledge, opts))
+    except LmkError as e:
+        raise knowledge_error(e) from e
+    return _fixed_reply(_openai_meta(service, "chatcmpl"), body, answer)
