@@ -155,3 +155,48 @@ def test_extractive_qa_from_cli_python_and_server(idx, qa_run):
         unknown = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q}],
                                                        "knowledge": {"min_score": 1.01}}).json()
         assert unknown["choices"][0]["message"]["content"] == DONT_KNOW["en"] and not unknown["grounded"]
+
+
+def test_serve_refuses_a_missing_index_before_starting(chat_run, tmp_path):
+    r = CliRunner().invoke(app, ["serve", str(chat_run), "--knowledge", str(tmp_path / "nowhere"), "--port", "1"])
+    assert r.exit_code == 2 and "nowhere" in r.output, r.output
+
+
+def test_searches_stay_whole_while_documents_are_added(tmp_path, tiny_bert):
+    """`index add` publishing new generations while the server searches: every answer is one generation's."""
+    import threading
+
+    from lmkernel.serve.app import create_app
+    from lmkernel.serve.settings import ServeSettings
+
+    build_index([write_faq(tmp_path / "faq.jsonl")], tmp_path / "idx", str(tiny_bert), progress=False)
+    served = create_app(ServeSettings(admission="off"), task="classification", load=NoModel,
+                        knowledge=Knowledge(tmp_path / "idx"))
+    stop, errors = threading.Event(), []
+
+    def writer():
+        for i in range(6):
+            f = tmp_path / f"add{i}.jsonl"
+            f.write_text(json.dumps({"id": f"lockers{i}", "text": f"Parcel lockers number {i} stand at the "
+                                     "station."}) + "\n", encoding="utf-8")
+            add_documents(tmp_path / "idx", [f], progress=False)
+        stop.set()
+
+    with TestClient(served) as c:
+        while c.get("/readyz").status_code != 200:
+            time.sleep(0.05)
+        thread = threading.Thread(target=writer)
+        thread.start()
+        seen = 0
+        while not stop.is_set() or seen == 0:
+            r = c.post("/v1/search", json={"query": "parcel lockers station", "k": 20, "mode": "bm25"})
+            if r.status_code != 200:
+                errors.append(r.text)
+                break
+            ids = sorted(h["doc_id"] for h in r.json()["data"])
+            assert ids == [f"lockers{i}" for i in range(len(ids))]  # a prefix of the adds: nothing half-written
+            seen = len(ids)
+        thread.join()
+        assert not errors
+        final = c.post("/v1/search", json={"query": "parcel lockers station", "k": 20, "mode": "bm25"}).json()
+        assert len(final["data"]) == 6

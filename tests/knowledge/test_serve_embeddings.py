@@ -88,3 +88,32 @@ def test_openai_client_sees_token_ids_refused(client):
 
 def test_no_search_route_without_an_index(client):
     assert client.post("/v1/search", json={"query": "x"}).status_code == 404
+
+
+def test_an_embedding_run_serves_embeddings_through_the_batcher(embedder, tiny_bert, monkeypatch):
+    import types
+    from pathlib import Path
+
+    from lmkernel.models.resolve import load_tokenizer
+    from lmkernel.serve import app as app_module
+    from lmkernel.serve.knowledge import EmbeddingPredictor
+    from lmkernel.serve.routes import TaskServing
+    from lmkernel.serve.routes import knowledge as routes
+
+    run = types.SimpleNamespace(path=Path("runs/faq-emb/model"), card={"max_length": 64, "base_model": "tiny"},
+                                tokenizer=load_tokenizer(tiny_bert), embed=lambda texts: embedder.embed(texts))
+    monkeypatch.setattr(app_module, "serving_for", lambda task: TaskServing(routes.router, EmbeddingPredictor))
+    served = create_app(ServeSettings(max_wait_ms=1), task="embedding", load=lambda: EmbeddingPredictor(run))
+    with TestClient(served) as c:
+        while c.get("/readyz").status_code != 200:
+            assert c.get("/readyz").json()["status"] == "loading", c.get("/readyz").text
+            time.sleep(0.02)
+        oa = openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=c, max_retries=0)
+        got = oa.embeddings.create(model="faq-emb", input=["refund", "退货", "reset my password"])
+        assert got.model == "faq-emb" and [m.id for m in oa.models.list()] == ["faq-emb"]
+        want = embedder.embed(["refund", "退货", "reset my password"])
+        assert np.allclose(np.array([d.embedding for d in got.data]), want, atol=1e-6)
+        assert got.usage.prompt_tokens == sum(len(x) for x in load_tokenizer(tiny_bert)(
+            ["refund", "退货", "reset my password"])["input_ids"])
+        assert c.post("/v1/search", json={"query": "x"}).status_code == 404
+        assert served.state.service.metrics is not None and served.state.service.batcher is not None
