@@ -40,7 +40,12 @@ def main() -> None:
     ap.add_argument("--lang", default="en")
     ap.add_argument("--model", default="minilm")
     ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--dump", help="Write each question's best cosine, best BM25 and answerability here (JSON).")
+    ap.add_argument("--from-dump", help="Only print the tables of an earlier --dump.")
     args = ap.parse_args()
+    if args.from_dump:
+        report(json.loads(Path(args.from_dump).read_text(encoding="utf-8")), args.k)
+        return
     import torch
 
     from lmkernel.knowledge.answer import best_score
@@ -55,21 +60,36 @@ def main() -> None:
         index = open_index(Path(tmp) / "idx")
         hits = index.search_many([q for q, _, _ in questions], k=args.k)
         took = time.perf_counter() - start
-    best = np.array([best_score(h) for h in hits])
-    inside = np.array([a for _, _, a in questions])
-    found = np.array([any(h.doc_id == pid for h in hs) for hs, (_, pid, _) in zip(hits, questions)])
+    from lmkernel.knowledge.bm25 import tokenize
+
+    rows = [{"answerable": a, "found": any(x.doc_id == pid for x in h), "dense": best_score(h),
+             "bm25": max((x.bm25 or 0.0 for x in h), default=0.0), "terms": len(tokenize(q))}
+            for (q, pid, a), h in zip(questions, hits)]
+    if args.dump:
+        Path(args.dump).write_text(json.dumps(rows), encoding="utf-8")
+    inside = np.array([r["answerable"] for r in rows])
     print(f"XQuAD {args.lang}, model {args.model}, k={args.k}: {len(docs)} paragraphs indexed, {inside.sum()} "
           f"answerable and {(~inside).sum()} unanswerable questions ({took:.0f} s, "
           f"cpu {torch.backends.cpu.get_cpu_capability()})")
-    print(f"recall@{args.k} of answerable questions: {found[inside].mean():.3f}")
-    print(f"best cosine: answerable median {np.median(best[inside]):.3f}, unanswerable median "
-          f"{np.median(best[~inside]):.3f}")
-    print("| min score | answerable answered | with its paragraph retrieved | unanswerable refused |")
-    print("|---|---|---|---|")
-    for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
-        kept = best >= t
-        print(f"| {t:.2f} | {kept[inside].mean():.3f} | {(kept & found)[inside].mean():.3f} | "
-              f"{(~kept)[~inside].mean():.3f} |")
+    report(rows, args.k)
+
+
+def report(rows: list[dict], k: int) -> None:
+    """The recall and, per threshold on the best cosine and on the best BM25 score, what is kept and refused."""
+    inside = np.array([r["answerable"] for r in rows])
+    found = np.array([r["found"] for r in rows])
+    print(f"recall@{k} of answerable questions: {found[inside].mean():.3f}")
+    for key, cuts in (("dense", (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)),
+                      ("bm25", (2, 4, 6, 8, 10, 12, 15))):
+        score = np.array([r[key] for r in rows], dtype=float)
+        print(f"\nbest {key}: answerable median {np.median(score[inside]):.3f}, unanswerable median "
+              f"{np.median(score[~inside]):.3f}")
+        print(f"| min {key} | answerable answered | with its paragraph retrieved | unanswerable refused |")
+        print("|---|---|---|---|")
+        for t in cuts:
+            kept = score >= t
+            print(f"| {t:g} | {kept[inside].mean():.3f} | {(kept & found)[inside].mean():.3f} | "
+                  f"{(~kept)[~inside].mean():.3f} |")
 
 
 if __name__ == "__main__":

@@ -394,6 +394,9 @@ def serve(
     knowledge_min_score: Annotated[float, typer.Option(help="Best dense cosine among the passages below which a "
                                                        "grounded chat says it does not know (no model runs).")]
     = _ANSWER_MIN,
+    knowledge_min_bm25: Annotated[Optional[float], typer.Option(help="Also say it does not know when the best "
+                                                                "BM25 score is below this (off by default).")]
+    = None,
     debug: DebugOpt = False,
 ) -> None:
     """Serve a model over HTTP: /v1/classify, /v1/entities or /v1/generate + OpenAI /v1/chat/completions and
@@ -419,7 +422,8 @@ def serve(
         if knowledge is not None or embedder is not None:
             from .serve.knowledge import Knowledge
 
-            served = Knowledge(knowledge, embedder, k=knowledge_k, min_score=knowledge_min_score)
+            served = Knowledge(knowledge, embedder, k=knowledge_k, min_score=knowledge_min_score,
+                               min_bm25=knowledge_min_bm25)
         run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log, knowledge=served)
 
 

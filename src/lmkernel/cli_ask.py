@@ -27,6 +27,9 @@ def ask(
     k: Annotated[int, typer.Option(help=f"Passages retrieved and given to the model (1-{MAX_K}).")] = DEFAULT_K,
     min_score: Annotated[float, typer.Option(help="Best dense cosine among the passages below which the answer is "
                                              "'I don't know' (no model runs).")] = DEFAULT_MIN_SCORE,
+    min_bm25: Annotated[Optional[float], typer.Option(help="Also 'I don't know' when the best BM25 score is below "
+                                                      "this (off by default; BM25 scores depend on the index: see "
+                                                      "docs/serving.md).")] = None,
     mode: Annotated[str, typer.Option(help="hybrid | dense | bm25.")] = "hybrid",
     filter_: Annotated[Optional[list[str]], typer.Option("--filter", help="Metadata filter KEY=VALUE "
                                                          "(repeatable; a key given twice matches either).")] = None,
@@ -43,7 +46,8 @@ def ask(
         from .knowledge.cli import _filters
 
         result = answer(str(index), question, generator=generator, qa=str(qa) if qa else None, k=k,
-                        min_score=min_score, filters=_filters(filter_), mode=mode, max_new_tokens=max_new_tokens)
+                        min_score=min_score, min_bm25=min_bm25, filters=_filters(filter_), mode=mode,
+                        max_new_tokens=max_new_tokens)
         if as_json:
             typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
             return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from grounding_helpers import FakeHit, FakeIndex
+from grounding_helpers import FakeIndex
 
 from lmkernel.errors import LmkError
 from lmkernel.knowledge.answer import (
@@ -16,6 +16,7 @@ from lmkernel.knowledge.answer import (
     language,
     prepare,
 )
+from lmkernel.knowledge.index import Hit
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,8 @@ def embedder(tiny_bert):
     return load_embedder(str(tiny_bert))
 
 
-def hits(n: int) -> list[FakeHit]:
-    return [FakeHit(text=f"passage {i}", score=1.0 / i, source=f"doc{i}", chunk_id=f"doc{i}#0", doc_id=f"doc{i}",
+def hits(n: int) -> list[Hit]:
+    return [Hit(text=f"passage {i}", score=1.0 / i, source=f"doc{i}", chunk_id=f"doc{i}#0", doc_id=f"doc{i}",
                     dense=0.9 - i / 10) for i in range(1, n + 1)]
 
 
@@ -84,7 +85,7 @@ def test_below_the_threshold_no_model_is_called_and_the_reply_follows_the_langua
 def test_threshold_uses_the_dense_cosine_not_the_fused_score():
     h = hits(2)
     assert best_score(h) == pytest.approx(0.8)
-    assert best_score([FakeHit("t", 3.0, "s", "c", "d")]) is None  # bm25 only: no cosine, no threshold
+    assert best_score([Hit("t", 3.0, "s", "c", "d")]) is None  # bm25 only: no cosine, no threshold
 
 
 def test_passages_are_dropped_until_the_prompt_fits(embedder):
@@ -132,3 +133,13 @@ def test_ask_needs_exactly_one_model(embedder):
         ask(FakeIndex(embedder), "q")
     with pytest.raises(LmkError, match="exactly one"):
         ask(FakeIndex(embedder), "q", generator=lambda m: "", qa=FakeQA())
+
+
+def test_an_optional_bm25_threshold_also_says_not_known():
+    class Fixed:
+        def search(self, query, k=5, filters=None, mode="hybrid"):
+            return [Hit("t", 0.03, "s", "s#0", "s", {}, dense=0.9, bm25=4.0)]
+
+    assert prepare(Fixed(), "q", min_bm25=None).known and prepare(Fixed(), "q", min_bm25=3.9).known
+    assert not prepare(Fixed(), "q", min_bm25=4.1).known
+    assert not ask(Fixed(), "退货?", generator=lambda m: "x", min_bm25=8).grounded

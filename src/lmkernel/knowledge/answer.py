@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import LmkError
 
 DEFAULT_K = 4  # passages given to the model
-DEFAULT_MIN_SCORE = 0.3  # best dense cosine below which the answer is "not known" (MiniLM: unrelated ~0-0.2)
+DEFAULT_MIN_SCORE = 0.4  # best dense cosine below which the answer is "not known" (docs/serving.md: the trade)
 PASSAGE_CHARS = 1200  # a passage is cut to this many characters in the prompt
 MAX_K = 50
 MODES = ("hybrid", "dense", "bm25")
@@ -137,7 +137,8 @@ def _citation(i: int, hit: Any) -> Citation:
 
 
 def prepare(index: Any, question: str, *, k: int = DEFAULT_K, min_score: float = DEFAULT_MIN_SCORE,
-            filters: dict | None = None, mode: str = "hybrid", history: Sequence[dict[str, str]] = (),
+            min_bm25: float | None = None, filters: dict | None = None, mode: str = "hybrid",
+            history: Sequence[dict[str, str]] = (),
             fits: Callable[[list[dict[str, str]]], bool] | None = None) -> Grounding:
     """Retrieve the top ``k`` passages and build the prompt, or decide the index does not know.
 
@@ -150,7 +151,7 @@ def prepare(index: Any, question: str, *, k: int = DEFAULT_K, min_score: float =
     question = check_query(question, k, mode)
     hits = list(index.search(question, k=k, filters=filters, mode=mode))
     best = best_score(hits)
-    if not hits or (best is not None and best < min_score):
+    if not hits or (best is not None and best < min_score) or _below_bm25(hits, min_bm25):
         return Grounding(question, hits, best, known=False)
     while hits:
         messages = build_messages(question, hits, history)
@@ -159,6 +160,12 @@ def prepare(index: Any, question: str, *, k: int = DEFAULT_K, min_score: float =
         hits = hits[:-1]
     raise LmkError("the question with even one passage is longer than the model's context", where="context",
                    fix="ask a shorter question, or use a model with a longer context")
+
+
+def _below_bm25(hits: Sequence[Any], min_bm25: float | None) -> bool:
+    """Whether the best BM25 score is under ``min_bm25`` (None: no BM25 threshold; hits without BM25 pass)."""
+    scores = [h.bm25 for h in hits if getattr(h, "bm25", None) is not None]
+    return min_bm25 is not None and bool(scores) and max(scores) < min_bm25
 
 
 def finish(grounding: Grounding, text: str) -> Answer:
@@ -183,8 +190,8 @@ def extract(grounding: Grounding, qa: Any) -> Answer:
 
 
 def ask(index: Any, question: str, *, generator: Any = None, qa: Any = None, k: int = DEFAULT_K,
-        min_score: float = DEFAULT_MIN_SCORE, filters: dict | None = None, mode: str = "hybrid",
-        max_new_tokens: int = 256) -> Answer:
+        min_score: float = DEFAULT_MIN_SCORE, min_bm25: float | None = None, filters: dict | None = None,
+        mode: str = "hybrid", max_new_tokens: int = 256) -> Answer:
     """Answer ``question`` from the index (a path or an opened ``Index``) with a chat model (``generator``: a run,
     an alias such as ``smollm2``, a loaded model, or a callable ``messages -> text``) or an extractive QA
     model (``qa``: a ``qa`` run or a loaded one). Greedy, so the CLI, Python and the server agree.
@@ -201,10 +208,12 @@ def ask(index: Any, question: str, *, generator: Any = None, qa: Any = None, k: 
         index = open_index(index)
     if qa is not None:
         qa = load_qa(qa) if isinstance(qa, (str, Path)) else qa
-        return extract(prepare(index, question, k=k, min_score=min_score, filters=filters, mode=mode), qa)
+        return extract(prepare(index, question, k=k, min_score=min_score, min_bm25=min_bm25, filters=filters,
+                               mode=mode), qa)
     generator = _load_generator(generator) if isinstance(generator, (str, Path)) else generator
     reply, fits = _reply_fn(generator, max_new_tokens)
-    grounding = prepare(index, question, k=k, min_score=min_score, filters=filters, mode=mode, fits=fits)
+    grounding = prepare(index, question, k=k, min_score=min_score, min_bm25=min_bm25, filters=filters, mode=mode,
+                        fits=fits)
     return finish(grounding, reply(grounding.messages) if grounding.known else "")
 
 

@@ -25,13 +25,14 @@ class Knowledge:
         index: an index folder (opened at ``load``) or an opened index (tests).
         embedder: a run, alias or encoder folder (loaded at ``load``), or an ``Embedder``; with an index,
             it must make the same vectors as the index's model. None: the index's own model.
-        k, min_score: grounded chat defaults (a request may change them).
+        k, min_score, min_bm25: grounded chat defaults (a request may change them; knowledge.answer.prepare).
         qa: an extractive QA run (or a loaded one) that answers grounded chats with the best span over the
             passages (``lmkernel serve QA_RUN --knowledge IDX``) instead of a generating model.
     """
 
     def __init__(self, index: str | Path | Any = None, embedder: str | Path | Any = None, *,
-                 k: int = DEFAULT_K, min_score: float = DEFAULT_MIN_SCORE, qa: str | Path | Any = None):
+                 k: int = DEFAULT_K, min_score: float = DEFAULT_MIN_SCORE, min_bm25: float | None = None,
+                 qa: str | Path | Any = None):
         if index is None and embedder is None:
             raise ValueError("Knowledge needs an index or an embedder")
         if qa is not None and index is None:
@@ -40,7 +41,7 @@ class Knowledge:
         self.qa: Any = None if isinstance(qa, (str, Path)) else qa
         self.index: Any = None if isinstance(index, (str, Path)) else index
         self.embedder: Any = None if isinstance(embedder, (str, Path)) else embedder
-        self.k, self.min_score = k, min_score
+        self.k, self.min_score, self.min_bm25 = k, min_score, min_bm25
         self._lock = threading.Lock()
         self._tokenizer: Any = None
 

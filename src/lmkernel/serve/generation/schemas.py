@@ -103,6 +103,8 @@ class KnowledgeOptions(BaseModel):
     k: int | None = Field(None, description="Passages to retrieve (default: the server's --knowledge-k).")
     min_score: float | None = Field(None, description="Best dense cosine below which the answer is 'not known' "
                                     "(default: --knowledge-min-score).")
+    min_bm25: float | None = Field(None, description="Best BM25 score below which the answer is 'not known' "
+                                   "(default: --knowledge-min-bm25).")
     filters: dict[str, Any] | None = Field(None, description="Metadata filters of the search.")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
 

@@ -56,7 +56,8 @@ def _chat(messages: list[dict[str, str]]) -> list[ChatMessage]:
 def _retrieval(knowledge: Any, opts: KnowledgeOptions) -> dict[str, Any]:
     """The search settings of a request, the server's defaults where it gives none."""
     return {"k": knowledge.k if opts.k is None else opts.k, "mode": opts.mode, "filters": opts.filters,
-            "min_score": knowledge.min_score if opts.min_score is None else opts.min_score}
+            "min_score": knowledge.min_score if opts.min_score is None else opts.min_score,
+            "min_bm25": knowledge.min_bm25 if opts.min_bm25 is None else opts.min_bm25}
 
 
 def _cited(grounding: Grounding, text: str) -> dict[str, Any]:
