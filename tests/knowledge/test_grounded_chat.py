@@ -132,3 +132,10 @@ def test_bad_knowledge_requests(client, path, body, status, needle):
     r = client.post(path, json=body)
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]["message"]
+
+
+def test_openapi_documents_the_knowledge_routes(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/search", "/v1/embeddings", "/v1/chat/completions"} <= set(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    assert {"SearchRequest", "EmbeddingsRequest", "KnowledgeOptions"} <= set(schemas)
