@@ -193,3 +193,34 @@ def test_searches_stay_whole_while_documents_are_added(tmp_path, tiny_bert):
         assert not errors
         final = c.post("/v1/search", json={"query": "parcel lockers station", "k": 20, "mode": "bm25"}).json()
         assert len(final["data"]) == 6
+
+
+def test_a_model_without_chat_template_continues_the_plain_prompt(idx, chat_run, tmp_path):
+    import shutil
+
+    import lmkernel
+    from lmkernel.knowledge.answer import build_messages, plain_prompt
+    from lmkernel.serve.app import create_app
+    from lmkernel.serve.generation.predictor import GenerationPredictor
+    from lmkernel.serve.settings import ServeSettings
+
+    plain = tmp_path / "plain"
+    shutil.copytree(chat_run, plain)
+    (plain / "model" / "chat_template.jinja").unlink()
+    config = json.loads((plain / "model" / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config.pop("chat_template", None)
+    (plain / "model" / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    model = lmkernel.load(plain)
+    got = ask(idx, Q, generator=model, k=2, max_new_tokens=6, min_score=-1)
+    text = plain_prompt(build_messages(Q, got.hits))
+    assert text.endswith(f"Question: {Q}\n\nAnswer:")
+    assert plain_prompt(build_messages("退货？", got.hits)).endswith("答案：")
+    assert got.answer == model.generate(text, raw=True, max_new_tokens=6, temperature=0.0)[0]["text"]
+    served = create_app(ServeSettings(max_new_tokens=6, admission="off"), task="chat",
+                        load=lambda: GenerationPredictor(model), knowledge=Knowledge(idx, k=2, min_score=-1))
+    with TestClient(served) as c:
+        while c.get("/readyz").status_code != 200:
+            time.sleep(0.05)
+        reply = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q}],
+                                                      "temperature": 0}).json()
+    assert reply["choices"][0]["message"]["content"] == got.answer

@@ -116,6 +116,12 @@ def build_messages(question: str, hits: Sequence[Any], history: Sequence[dict[st
     return [*history, {"role": "user", "content": turn}]
 
 
+def plain_prompt(messages: Sequence[dict[str, str]]) -> str:
+    """The chat as text to continue, for a model without a chat template: the turns' text, then "Answer:"."""
+    cue = "答案：" if language(messages[-1]["content"].rsplit("\n", 1)[-1]) == "zh" else "Answer:"
+    return "\n\n".join(m["content"] for m in messages) + "\n\n" + cue
+
+
 def _clip(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= PASSAGE_CHARS else text[:PASSAGE_CHARS].rstrip() + "…"
@@ -221,17 +227,23 @@ def _reply_fn(generator: Any, max_new_tokens: int) -> tuple[Callable[[list[dict]
     """(messages -> greedy answer, messages -> fits the context) for a loaded model or a plain callable."""
     if not hasattr(generator, "generate"):
         return generator, None
+    from ..generation import has_chat_template, prompt_ids
+
+    chat = generator.prompt_style.chat and has_chat_template(generator.tokenizer)
+
+    def prompt(messages: list[dict]) -> dict[str, Any]:  # a model without a chat template continues plain text
+        return {"prompts": messages} if chat else {"prompts": plain_prompt(messages), "raw": True}
 
     def reply(messages: list[dict]) -> str:
-        return generator.generate(messages, max_new_tokens=max_new_tokens, temperature=0.0)[0]["text"]
+        return generator.generate(**prompt(messages), max_new_tokens=max_new_tokens, temperature=0.0)[0]["text"]
 
     def fits(messages: list[dict]) -> bool:
-        from ..generation import prompt_ids
-
         context = getattr(getattr(generator.model, "config", None), "max_position_embeddings", None)
         if not context:
             return True
-        ids = prompt_ids(generator.tokenizer, None, messages=messages, style=generator.prompt_style)
+        p = prompt(messages)
+        ids = prompt_ids(generator.tokenizer, None if chat else p["prompts"], messages=p["prompts"] if chat else None,
+                         raw=not chat, style=generator.prompt_style)
         return len(ids) + min(max_new_tokens, context // 4) <= context
 
     return reply, fits

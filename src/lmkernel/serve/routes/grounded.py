@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import LmkError
-from ...knowledge.answer import Answer, Grounding, finish
+from ...generation import has_chat_template
+from ...knowledge.answer import Answer, Grounding, finish, plain_prompt
 from ..deps import Service, ready_service
 from ..generation.engine import Delta, Done
 from ..generation.schemas import (
@@ -78,9 +79,13 @@ async def grounded_chat(request: Request, service: Service, body: ChatCompletion
     predictor = service.predictor
     prompt: dict[str, list[int]] = {}
 
+    chat = has_chat_template(predictor.tokenizer) and getattr(predictor, "style", None) is not None \
+        and predictor.style.chat
+
     def fits(messages: list[dict[str, str]]) -> bool:
-        try:
-            prompt["ids"] = predictor.encode_chat(_chat(messages), False)
+        try:  # a model without a chat template continues the same turns as plain text (as `lmkernel ask` does)
+            prompt["ids"] = (predictor.encode_chat(_chat(messages), False) if chat
+                             else predictor.encode_prompt(plain_prompt(messages), False, "messages", True))
         except ApiError as e:
             if e.status == 413:
                 return False
