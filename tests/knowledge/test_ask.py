@@ -199,7 +199,7 @@ def test_a_model_without_chat_template_continues_the_plain_prompt(idx, chat_run,
     import shutil
 
     import lmkernel
-    from lmkernel.knowledge.answer import build_messages, plain_prompt
+    from lmkernel.knowledge.answer import PLAIN_STOPS, build_messages, plain_prompt
     from lmkernel.serve.app import create_app
     from lmkernel.serve.generation.predictor import GenerationPredictor
     from lmkernel.serve.settings import ServeSettings
@@ -215,7 +215,8 @@ def test_a_model_without_chat_template_continues_the_plain_prompt(idx, chat_run,
     text = plain_prompt(build_messages(Q, got.hits))
     assert text.endswith(f"Question: {Q}\n\nAnswer:")
     assert plain_prompt(build_messages("退货？", got.hits)).endswith("答案：")
-    assert got.answer == model.generate(text, raw=True, max_new_tokens=6, temperature=0.0)[0]["text"]
+    want = model.generate(text, raw=True, max_new_tokens=6, temperature=0.0, stop=PLAIN_STOPS)[0]["text"]
+    assert got.answer == want
     served = create_app(ServeSettings(max_new_tokens=6, admission="off"), task="chat",
                         load=lambda: GenerationPredictor(model), knowledge=Knowledge(idx, k=2, min_score=-1))
     with TestClient(served) as c:

@@ -116,6 +116,9 @@ def build_messages(question: str, hits: Sequence[Any], history: Sequence[dict[st
     return [*history, {"role": "user", "content": turn}]
 
 
+PLAIN_STOPS = ("\nQuestion:", "\n问题：", "\nPassages:", "\n资料：")  # a plain LM goes on with a next question
+
+
 def plain_prompt(messages: Sequence[dict[str, str]]) -> str:
     """The chat as text to continue, for a model without a chat template: the turns' text, then "Answer:"."""
     cue = "答案：" if language(messages[-1]["content"].rsplit("\n", 1)[-1]) == "zh" else "Answer:"
@@ -232,7 +235,8 @@ def _reply_fn(generator: Any, max_new_tokens: int) -> tuple[Callable[[list[dict]
     chat = generator.prompt_style.chat and has_chat_template(generator.tokenizer)
 
     def prompt(messages: list[dict]) -> dict[str, Any]:  # a model without a chat template continues plain text
-        return {"prompts": messages} if chat else {"prompts": plain_prompt(messages), "raw": True}
+        return {"prompts": messages} if chat else {"prompts": plain_prompt(messages), "raw": True,
+                                                   "stop": PLAIN_STOPS}
 
     def reply(messages: list[dict]) -> str:
         return generator.generate(**prompt(messages), max_new_tokens=max_new_tokens, temperature=0.0)[0]["text"]
@@ -243,7 +247,7 @@ def _reply_fn(generator: Any, max_new_tokens: int) -> tuple[Callable[[list[dict]
             return True
         p = prompt(messages)
         ids = prompt_ids(generator.tokenizer, None if chat else p["prompts"], messages=p["prompts"] if chat else None,
-                         raw=not chat, style=generator.prompt_style)
+                         raw=not chat, style=generator.prompt_style)  # the stops are not part of the prompt
         return len(ids) + min(max_new_tokens, context // 4) <= context
 
     return reply, fits

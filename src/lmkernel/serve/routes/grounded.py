@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import LmkError
 from ...generation import has_chat_template
-from ...knowledge.answer import Answer, Grounding, finish, plain_prompt
+from ...knowledge.answer import PLAIN_STOPS, Answer, Grounding, finish, plain_prompt
 from ..deps import Service, ready_service
 from ..generation.engine import Delta, Done
 from ..generation.schemas import (
@@ -100,6 +100,8 @@ async def grounded_chat(request: Request, service: Service, body: ChatCompletion
     meta = _openai_meta(service, "chatcmpl")
     if not grounding.known:
         return _fixed_reply(meta, body, finish(grounding, ""))
+    if not chat:  # a plain LM would go on with a question of its own
+        body = body.model_copy(update={"stop": [*body.stop_strings(), *PLAIN_STOPS]})
     job = _start(service, prompt["ids"], body, *_wanted(body), started)
     if body.stream:
         return await _stream(job, chat_chunker(meta, body, final=lambda done: _cited(grounding, done.text)))
