@@ -225,3 +225,46 @@ def test_a_model_without_chat_template_continues_the_plain_prompt(idx, chat_run,
         reply = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q}],
                                                       "temperature": 0}).json()
     assert reply["choices"][0]["message"]["content"] == got.answer
+
+
+def test_lmkernel_serve_with_knowledge_end_to_end(idx, chat_run):
+    """The real command: grounded chat, embeddings and search through the unchanged openai client."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+    import openai
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(chat_run), "--port", str(port),
+                             "--knowledge", str(idx), "--knowledge-k", "2", "--knowledge-min-score", "-1",
+                             "--max-new-tokens", "8", "--threads", "1"],
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not get ready"
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        oa = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=60)
+        reply = oa.chat.completions.create(model="m", messages=[{"role": "user", "content": Q}], temperature=0)
+        assert reply.model_extra["grounded"] is True and isinstance(reply.model_extra["citations"], list)
+        assert reply.choices[0].message.content == ask(idx, Q, generator=chat_run, k=2, min_score=-1,
+                                                       max_new_tokens=8).answer
+        assert len(oa.embeddings.create(model="m", input=["a", "b"]).data) == 2
+        hits = httpx.post(f"{base}/v1/search", json={"query": "refund", "k": 2}).json()["data"]
+        assert len(hits) == 2 and hits[0]["chunk_id"].endswith("#0")
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert "ready" in out
