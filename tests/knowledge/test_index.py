@@ -189,6 +189,9 @@ def test_not_an_index_damaged_and_empty_build_are_clear_errors(tmp_path, idx, ti
     with pytest.raises(LmkError, match="no document to index"):
         build_index([tmp_path / "empty.txt"], tmp_path / "idx2", str(tiny_bert), progress=False)
     assert not (tmp_path / "idx2").exists()
+    (tmp_path / "plain" / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(LmkError, match="not an index"):
+        build_index([tmp_path / "empty.txt"], tmp_path / "plain", str(tiny_bert), progress=False)
 
 
 def test_bad_mode_and_k_are_errors(idx):

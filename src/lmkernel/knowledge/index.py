@@ -7,6 +7,7 @@ keeps answering from the one it loaded until ``refresh()``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from .ranking import DEPTH, RRF_K, filter_mask, rrf, top
 from .settings import choose_model, fusion_weights, languages
 
 MODES = ("hybrid", "bm25", "dense")
+FEW_QUERIES = 4  # up to this many queries are embedded on one thread (see _one_thread)
 
 
 @dataclass
@@ -63,6 +65,24 @@ class IndexStats:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
 
+@contextlib.contextmanager
+def _one_thread(active: bool):
+    """Run a few short queries on one torch thread: splitting a ten-token forward pass across cores saves
+    little, and when the cores are busy (a server, other jobs) waiting for the second one costs several
+    times the work itself (docs/knowledge.md, "Latency")."""
+    if not active:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _as_embedder(model: str | Path | Embedder | None) -> Embedder:
     return model if isinstance(model, Embedder) else load_embedder(None if model is None else str(model))
 
@@ -93,6 +113,10 @@ def build_index(paths: list[str | Path], out: str | Path, model: str | Path | Em
     """Read, chunk, embed and index the documents under ``paths`` into a new index at ``out`` (an
     existing index there is replaced, atomically). ``model`` None picks one by the documents' language."""
     start = time.perf_counter()
+    out = Path(out)
+    if out.is_dir() and any(p.name != ".lock" for p in out.iterdir()) and not (out / store.POINTER).is_file():
+        raise LmkError(f"{out} is a folder that is not an index; building there would mix the index with its files",
+                       where="--out", fix="give a new folder (or an existing index, which is replaced)")
     docs, skipped = read_documents(paths, text_field, id_field, on_bad)
     if not docs:
         raise LmkError(f"no document to index in {', '.join(map(str, paths))} ({len(skipped)} input(s) skipped)",
@@ -181,9 +205,11 @@ class Index:
         """The ``k`` best chunks for ``query`` among those passing ``filters``."""
         return self.search_many([query], k, filters, mode)[0]
 
-    def search_many(self, queries: list[str], k: int = 5, filters: dict | None = None,
-                    mode: str = "hybrid") -> list[list[Hit]]:
-        """``search`` for many queries, embedding them in one batch."""
+    def search_many(self, queries: list[str], k: int = 5, filters: dict | None = None, mode: str = "hybrid", *,
+                    query_vectors: np.ndarray | None = None,
+                    weights: tuple[float, float] | None = None) -> list[list[Hit]]:
+        """``search`` for many queries, embedding them in one batch (or using ``query_vectors``, made by
+        this index's embedder). ``weights`` (BM25, dense) overrides the fusion weights chosen per language."""
         if mode not in MODES:
             raise LmkError(f"unknown search mode {mode!r}", where="--mode", fix=f"use one of {', '.join(MODES)}")
         if k < 1:
@@ -191,10 +217,15 @@ class Index:
         if not len(self) or not queries:
             return [[] for _ in queries]
         mask = filter_mask(self.chunks, filters)
-        qvecs = self.embedder.embed(list(queries)) if mode != "bm25" else None
-        return [self._rank(q, None if qvecs is None else qvecs[i], k, mask, mode) for i, q in enumerate(queries)]
+        qvecs = query_vectors
+        if qvecs is None and mode != "bm25":
+            with _one_thread(len(queries) <= FEW_QUERIES):
+                qvecs = self.embedder.embed(list(queries))
+        return [self._rank(q, None if mode == "bm25" else qvecs[i], k, mask, mode, weights)
+                for i, q in enumerate(queries)]
 
-    def _rank(self, query: str, qvec: np.ndarray | None, k: int, mask: np.ndarray | None, mode: str) -> list[Hit]:
+    def _rank(self, query: str, qvec: np.ndarray | None, k: int, mask: np.ndarray | None, mode: str,
+              weights: tuple[float, float] | None = None) -> list[Hit]:
         dense = self._snap.vectors @ qvec if qvec is not None else None
         lexical = self._snap.bm25.scores(query) if mode != "dense" else None
         if mode == "dense":
@@ -202,7 +233,7 @@ class Index:
         elif mode == "bm25":
             order, fused = top(lexical, k, mask, positive=True), None
         else:
-            w_bm25, w_dense = fusion_weights(query, self.manifest)
+            w_bm25, w_dense = weights or fusion_weights(query, self.manifest)
             depth = max(DEPTH, k)
             fused = rrf([top(lexical, depth, mask, positive=True), top(dense, depth, mask)], [w_bm25, w_dense])
             order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
