@@ -144,7 +144,8 @@ def pretrain(
 @app.command("eval")
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder).")],
-    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled file to evaluate on (.csv/.tsv/.jsonl).")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled file to evaluate on (.csv/.tsv/.jsonl; "
+                                            "qa: SQuAD-layout .json or .jsonl).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json, report.md and plots.")],
     text_column: Annotated[Optional[str], typer.Option(help="Text column (default: training's).")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="Label column (default: training's).")] = None,

@@ -77,7 +77,8 @@ class QaTask:
         return load_pretrained(AutoModelForQuestionAnswering, path)
 
     # ---------------------------------------------------------------- encoding
-    def _plan(self, tokenizer, questions: list[str], contexts: list[str], spans, max_length: int) -> list[Window]:
+    def plan_windows(self, tokenizer, questions: list[str], contexts: list[str], spans,
+                     max_length: int) -> list[Window]:
         o = self.options
         return encode_windows(tokenizer, questions, contexts, spans, max_length, o.doc_stride, o.max_question_length)
 
@@ -85,7 +86,7 @@ class QaTask:
         from ..evaluation.qa_metrics import metric_language
 
         language = metric_language([e.fields["context"] for e in examples], self.options.metric_language)
-        windows = self._plan(tokenizer, [e.fields["question"] for e in examples],
+        windows = self.plan_windows(tokenizer, [e.fields["question"] for e in examples],
                              [e.fields["context"] for e in examples], [e.fields["spans"] for e in examples], max_length)
         features = []
         for w in windows:
@@ -158,7 +159,7 @@ class QaTask:
         """{answer, score, start, end} per {"question", "context"} item: character offsets into the context,
         answer "" (start = end = -1) for no answer."""
         items = [qa_item(t, i) for i, t in enumerate(texts)]
-        windows = self._plan(tokenizer, [q for q, _ in items], [c for _, c in items], None, max_length)
+        windows = self.plan_windows(tokenizer, [q for q, _ in items], [c for _, c in items], None, max_length)
         return self.answer_windows(model, tokenizer, items, windows, batch_size)
 
     def answer_windows(self, model, tokenizer, items: list[tuple[str, str]], windows: list[Window],
