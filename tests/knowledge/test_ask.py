@@ -268,3 +268,24 @@ def test_lmkernel_serve_with_knowledge_end_to_end(idx, chat_run):
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
     assert "ready" in out
+
+
+def test_a_served_qa_run_answers_grounded_chats_with_its_own_weights(idx, qa_run):
+    import lmkernel
+    from lmkernel.serve.app import create_app
+    from lmkernel.serve.qa import QaPredictor
+    from lmkernel.serve.settings import ServeSettings
+
+    model = lmkernel.load(qa_run)
+    knowledge = Knowledge(idx, k=3, min_score=-1)
+    knowledge.check(generation=False, qa=True)  # what `lmkernel serve QA_RUN --knowledge IDX` does
+    served = create_app(ServeSettings(admission="off"), task="qa", load=lambda: QaPredictor(model),
+                        knowledge=knowledge)
+    with TestClient(served) as c:
+        while c.get("/readyz").status_code != 200:
+            assert c.get("/readyz").json()["status"] == "loading", c.get("/readyz").text
+            time.sleep(0.05)
+        assert knowledge.qa is model
+        reply = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q}]}).json()
+        assert reply["choices"][0]["message"]["content"] == ask(idx, Q, qa=model, k=3, min_score=-1).answer
+        assert len(reply["citations"]) == 1

@@ -119,6 +119,8 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
         if service.knowledge is not None:
             service.knowledge.load()
         predictor = load()
+        if service.knowledge is not None:
+            service.knowledge.attach(predictor)
         predictor.warm_up()
         admission = calibrate(predictor, s.timeout_s) if s.admission == "on" else None
         if getattr(predictor, "kind", "batch") == "generate":  # continuous batching of decode steps

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 from ..errors import LmkError
 from ..knowledge.answer import DEFAULT_K, DEFAULT_MIN_SCORE
 
+SERVED = object()  # the QA model of grounded chats is the served run itself
+
 
 class Knowledge:
     """An index and/or an embedder for a server.
@@ -55,16 +57,16 @@ class Knowledge:
         ref = str(getattr(self.embedder, "ref", self._embedder_ref or "embedder"))
         return Path(ref.rstrip("/")).name or ref
 
-    def check(self, generation: bool, qa: Path | None = None) -> None:
+    def check(self, generation: bool, qa: bool = False) -> None:
         """Before the server starts: open the index (a missing or damaged one is a CLI error, not a server
-        that never gets ready). ``qa``: the served QA run answers grounded chats. Without a generating or QA
-        model only /v1/search and /v1/embeddings use the index."""
+        that never gets ready). ``qa``: the served QA run answers grounded chats (``attach``). Without a
+        generating or QA model only /v1/search and /v1/embeddings use the index."""
         if self.index is None and self._index_ref is not None:
             from ..knowledge.index import open_index
 
             self.index = open_index(self._index_ref)
-        if qa is not None and self.has_index:
-            self._qa_ref = qa
+        if qa and self.has_index:
+            self._qa_ref = SERVED
         elif self.has_index and not generation:
             import logging
 
@@ -96,10 +98,15 @@ class Knowledge:
         if self.embedder is None and self.index is not None:
             self.embedder = self.index.embedder
         self.embedder.embed(["warm up"])
-        if self.qa is None and self._qa_ref is not None:
+        if self.qa is None and self._qa_ref is not None and self._qa_ref is not SERVED:
             from ..knowledge.answer import load_qa
 
             self.qa = load_qa(self._qa_ref)
+
+    def attach(self, predictor: Any) -> None:
+        """Once the served model is loaded: a served QA run answers grounded chats with its own weights."""
+        if self._qa_ref is SERVED:
+            self.qa = predictor.model
 
     @property
     def answers_by_qa(self) -> bool:

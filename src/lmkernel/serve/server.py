@@ -64,7 +64,7 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
 
         settings = dataclasses.replace(settings, allowed_hosts=default_allowed_hosts(host))
     if knowledge is not None:
-        knowledge.check(generation=generation, qa=model_dir if task == "qa" else None)
+        knowledge.check(generation=generation, qa=task == "qa")
     app = create_app(settings, task=task, load=load, knowledge=knowledge)
     build_server(app, host=host, port=port, settings=settings, access_log=access_log).run()
 
