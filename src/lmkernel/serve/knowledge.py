@@ -113,7 +113,10 @@ class Knowledge:
         return self._qa_ref is not None
 
     def embed(self, texts: Sequence[str]) -> Any:
-        with self._lock:
+        """Unit vectors; a few short texts on one torch thread, as the index embeds queries (index._one_thread)."""
+        from ..knowledge.index import FEW_QUERIES, _one_thread
+
+        with self._lock, _one_thread(len(texts) <= FEW_QUERIES):
             return self.embedder.embed(list(texts))
 
     def count_tokens(self, texts: Sequence[str]) -> int:
