@@ -94,6 +94,10 @@ def test_server_sees_documents_added_while_it_runs(tmp_path, tiny_bert):
             time.sleep(0.05)
         query = {"query": "parcel lockers at the station", "k": 10, "mode": "bm25"}
         assert c.post("/v1/search", json=query).json()["data"] == []
+        zh = c.post("/v1/search", json={"query": "refund 退货", "k": 10, "filters": {"lang": "zh"}}).json()["data"]
+        assert [h["doc_id"] for h in zh] == ["faq-4"] and zh[0]["meta"] == {"lang": "zh"}
+        bad = c.post("/v1/search", json={"query": "refund", "filters": {"colour": "red"}})
+        assert bad.status_code == 422 and "colour" in bad.json()["error"]["message"]
         (tmp_path / "new.jsonl").write_text(json.dumps({"id": "lockers", "text": "Parcel lockers stand at the "
                                                         "station."}) + "\n", encoding="utf-8")
         add_documents(tmp_path / "idx", [tmp_path / "new.jsonl"], progress=False)
