@@ -14,6 +14,8 @@ import typer
 
 from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log, settings_options, with_flags  # noqa: F401  (shared by command modules)
 from .errors import LmkError
+from .knowledge.answer import DEFAULT_K as _ANSWER_K  # light: the grounded-answer flags' defaults
+from .knowledge.answer import DEFAULT_MIN_SCORE as _ANSWER_MIN
 from .serve.settings import ServeSettings as _Serve  # stdlib-only: the serve flags' defaults
 
 app = typer.Typer(
@@ -272,6 +274,19 @@ def serve(
     = None,
     access_log: Annotated[bool, typer.Option(help="Log every request, query strings redacted (off: /metrics "
                                              "counts them).")] = False,
+    knowledge: Annotated[Optional[Path], typer.Option(help="Knowledge index (lmkernel index build): adds "
+                                                      "/v1/search and /v1/embeddings, and chat completions answer "
+                                                      "from its passages with citations.")] = None,
+    embedder: Annotated[Optional[str], typer.Option(help="Embedding model for /v1/embeddings: a run, an alias "
+                                                    "(minilm) or an encoder folder (default with --knowledge: the "
+                                                    "index's model).")] = None,
+    knowledge_k: Annotated[int, typer.Option(help="Passages a grounded answer gets.")] = _ANSWER_K,
+    knowledge_min_score: Annotated[float, typer.Option(help="Best dense cosine among the passages below which a "
+                                                       "grounded chat says it does not know (no model runs).")]
+    = _ANSWER_MIN,
+    knowledge_min_bm25: Annotated[Optional[float], typer.Option(help="Also say it does not know when the best "
+                                                                "BM25 score is below this (off by default).")]
+    = None,
     settings_values: dict | None = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -284,7 +299,13 @@ def serve(
 
         keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None)
         settings = _Serve(**(settings_values or {}), api_keys=keys)
-        run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
+        served = None
+        if knowledge is not None or embedder is not None:
+            from .serve.knowledge import Knowledge
+
+            served = Knowledge(knowledge, embedder, k=knowledge_k, min_score=knowledge_min_score,
+                               min_bm25=knowledge_min_bm25)
+        run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log, knowledge=served)
 
 
 def _compress_methods_help() -> str:
@@ -451,6 +472,10 @@ def _knowledge_commands() -> None:
 
 
 _knowledge_commands()
+
+from .cli_ask import ask as _ask  # noqa: E402 (its own module; registered here with the others)
+
+app.command("ask")(_ask)
 
 
 from .commands.app import app_cli  # noqa: E402  (command groups in their own modules)
