@@ -473,7 +473,7 @@ def _knowledge_commands() -> None:
 
 _knowledge_commands()
 
-from .cli_ask import ask as _ask  # noqa: E402 (its own module; registered here with the others)
+from .commands.ask import ask as _ask  # noqa: E402 (its own module; registered here with the others)
 
 app.command("ask")(_ask)
 

@@ -1,8 +1,7 @@
 """`lmkernel ask IDX "question"`: an answer grounded in a knowledge index, with its sources.
 
 The same function as the server's grounded chat completions and ``lmkernel.knowledge.answer.ask`` in
-Python, so all three give the same answer. Registered on the main app by cli.py; kept apart so cli.py
-stays a list of commands.
+Python, so all three give the same answer. Registered on the main app by cli.py.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .knowledge.answer import DEFAULT_K, DEFAULT_MIN_SCORE, MAX_K
+from ..clikit import _guard
+from ..knowledge.answer import DEFAULT_K, DEFAULT_MIN_SCORE, MAX_K
 
 
 def ask(
@@ -39,11 +39,9 @@ def ask(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
 ) -> None:
     """Answer a question from a knowledge index, citing the passages used ([1], [2], ...)."""
-    from .cli import _guard
-
     with _guard(debug):
-        from .knowledge.answer import ask as answer
-        from .knowledge.cli import _filters
+        from ..knowledge.answer import ask as answer
+        from ..knowledge.cli import _filters
 
         result = answer(str(index), question, generator=generator, qa=str(qa) if qa else None, k=k,
                         min_score=min_score, min_bm25=min_bm25, filters=_filters(filter_), mode=mode,
