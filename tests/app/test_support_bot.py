@@ -122,3 +122,40 @@ def test_judging_and_summary(tmp_path):
     assert s["accuracy"] == pytest.approx(1 / 3) and s["citation_precision"] == 1.0
     assert s["declined_correctly"] == 0.0
     assert "| weather | None | answer | lost-card-en |" in eval_markdown(s, judged)
+
+
+def test_generate_mode_cites_the_passages_the_answer_uses(tmp_path):
+    from lmkernel.app.support import answerer
+
+    seen = []
+
+    def chat(messages):  # a chat model as a messages -> text callable
+        seen.append(messages)
+        return "Freeze it at once [2]."
+
+    hits = [HITS[2], HITS[0]]
+    bot = SupportBot(make_spec(tmp_path, answer={"min_score": 0.2}), FakeIndex(hits), None,
+                     answerer(3, generator=chat))
+    reply = bot.respond("I lost my card")
+    assert reply.kind == "answer" and reply.text == "Freeze it at once [2]."
+    assert [c["doc_id"] for c in reply.citations] == ["lost-card-en"]  # [2] is the second passage
+    assert "[2] Freeze the card in the app." in seen[0][-1]["content"]
+
+
+def test_qa_mode_answers_with_the_best_span_or_does_not_know(tmp_path):
+    from lmkernel.app.support import answerer
+
+    class FakeQA:
+        def __init__(self, answers):
+            self.answers = answers
+
+        def predict(self, rows):
+            return [{"answer": self.answers.get(r["context"], ""), "score": 0.9} for r in rows]
+
+    spec = make_spec(tmp_path)
+    qa = FakeQA({"Freeze the card in the app.": "Freeze the card"})
+    reply = SupportBot(spec, FakeIndex(HITS), None, answerer(3, qa=qa)).respond("I lost my card")
+    assert reply.kind == "answer" and reply.text.startswith("Freeze the card")
+    assert reply.citations[0]["doc_id"] == "lost-card-en"
+    nothing = SupportBot(spec, FakeIndex(HITS), None, answerer(3, qa=FakeQA({}))).respond("I lost my card")
+    assert nothing.kind == "unknown" and nothing.text == spec.handoff.unknown_en

@@ -19,20 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmkError
+from ..knowledge.answer import language
 from .spec import AppSpec
 
+__all__ = ["Reply", "SupportBot", "language", "read_app", "write_app"]
+
 APP_FILE = "app.json"
-
-
-def language(text: str) -> str:
-    """``zh`` when a fifth or more of the letters are Chinese characters, else ``en``."""
-    import re
-
-    from ..evaluation.textmetrics import HAN
-
-    letters = [c for c in text if c.isalpha()]
-    han = sum(1 for c in letters if re.match(f"[{HAN}]", c))
-    return "zh" if letters and han / len(letters) >= 0.2 else "en"
 
 
 @dataclass
@@ -105,17 +97,30 @@ class SupportBot:
         intent, intent_score = (routed.intent, routed.intent_score) if routed else (None, None)
         hits = self._search(message, lang)
         best = _similarity(hits[0]) if hits else None
-        if not hits or best is None or best < self.spec.answer.min_score:
-            handoff = self.spec.handoff
-            return Reply("unknown", handoff.unknown_zh if lang == "zh" else handoff.unknown_en, lang, intent,
-                         intent_score, best)
+        if not hits or best is None or best < self.spec.answer.min_score or self.below_bm25(hits):
+            return self._unknown(lang, intent, intent_score, best)
         if self.answerer is None:  # passage mode: the best passage is the answer
-            text, used = hits[0].text, [1]
+            text, cites = hits[0].text, [_cite(1, hits[0])]
         else:
-            text, used = self.answerer(message, hits, lang)
-        cites = [{"index": n, "chunk_id": hits[n - 1].chunk_id, "doc_id": hits[n - 1].doc_id,
-                  "source": hits[n - 1].source, "text": hits[n - 1].text} for n in used if 1 <= n <= len(hits)]
+            answer = self.answerer(message, hits)
+            if not answer.grounded:  # the QA model found no span in any passage
+                return self._unknown(lang, intent, intent_score, best)
+            text, cites = answer.answer, [_cite(c.index, hits[c.index - 1]) for c in answer.citations]
         return Reply("answer", text, lang, intent, intent_score, best, cites)
+
+    def below_bm25(self, hits: list[Any]) -> bool:
+        from ..knowledge.answer import below_bm25
+
+        return below_bm25(hits, self.spec.answer.min_bm25)
+
+    def _unknown(self, lang: str, intent: str | None, intent_score: float | None, best: float | None) -> Reply:
+        handoff = self.spec.handoff
+        return Reply("unknown", handoff.unknown_zh if lang == "zh" else handoff.unknown_en, lang, intent,
+                     intent_score, best)
+
+
+def _cite(n: int, hit: Any) -> dict[str, Any]:
+    return {"index": n, "chunk_id": hit.chunk_id, "doc_id": hit.doc_id, "source": hit.source, "text": hit.text}
 
 
 def _similarity(hit: Any) -> float | None:
@@ -124,15 +129,45 @@ def _similarity(hit: Any) -> float | None:
     return float(dense) if dense is not None else None
 
 
+class _Found:
+    """Passages the bot already retrieved (in the message's language), as the index ``knowledge.answer``
+    prepares a grounded answer from: the prompt, its trimming to the context and the citations are its."""
+
+    def __init__(self, hits: list[Any]):
+        self.hits = hits
+
+    def search(self, query: str, k: int = 5, filters: dict | None = None, mode: str = "hybrid") -> list[Any]:
+        return self.hits[:k]
+
+
 def _answerer(spec: AppSpec):
-    """The qa / generate answer function (passage mode needs none)."""
+    """qa / generate modes: ``(message, hits) -> knowledge.answer.Answer`` (passage mode needs none)."""
     if spec.answer.mode == "passage":
         return None
+    if spec.answer.mode == "qa":
+        from ..knowledge.answer import load_qa
+
+        return answerer(spec.knowledge.k, qa=load_qa(spec.answer.qa))
+    from ..artifact import load_generator
+
+    return answerer(spec.knowledge.k, generator=load_generator(spec.answer.generator),
+                    max_new_tokens=spec.answer.max_new_tokens)
+
+
+def answerer(k: int, qa: Any = None, generator: Any = None, max_new_tokens: int = 256):
+    """The answer function of a loaded extractive QA model or chat model (or a ``messages -> text`` callable)."""
     from ..knowledge import answer as grounded
 
-    if spec.answer.mode == "qa":
-        return grounded.qa_answerer(spec.answer.qa)
-    return grounded.generator_answerer(spec.answer.generator)
+    if qa is not None:
+        return lambda message, hits: grounded.extract(grounded.prepare(_Found(hits), message, k=k, min_score=-1.0),
+                                                      qa)
+    reply, fits = grounded.reply_fn(generator, max_new_tokens)
+
+    def generate(message: str, hits: list[Any]):
+        grounding = grounded.prepare(_Found(hits), message, k=k, min_score=-1.0, fits=fits)
+        return grounded.finish(grounding, reply(grounding.messages))
+
+    return generate
 
 
 def write_app(path: Path, spec: AppSpec, built: dict[str, Any]) -> None:

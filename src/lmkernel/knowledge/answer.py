@@ -160,7 +160,7 @@ def prepare(index: Any, question: str, *, k: int = DEFAULT_K, min_score: float =
     question = check_query(question, k, mode)
     hits = list(index.search(question, k=k, filters=filters, mode=mode))
     best = best_score(hits)
-    if not hits or (best is not None and best < min_score) or _below_bm25(hits, min_bm25):
+    if not hits or (best is not None and best < min_score) or below_bm25(hits, min_bm25):
         return Grounding(question, hits, best, known=False)
     while hits:
         messages = build_messages(question, hits, history)
@@ -171,7 +171,7 @@ def prepare(index: Any, question: str, *, k: int = DEFAULT_K, min_score: float =
                    fix="ask a shorter question, or use a model with a longer context")
 
 
-def _below_bm25(hits: Sequence[Any], min_bm25: float | None) -> bool:
+def below_bm25(hits: Sequence[Any], min_bm25: float | None) -> bool:
     """Whether the best BM25 score is under ``min_bm25`` (None: no BM25 threshold; hits without BM25 pass)."""
     scores = [h.bm25 for h in hits if getattr(h, "bm25", None) is not None]
     return min_bm25 is not None and bool(scores) and max(scores) < min_bm25
@@ -220,13 +220,13 @@ def ask(index: Any, question: str, *, generator: Any = None, qa: Any = None, k: 
         return extract(prepare(index, question, k=k, min_score=min_score, min_bm25=min_bm25, filters=filters,
                                mode=mode), qa)
     generator = _load_generator(generator) if isinstance(generator, (str, Path)) else generator
-    reply, fits = _reply_fn(generator, max_new_tokens)
+    reply, fits = reply_fn(generator, max_new_tokens)
     grounding = prepare(index, question, k=k, min_score=min_score, min_bm25=min_bm25, filters=filters, mode=mode,
                         fits=fits)
     return finish(grounding, reply(grounding.messages) if grounding.known else "")
 
 
-def _reply_fn(generator: Any, max_new_tokens: int) -> tuple[Callable[[list[dict]], str], Callable | None]:
+def reply_fn(generator: Any, max_new_tokens: int) -> tuple[Callable[[list[dict]], str], Callable | None]:
     """(messages -> greedy answer, messages -> fits the context) for a loaded model or a plain callable."""
     if not hasattr(generator, "generate"):
         return generator, None
