@@ -184,16 +184,18 @@ class Model:
     def labels(self) -> list[str]:
         return list(self.card["labels"])
 
-    def predict(self, texts: str | list[str], batch_size: int = 64, tokenizer: Any = None) -> list[dict[str, Any]]:
-        """The task's prediction for each text (classification: label, score, probabilities).
+    def predict(self, texts: str | dict | list[Any], batch_size: int = 64,
+                tokenizer: Any = None) -> list[dict[str, Any]]:
+        """The task's prediction for each text (classification: label, score, probabilities; qa: each item is
+        ``{"question", "context"}`` and gets answer, score, start, end).
 
         ``tokenizer``: a copy of ``self.tokenizer`` to use instead, for callers that predict from several
         threads at once: a fast tokenizer's truncation setting is shared state, changed by calls that
         ask for another one (huggingface/tokenizers#537).
         """
-        if isinstance(texts, str):
+        if isinstance(texts, (str, dict)):
             texts = [texts]
-        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        texts = [t if isinstance(t, (str, dict, tuple)) else str(t) for t in texts]
         if not texts:
             return []
         tokenizer = self.tokenizer if tokenizer is None else tokenizer  # not `or`: a tokenizer has a __len__

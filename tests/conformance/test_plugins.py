@@ -24,12 +24,13 @@ VARIANTS = {"lora": ["r: 4", "r: 4, use_dora: true", "r: 4, use_rslora: true"], 
             "prompt": ["num_virtual_tokens: 4"], "prefix": ["num_virtual_tokens: 4"],
             "adapter": ["placement: houlsby", "placement: pfeiffer"]}
 PEFT_METHODS = ("lora", "adalora", "ia3", "prompt", "prefix")
-ENCODER_TASKS = ("classification", "ner")
+ENCODER_TASKS = ("classification", "ner", "qa")
 # classification and NER also run on a causal-LM backbone (the tiny Llama): pooled from the last real token,
-# a head on every position
+# a head on every position; extractive QA is an encoder task (its spans come from a bidirectional reading)
+BACKBONES = {"classification": ("encoder", "decoder"), "ner": ("encoder", "decoder"), "qa": ("encoder",)}
 ROWS = [(task, name, opts, backbone) for task in TASKS for name, m in sorted(methods().items()) if task in m.tasks
         for opts in VARIANTS.get(name, [""])
-        for backbone in (("encoder", "decoder") if task in ENCODER_TASKS else ("decoder",))]
+        for backbone in BACKBONES.get(task, ("decoder",))]
 
 
 def _write_data(root: Path, task: str) -> dict[str, Path]:
@@ -51,6 +52,14 @@ def _write_data(root: Path, task: str) -> dict[str, Path]:
                 tags = ["O", "B-WORK" if toks[1] in ("film", "book") else "B-PLACE", "O", "O"]
                 lines += [f"{t} {g}" for t, g in zip(toks, tags)] + [""]
             (root / f"{split}.conll").write_text("\n".join(lines), encoding="utf-8")
+    elif task == "qa":  # flat JSONL to train on, SQuAD-layout JSON to validate on
+        rows = [{"id": f"q{i}", "question": f"the {text.split()[1]} was", "context": text,
+                 "answers": [{"text": text.split()[-1], "answer_start": text.rindex(" ") + 1}]}
+                for i, (text, _) in enumerate(words * 6)]
+        (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        squad = {"data": [{"paragraphs": [{"context": r["context"], "qas": [r]} for r in rows[:8]]}]}
+        (root / "dev.json").write_text(json.dumps(squad), encoding="utf-8")
+        return {"train": root / "train.jsonl", "dev": root / "dev.json"}
     else:
         pairs = [("the cat sat on the mat", "die Katze sitzt auf der Matte"), ("hello", "hallo"),
                  ("a dog runs in the park", "ein Hund läuft im Park")]
@@ -127,6 +136,10 @@ def test_train_save_load_predict(tmp_path, tiny_bert, tiny_llama, task, method, 
     elif task == "ner":
         out = loaded.predict(["the film was great"])
         assert len(out) == 1 and isinstance(out[0]["entities"], list)
+    elif task == "qa":
+        context = "the film was great"
+        out = loaded.predict([{"question": "the film was", "context": context}])
+        assert len(out) == 1 and out[0]["answer"] == context[out[0]["start"]:out[0]["end"]]
     else:
         out = loaded.generate(["translate to German: hello"], max_new_tokens=4)
         assert len(out) == 1 and isinstance(out[0]["text"], str) and 1 <= out[0]["tokens"] <= 4
@@ -140,6 +153,6 @@ def _same_as_plain_peft(loaded, model_dir: Path, task: str) -> None:
     plain = PeftModel.from_pretrained(base, str(model_dir)).eval()
     ids = loaded.tokenizer(["the film was great"], return_tensors="pt")
     with torch.no_grad():
-        want = plain(**ids).logits
-        got = loaded.model(**ids).logits
+        want, got = plain(**ids), loaded.model(**ids)
+        want, got = (want.start_logits, got.start_logits) if task == "qa" else (want.logits, got.logits)
     assert torch.allclose(got, want, atol=1e-4), f"{task}: lmkernel.load differs from plain peft"

@@ -22,7 +22,8 @@ def read_data(task, spec: Any) -> tuple[dict[str, Any], list[str]]:
     splits: dict[str, Dataset] = {"train": train}
     for name, ratio in (("validation", d.split.validation), ("test", d.split.test)):
         if ratio:
-            kept, held = split_off(splits["train"].examples, ratio, spec.seed + (name == "test"))
+            kept, held = split_off(splits["train"].examples, ratio, spec.seed + (name == "test"),
+                                   getattr(task, "split_group", None))
             splits["train"] = Dataset(kept, splits["train"].bad)
             splits[name] = Dataset(held, [])
     labels = task.infer_labels(splits["train"].examples)

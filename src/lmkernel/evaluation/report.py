@@ -49,12 +49,12 @@ def metrics_json(r: ReportInput, primary: str) -> dict[str, Any]:
 def _split_section(split: str, m: dict[str, Any], labels: list[str], plot: str | None) -> list[str]:
     lines = [f"## {split} metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in m.items() if isinstance(v, (int, float))]
-    lines += ["", "| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     per_class = m.get("per_class", {})
-    for lab in labels + [k for k in per_class if k not in labels]:  # NER: keyed by entity type, not tag
-        c = per_class.get(lab)
-        if c:
-            lines.append(f"| {lab} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |")
+    rows = [f"| {lab} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
+            for lab in labels + [k for k in per_class if k not in labels]  # NER: keyed by entity type, not tag
+            if (c := per_class.get(lab))]
+    if rows:  # tasks without labels (qa, generation) have no per-label table
+        lines += ["", "| label | precision | recall | f1 | support |", "|---|---|---|---|---|"] + rows
     if plot:
         lines += ["", f"![{split} confusion matrix]({plot})"]
     return lines + [""]

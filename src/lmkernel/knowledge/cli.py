@@ -29,7 +29,7 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks fo
 
 
 def _guard(debug: bool):
-    from ..cli import _guard as guard
+    from ..clikit import _guard as guard
 
     return guard(debug)
 

@@ -19,7 +19,7 @@ from ..errors import LmkError
 AUTO = "auto"
 SAMPLE = 200  # training records read to judge the language
 UNK_LIMIT = 0.05  # an encoder that maps more of the sample's tokens to [UNK] cannot read the data
-ENCODER_TASKS = {"classification", "ner"}
+ENCODER_TASKS = {"classification", "ner", "qa"}
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,8 @@ class Task(Protocol):
       ``model(**batch)`` wastes work (the chat task runs a prompt prefix shared by the batch once).
     - ``report_sections(train, labels) -> list[str]``: markdown the run's report shows after its
       data table (classification: the words that mark each label).
+    - ``split_group(example) -> hashable``: ``data.split`` hold-outs keep examples of one group on one
+      side (qa: the questions of one context).
     """
 
     name: ClassVar[str]

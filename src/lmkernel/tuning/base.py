@@ -20,7 +20,7 @@ from ..specmodel import SpecModel
 if TYPE_CHECKING:
     from torch import nn
 
-ALL_TASKS = ("classification", "ner", "chat", "translation", "summarization")  # pretrain: full only
+ALL_TASKS = ("classification", "ner", "chat", "translation", "summarization", "qa")  # pretrain: full only
 CAUSAL_TASKS = ("chat", "translation", "summarization")
 
 
@@ -117,12 +117,17 @@ def present(model: nn.Module, targets: list[str]) -> list[str]:
     return [t for t in targets if any(n == t or n.endswith("." + t) for n in names)]
 
 
-def peft_task_type(model: nn.Module) -> str:
+def peft_task_type(model: nn.Module) -> str | None:
+    """peft's task type for the model; None (a plain ``PeftModel``, which passes every input through) for
+    question answering: peft 0.21's ``PeftModelForQuestionAnswering`` drops ``token_type_ids``, so BERT would
+    train on segment 0 everywhere and then be served with the real segments."""
     name = type(model).__name__
     if name.endswith("ForCausalLM"):
         return "CAUSAL_LM"
     if name.endswith("ForTokenClassification"):
         return "TOKEN_CLS"
+    if name.endswith("ForQuestionAnswering"):
+        return None
     return "SEQ_CLS"
 
 

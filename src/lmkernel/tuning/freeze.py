@@ -12,7 +12,7 @@ from .base import Options as _Base
 
 NAME = "freeze"
 DEFAULT_LR = 1e-3
-TASKS = ("classification", "ner")
+TASKS = ("classification", "ner", "qa")
 NOT_FOR = "a causal LM's output layer is its (tied) input embedding, so a frozen backbone leaves nothing to train"
 SUMMARY = "the backbone stays frozen; the head (and the top k layers) train: fastest, least accurate"
 

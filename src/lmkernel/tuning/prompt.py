@@ -26,7 +26,8 @@ DEFAULT_LR = 1e-2  # only a few embeddings train: they need a large rate to move
 MERGEABLE = False
 SUMMARY = "learned virtual-token embeddings before the input; no merge (the forward changes)"
 TASKS = ("classification",) + CAUSAL_TASKS
-NOT_FOR = ("the virtual tokens shift every token's position, and NER tags are aligned to token positions "
+NOT_FOR = ("the virtual tokens shift every token's position, and NER tags and QA answer spans are aligned to "
+           "token positions "
            "(use prefix tuning, which adds keys/values only)")
 
 
