@@ -95,15 +95,18 @@ def _as_embedder(model: str | Path | Embedder | None) -> Embedder:
 
 
 def _embed(embedder: Embedder, texts: list[str], progress: bool, batch: int = 256) -> np.ndarray:
-    """Vectors for ``texts`` in slices, with a progress bar on long builds."""
+    """Vectors for ``texts``, embedded shortest first in slices (so batches pad little across the whole
+    set, not just within a slice), with a progress bar on long builds."""
     from tqdm.auto import tqdm
 
-    parts = [np.zeros((0, embedder.dim), dtype=np.float32)]
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")
     with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or len(texts) < batch) as bar:
         for i in range(0, len(texts), batch):
-            parts.append(embedder.embed(texts[i:i + batch], batch_size=32))
-            bar.update(len(texts[i:i + batch]))
-    return np.concatenate(parts)
+            idx = order[i:i + batch]
+            out[idx] = embedder.embed([texts[j] for j in idx], batch_size=32)
+            bar.update(len(idx))
+    return out
 
 
 def _chunks(docs, chunk_chars: int, overlap: int) -> list[Chunk]:
