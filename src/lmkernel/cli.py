@@ -465,7 +465,7 @@ def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads 
 
 
 def _knowledge_commands() -> None:
-    from .knowledge.cli import index_app, search
+    from .commands.knowledge import index_app, search
 
     app.add_typer(index_app, name="index")
     app.command(help="Search a knowledge index: the best chunks for a query (or --input file), with sources.")(search)

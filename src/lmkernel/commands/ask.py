@@ -41,7 +41,7 @@ def ask(
     """Answer a question from a knowledge index, citing the passages used ([1], [2], ...)."""
     with _guard(debug):
         from ..knowledge.answer import ask as answer
-        from ..knowledge.cli import _filters
+        from .knowledge import _filters
 
         result = answer(str(index), question, generator=generator, qa=str(qa) if qa else None, k=k,
                         min_score=min_score, min_bm25=min_bm25, filters=_filters(filter_), mode=mode,

@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..clikit import DebugOpt, QuietOpt, _guard
 from ..errors import LmkError
-from .chunking import CHUNK_CHARS, OVERLAP
+from ..knowledge.chunking import CHUNK_CHARS, OVERLAP
 
 index_app = typer.Typer(help="Build and update a knowledge index (BM25 + dense vectors) over documents.",
                         no_args_is_help=True)
@@ -24,14 +25,6 @@ IdField = Annotated[Optional[str], typer.Option("--id-field", help="The .jsonl k
 OnBad = Annotated[Optional[str], typer.Option("--on-bad", help="What to do with unreadable input (empty, binary, "
                                               "not UTF-8, over 50 MiB, bad JSON line, no text): skip = count and "
                                               "list it, error = stop at the first one (default: skip).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
-
-
-def _guard(debug: bool):
-    from ..clikit import _guard as guard
-
-    return guard(debug)
 
 
 def _report(stats, verb: str) -> None:
@@ -68,7 +61,7 @@ def build(
 ) -> None:
     """Read, chunk, embed and index documents into a new index."""
     with _guard(debug):
-        from .index import build_index
+        from ..knowledge.index import build_index
 
         stats = build_index(docs, out, model, chunk_chars=chunk_chars, overlap=overlap, text_field=text_field or "text",
                             id_field=id_field or "id", on_bad=on_bad or "skip", progress=not quiet)
@@ -80,7 +73,7 @@ def add(idx: IdxArg, docs: DocsArg, text_field: TextField = None, id_field: IdFi
         quiet: QuietOpt = False, debug: DebugOpt = False) -> None:
     """Add documents (only they are embedded); one with an id already indexed replaces it."""
     with _guard(debug):
-        from .index import add_documents
+        from ..knowledge.index import add_documents
 
         stats = add_documents(idx, docs, text_field=text_field, id_field=id_field, on_bad=on_bad, progress=not quiet)
         _report(stats, "added")
@@ -92,7 +85,7 @@ def delete(idx: IdxArg, ids: Annotated[list[str], typer.Argument(help="Document 
            debug: DebugOpt = False) -> None:
     """Remove documents by id, without re-embedding the rest."""
     with _guard(debug):
-        from .index import delete_documents
+        from ..knowledge.index import delete_documents
 
         removed = delete_documents(idx, ids)
         typer.echo(f"deleted {removed} of {len(set(ids))} document(s) from {idx}")
@@ -105,7 +98,7 @@ def info(idx: IdxArg, as_json: Annotated[bool, typer.Option("--json", help="Prin
          debug: DebugOpt = False) -> None:
     """What an index holds: model, counts, languages, settings."""
     with _guard(debug):
-        from .index import open_index
+        from ..knowledge.index import open_index
 
         data = open_index(idx).info()
         if as_json:
@@ -142,7 +135,7 @@ def search(
 ) -> None:
     """Search an index: the best chunks for a query, with their sources."""
     with _guard(debug):
-        from .index import open_index
+        from ..knowledge.index import open_index
 
         queries = [query] if query else []
         if input_ is not None:
