@@ -159,3 +159,20 @@ def test_qa_mode_answers_with_the_best_span_or_does_not_know(tmp_path):
     assert reply.citations[0]["doc_id"] == "lost-card-en"
     nothing = SupportBot(spec, FakeIndex(HITS), None, answerer(3, qa=FakeQA({}))).respond("I lost my card")
     assert nothing.kind == "unknown" and nothing.text == spec.handoff.unknown_en
+
+
+def test_a_language_the_encoder_cannot_read_is_judged_by_bm25(tmp_path):
+    """minilm's cosine says nothing about a Chinese message: answer.min_bm25 decides there, min_score elsewhere."""
+    from dataclasses import replace
+
+    zh_hit = replace(HITS[1], dense=0.95)
+    zh_hit.bm25 = 1.5
+    index = FakeIndex([zh_hit, HITS[0]])
+    index.manifest = {"embedder": {"model": "minilm"}}
+    spec = make_spec(tmp_path, answer={"min_score": 0.5, "min_bm25": 3.0})
+    assert SupportBot(spec, index).respond("卡丢了怎么办").kind == "unknown"  # high cosine, low BM25
+    zh_hit.bm25 = 4.0
+    assert SupportBot(spec, index).respond("卡丢了怎么办").kind == "answer"
+    index.manifest = {"embedder": {"model": "runs/zh-embedder"}}  # an encoder that reads Chinese: the cosine
+    zh_hit.bm25, zh_hit.dense = 0.0, 0.4
+    assert SupportBot(spec, index).respond("卡丢了怎么办").kind == "unknown"

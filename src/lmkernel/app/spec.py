@@ -53,9 +53,10 @@ class AnswerSpec(SpecModel):
     generator: str | None = Field(None, description="mode generate: a chat run or model alias (e.g. smollm2).")
     min_score: float = Field(0.35, ge=-1, le=1, description="Below this cosine between the question and the best "
                              "passage the bot says it does not know (and offers a person) instead of answering.")
-    min_bm25: float | None = Field(None, ge=0, description="Also say it does not know when the best passage's BM25 "
-                                   "score is below this: for a language the embedding model reads poorly, where the "
-                                   "cosine cannot tell (BM25 scores depend on the index: measure with `app eval`).")
+    min_bm25: float | None = Field(None, ge=0, description="For a message in a language the index's embedding "
+                                   "model does not read (Chinese with minilm), whose cosine says nothing: below this "
+                                   "BM25 score of the best passage the bot says it does not know (BM25 scores depend "
+                                   "on the documents: choose it with `app eval`).")
     max_new_tokens: int = Field(256, ge=1, le=4096, description="mode generate: the answer's length at most.")
 
     @model_validator(mode="after")

@@ -5,8 +5,9 @@ The decision is deliberately plain and inspectable (every reply says which branc
 1. an intent classifier, when given, sends hand-off intents (``human``: asks for a person, complains) to a
    person and refuses out-of-scope intents, when it is confident enough;
 2. otherwise the knowledge index is searched, preferring documents in the message's language;
-3. below ``answer.min_score`` (the cosine of the question and the best passage) the bot says it does not
-   know and offers a person, rather than answer from a passage that does not fit;
+3. below ``answer.min_score`` (the cosine of the question and the best passage; for a language the embedding
+   model does not read, ``answer.min_bm25`` on the BM25 score instead) the bot says it does not know and
+   offers a person, rather than answer from a passage that does not fit;
 4. else it answers: with the passage itself (FAQ style), a span an extractive QA run finds in the passages,
    or a chat model's text written from them, always citing the passages used.
 """
@@ -97,7 +98,7 @@ class SupportBot:
         intent, intent_score = (routed.intent, routed.intent_score) if routed else (None, None)
         hits = self._search(message, lang)
         best = _similarity(hits[0]) if hits else None
-        if not hits or best is None or best < self.spec.answer.min_score or self.below_bm25(hits):
+        if not hits or not self._relevant(message, hits, best):
             return self._unknown(lang, intent, intent_score, best)
         if self.answerer is None:  # passage mode: the best passage is the answer
             text, cites = hits[0].text, [_cite(1, hits[0])]
@@ -108,10 +109,15 @@ class SupportBot:
             text, cites = answer.answer, [_cite(c.index, hits[c.index - 1]) for c in answer.citations]
         return Reply("answer", text, lang, intent, intent_score, best, cites)
 
-    def below_bm25(self, hits: list[Any]) -> bool:
+    def _relevant(self, message: str, hits: list[Any], best: float | None) -> bool:
+        """Whether the best passage fits the message: its cosine when the index's embedding model reads the
+        message's language, else (a Chinese message, an English-only encoder) its BM25 score."""
         from ..knowledge.answer import below_bm25
+        from ..knowledge.settings import reads
 
-        return below_bm25(hits, self.spec.answer.min_bm25)
+        if reads(message, getattr(self.index, "manifest", {})):
+            return best is not None and best >= self.spec.answer.min_score
+        return not below_bm25(hits, self.spec.answer.min_bm25)
 
     def _unknown(self, lang: str, intent: str | None, intent_score: float | None, best: float | None) -> Reply:
         handoff = self.spec.handoff

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LmkError
+from .settings import language  # one notion of a text's language for the index and the answers
 
 DEFAULT_K = 4  # passages given to the model
 DEFAULT_MIN_SCORE = 0.4  # best dense cosine below which the answer is "not known" (docs/serving.md: the trade)
@@ -27,7 +28,6 @@ PASSAGE_CHARS = 1200  # a passage is cut to this many characters in the prompt
 MAX_K = 50
 MODES = ("hybrid", "dense", "bm25")
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MARK = re.compile(r"[\[【［]\s*(\d{1,3}(?:\s*[,，、;]\s*\d{1,3})*)\s*[\]】］]")  # [1], [1, 3], 【2】, ［2］
 
 DONT_KNOW = {"en": "I don't know: the knowledge base has nothing on this question.",
@@ -40,11 +40,6 @@ _INSTRUCTIONS = {
            "如果资料中没有答案，请说明你不知道。",
            "资料：", "问题："),
 }
-
-
-def language(text: str) -> str:
-    """"zh" when the text has Han characters, else "en": the language of prompts and "don't know"."""
-    return "zh" if _HAN.search(text) else "en"
 
 
 def dont_know(question: str) -> str:

@@ -18,6 +18,12 @@ def language(text: str) -> str:
     return "zh" if han_share(text) > ZH_SHARE else "en"
 
 
+def reads(query: str, manifest: dict[str, Any]) -> bool:
+    """Whether the index's embedding model reads ``query``'s language (an English-only encoder does not read
+    Chinese: its cosine then says nothing about relevance)."""
+    return not (language(query) == "zh" and str(manifest.get("embedder", {}).get("model", "")) in ENGLISH_ONLY)
+
+
 def languages(texts: list[str]) -> dict[str, int]:
     """How many texts are Chinese and how many English (by their share of Han characters)."""
     counts = {"en": 0, "zh": 0}
@@ -39,7 +45,6 @@ def choose_model(texts: list[str]) -> tuple[str, str]:
 def fusion_weights(query: str, manifest: dict[str, Any]) -> tuple[float, float]:
     """(BM25 weight, dense weight) for reciprocal rank fusion of ``query``'s two lists."""
     fusion = manifest.get("settings", {}).get("fusion", {})
-    model = str(manifest.get("embedder", {}).get("model", ""))
-    if language(query) == "zh" and model in ENGLISH_ONLY:
+    if not reads(query, manifest):
         return float(fusion.get("bm25", 1.0)), float(fusion.get("dense_zh", ZH_DENSE_WEIGHT))
     return float(fusion.get("bm25", 1.0)), float(fusion.get("dense", 1.0))
