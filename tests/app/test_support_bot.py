@@ -176,3 +176,15 @@ def test_a_language_the_encoder_cannot_read_is_judged_by_bm25(tmp_path):
     index.manifest = {"embedder": {"model": "runs/zh-embedder"}}  # an encoder that reads Chinese: the cosine
     zh_hit.bm25, zh_hit.dense = 0.0, 0.4
     assert SupportBot(spec, index).respond("卡丢了怎么办").kind == "unknown"
+
+
+def test_the_example_application_spec_and_its_intent_spec_load():
+    from pathlib import Path
+
+    from lmkernel.app.spec import load_app_spec
+    from lmkernel.spec import load_spec
+
+    folder = Path(__file__).resolve().parents[2] / "examples" / "support"
+    spec = load_app_spec(folder / "bot.yaml")
+    assert spec.intents.spec == folder / "intents.yaml" and spec.knowledge.docs == [folder / "faq.jsonl"]
+    assert load_spec(spec.intents.spec).task.type == "classification"
