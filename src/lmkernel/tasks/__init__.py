@@ -52,7 +52,7 @@ def get_task(name: str, options: TaskOptions | dict[str, Any] | None = None) -> 
     return info.cls(options)
 
 
-from . import chat, classification, ner, pretrain, seq2seq  # noqa: E402  (built-in tasks)
+from . import chat, classification, embedding, ner, pretrain, seq2seq  # noqa: E402  (built-in tasks)
 
 register(classification.INFO)
 register(ner.INFO)
@@ -60,3 +60,4 @@ register(pretrain.INFO)
 register(chat.INFO)
 register(seq2seq.TRANSLATION)
 register(seq2seq.SUMMARIZATION)
+register(embedding.INFO)

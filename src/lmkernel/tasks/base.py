@@ -123,6 +123,10 @@ class Task(Protocol):
       ``model(**batch)`` wastes work (the chat task runs a prompt prefix shared by the batch once).
     - ``report_sections(train, labels) -> list[str]``: markdown the run's report shows after its
       data table (classification: the words that mark each label).
+    - ``embed(model, tokenizer, texts, max_length=, batch_size=) -> np.ndarray``: float32 unit sentence
+      vectors (the embedding task); ``Model.embed`` and the knowledge embedder call it.
+    - ``save_files(directory, card)``: extra files the artifact holds beside the weights (the embedding
+      task: the sentence-transformers module files).
     """
 
     name: ClassVar[str]
