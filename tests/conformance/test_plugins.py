@@ -25,11 +25,13 @@ VARIANTS = {"lora": ["r: 4", "r: 4, use_dora: true", "r: 4, use_rslora: true"], 
             "adapter": ["placement: houlsby", "placement: pfeiffer"]}
 PEFT_METHODS = ("lora", "adalora", "ia3", "prompt", "prefix")
 ENCODER_TASKS = ("classification", "ner")
+ENCODER_ONLY = ("embedding",)  # sentence embeddings mean-pool an encoder's tokens
 # classification and NER also run on a causal-LM backbone (the tiny Llama): pooled from the last real token,
 # a head on every position
 ROWS = [(task, name, opts, backbone) for task in TASKS for name, m in sorted(methods().items()) if task in m.tasks
         for opts in VARIANTS.get(name, [""])
-        for backbone in (("encoder", "decoder") if task in ENCODER_TASKS else ("decoder",))]
+        for backbone in (("encoder", "decoder") if task in ENCODER_TASKS else ("encoder",) if task in ENCODER_ONLY
+                         else ("decoder",))]
 
 
 def _write_data(root: Path, task: str) -> dict[str, Path]:
@@ -51,6 +53,12 @@ def _write_data(root: Path, task: str) -> dict[str, Path]:
                 tags = ["O", "B-WORK" if toks[1] in ("film", "book") else "B-PLACE", "O", "O"]
                 lines += [f"{t} {g}" for t, g in zip(toks, tags)] + [""]
             (root / f"{split}.conll").write_text("\n".join(lines), encoding="utf-8")
+    elif task == "embedding":
+        pairs = [("the film was great", "the book was lovely"), ("the hotel was awful", "the room was bad"),
+                 ("the film was bad", "the book was awful"), ("the room was great", "the hotel was lovely")]
+        for split, n in (("train", 24), ("dev", 8)):
+            rows = [{"anchor": pairs[i % 4][0], "positive": pairs[i % 4][1]} for i in range(n)]
+            (root / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     else:
         pairs = [("the cat sat on the mat", "die Katze sitzt auf der Matte"), ("hello", "hallo"),
                  ("a dog runs in the park", "ein Hund läuft im Park")]
@@ -72,8 +80,9 @@ def _spec(tmp_path: Path, task: str, method: str, opts: str, precision: str, mod
                  "summarization": ", max_new_tokens: 4, eval_samples: 2"}.get(task, "")
     method_opts = f", {method}: {{{opts}}}" if opts else ""
     spec = tmp_path / "spec.yaml"
+    length = 64 if task in ENCODER_TASKS + ENCODER_ONLY else 160
     spec.write_text(f"""task: {{type: {task}{task_opts}}}
-data: {{train: {files['train']}, validation: {files['dev']}, max_length: {64 if task in ENCODER_TASKS else 160}}}
+data: {{train: {files['train']}, validation: {files['dev']}, max_length: {length}}}
 model: {{name: {model}}}
 tuning: {{method: {method}{method_opts}}}
 train: {{max_steps: 2, batch_size: 8, eval_batch_size: 8, precision: {precision}, log_every: 1}}
@@ -127,6 +136,14 @@ def test_train_save_load_predict(tmp_path, tiny_bert, tiny_llama, task, method, 
     elif task == "ner":
         out = loaded.predict(["the film was great"])
         assert len(out) == 1 and isinstance(out[0]["entities"], list)
+    elif task == "embedding":
+        import numpy as np
+
+        vectors = loaded.embed(["the film was great", "the room was bad"])
+        assert vectors.dtype == np.float32 and vectors.shape == (2, loaded.model.config.hidden_size)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+        out = loaded.predict(["the film was great"])
+        assert out[0]["embedding"] == pytest.approx(vectors[0].tolist(), abs=1e-5)
     else:
         out = loaded.generate(["translate to German: hello"], max_new_tokens=4)
         assert len(out) == 1 and isinstance(out[0]["text"], str) and 1 <= out[0]["tokens"] <= 4
@@ -139,7 +156,7 @@ def _same_as_plain_peft(loaded, model_dir: Path, task: str) -> None:
     base = loaded.task.build_model(Path(loaded.card["base_model"]), loaded.labels)
     plain = PeftModel.from_pretrained(base, str(model_dir)).eval()
     ids = loaded.tokenizer(["the film was great"], return_tensors="pt")
-    with torch.no_grad():
-        want = plain(**ids).logits
-        got = loaded.model(**ids).logits
+    with torch.no_grad():  # a bare encoder (embedding) has no logits: compare its token vectors
+        want, got = plain(**ids), loaded.model(**ids)
+        want, got = (want.logits, got.logits) if hasattr(want, "logits") else (want[0], got[0])
     assert torch.allclose(got, want, atol=1e-4), f"{task}: lmkernel.load differs from plain peft"
