@@ -100,3 +100,13 @@ def test_empty_file_is_an_error(tmp_path):
     path.write_text("anchor,positive\n", encoding="utf-8")
     with pytest.raises(LmkError, match="no rows"):
         _read(path)
+
+
+def test_model_auto_picks_the_encoder(tmp_path):
+    from lmkernel.models.choose import choose_backbone, installed
+
+    if not installed("minilm"):
+        pytest.skip("minilm is not installed")
+    assert choose_backbone("embedding", ["where is my parcel?"]).name == "minilm"
+    chinese = choose_backbone("embedding", ["我的快递到哪里了"] * 3)
+    assert chinese.name == "minilm" and "[UNK]" in chinese.reason
