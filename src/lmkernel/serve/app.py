@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from .. import __version__
 from ..errors import LmkError
@@ -35,8 +35,10 @@ from .settings import ServeSettings, parse_rate, worker_layout
 log = logging.getLogger("lmkernel.serve")
 
 
-def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predictor]) -> FastAPI:
+def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predictor],
+               router: APIRouter | None = None) -> FastAPI:
     """An app serving ``task``; ``load()`` returns the predictor (runs in a background thread).
+    ``router``: the endpoints, when they are not a task's (an application's: ``lmkernel app serve``).
 
     Raises:
         LmkError: no endpoint serves ``task``.
@@ -66,7 +68,7 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
                        drain=service.drain)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts the guards' refusals too
     app.include_router(system.router)
-    app.include_router(serving_for(task).router)
+    app.include_router(router if router is not None else serving_for(task).router)
     _document_bodies(app)
     return app
 
