@@ -36,9 +36,21 @@ def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge
             model.save_pretrained(str(tmp), safe_serialization=True)
             card["weights"] = "full"
         tokenizer.save_pretrained(str(tmp))
+    _task_files(tmp, card)
     card["format"] = FORMAT_VERSION
     atomic_write_json(tmp / CARD, card)
     atomic_replace_dir(tmp, model_dir)
+
+
+def _task_files(directory: Path, card: dict[str, Any]) -> None:
+    """Files the task adds beside the weights (its optional ``save_files(directory, card)`` hook: the
+    embedding task's sentence-transformers modules)."""
+    from .tasks import get_task, task_names
+
+    if card.get("task") in task_names():
+        hook = getattr(get_task(card["task"], card.get("task_options")), "save_files", None)
+        if hook is not None:
+            hook(directory, card)
 
 
 def find_model_dir(path: str | Path) -> Path:

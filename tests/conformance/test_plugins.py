@@ -27,7 +27,8 @@ PEFT_METHODS = ("lora", "adalora", "ia3", "prompt", "prefix")
 ENCODER_TASKS = ("classification", "ner", "qa")
 # classification and NER also run on a causal-LM backbone (the tiny Llama): pooled from the last real token,
 # a head on every position; extractive QA is an encoder task (its spans come from a bidirectional reading)
-BACKBONES = {"classification": ("encoder", "decoder"), "ner": ("encoder", "decoder"), "qa": ("encoder",)}
+BACKBONES = {"classification": ("encoder", "decoder"), "ner": ("encoder", "decoder"), "qa": ("encoder",),
+             "embedding": ("encoder",)}  # sentence embeddings mean-pool an encoder's tokens
 ROWS = [(task, name, opts, backbone) for task in TASKS for name, m in sorted(methods().items()) if task in m.tasks
         for opts in VARIANTS.get(name, [""])
         for backbone in BACKBONES.get(task, ("decoder",))]
@@ -60,6 +61,12 @@ def _write_data(root: Path, task: str) -> dict[str, Path]:
         squad = {"data": [{"paragraphs": [{"context": r["context"], "qas": [r]} for r in rows[:8]]}]}
         (root / "dev.json").write_text(json.dumps(squad), encoding="utf-8")
         return {"train": root / "train.jsonl", "dev": root / "dev.json"}
+    elif task == "embedding":
+        pairs = [("the film was great", "the book was lovely"), ("the hotel was awful", "the room was bad"),
+                 ("the film was bad", "the book was awful"), ("the room was great", "the hotel was lovely")]
+        for split, n in (("train", 24), ("dev", 8)):
+            rows = [{"anchor": pairs[i % 4][0], "positive": pairs[i % 4][1]} for i in range(n)]
+            (root / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     else:
         pairs = [("the cat sat on the mat", "die Katze sitzt auf der Matte"), ("hello", "hallo"),
                  ("a dog runs in the park", "ein Hund läuft im Park")]
@@ -81,8 +88,9 @@ def _spec(tmp_path: Path, task: str, method: str, opts: str, precision: str, mod
                  "summarization": ", max_new_tokens: 4, eval_samples: 2"}.get(task, "")
     method_opts = f", {method}: {{{opts}}}" if opts else ""
     spec = tmp_path / "spec.yaml"
+    length = 64 if task in ENCODER_TASKS + ("embedding",) else 160
     spec.write_text(f"""task: {{type: {task}{task_opts}}}
-data: {{train: {files['train']}, validation: {files['dev']}, max_length: {64 if task in ENCODER_TASKS else 160}}}
+data: {{train: {files['train']}, validation: {files['dev']}, max_length: {length}}}
 model: {{name: {model}}}
 tuning: {{method: {method}{method_opts}}}
 train: {{max_steps: 2, batch_size: 8, eval_batch_size: 8, precision: {precision}, log_every: 1}}
@@ -140,6 +148,14 @@ def test_train_save_load_predict(tmp_path, tiny_bert, tiny_llama, task, method, 
         context = "the film was great"
         out = loaded.predict([{"question": "the film was", "context": context}])
         assert len(out) == 1 and out[0]["answer"] == context[out[0]["start"]:out[0]["end"]]
+    elif task == "embedding":
+        import numpy as np
+
+        vectors = loaded.embed(["the film was great", "the room was bad"])
+        assert vectors.dtype == np.float32 and vectors.shape == (2, loaded.model.config.hidden_size)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+        out = loaded.predict(["the film was great"])
+        assert out[0]["embedding"] == pytest.approx(vectors[0].tolist(), abs=1e-5)
     else:
         out = loaded.generate(["translate to German: hello"], max_new_tokens=4)
         assert len(out) == 1 and isinstance(out[0]["text"], str) and 1 <= out[0]["tokens"] <= 4
@@ -152,7 +168,10 @@ def _same_as_plain_peft(loaded, model_dir: Path, task: str) -> None:
     base = loaded.task.build_model(Path(loaded.card["base_model"]), loaded.labels)
     plain = PeftModel.from_pretrained(base, str(model_dir)).eval()
     ids = loaded.tokenizer(["the film was great"], return_tensors="pt")
-    with torch.no_grad():
+    with torch.no_grad():  # a bare encoder (embedding) has no logits: compare its token vectors
         want, got = plain(**ids), loaded.model(**ids)
-        want, got = (want.start_logits, got.start_logits) if task == "qa" else (want.logits, got.logits)
+        if task == "qa":
+            want, got = want.start_logits, got.start_logits
+        else:
+            want, got = (want.logits, got.logits) if hasattr(want, "logits") else (want[0], got[0])
     assert torch.allclose(got, want, atol=1e-4), f"{task}: lmkernel.load differs from plain peft"

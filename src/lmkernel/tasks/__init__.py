@@ -52,7 +52,7 @@ def get_task(name: str, options: TaskOptions | dict[str, Any] | None = None) -> 
     return info.cls(options)
 
 
-from . import chat, classification, ner, pretrain, qa, seq2seq  # noqa: E402  (built-in tasks)
+from . import chat, classification, embedding, ner, pretrain, qa, seq2seq  # noqa: E402  (built-in tasks)
 
 register(classification.INFO)
 register(ner.INFO)
@@ -61,3 +61,4 @@ register(chat.INFO)
 register(seq2seq.TRANSLATION)
 register(seq2seq.SUMMARIZATION)
 register(qa.INFO)
+register(embedding.INFO)

@@ -125,6 +125,10 @@ class Task(Protocol):
       data table (classification: the words that mark each label).
     - ``split_group(example) -> hashable``: ``data.split`` hold-outs keep examples of one group on one
       side (qa: the questions of one context).
+    - ``embed(model, tokenizer, texts, max_length=, batch_size=) -> np.ndarray``: float32 unit sentence
+      vectors (the embedding task); ``Model.embed`` and the knowledge embedder call it.
+    - ``save_files(directory, card)``: extra files the artifact holds beside the weights (the embedding
+      task: the sentence-transformers module files).
     """
 
     name: ClassVar[str]

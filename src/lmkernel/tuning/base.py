@@ -20,7 +20,7 @@ from ..specmodel import SpecModel
 if TYPE_CHECKING:
     from torch import nn
 
-ALL_TASKS = ("classification", "ner", "chat", "translation", "summarization", "qa")  # pretrain: full only
+ALL_TASKS = ("classification", "ner", "chat", "translation", "summarization", "qa", "embedding")  # pretrain: full only
 CAUSAL_TASKS = ("chat", "translation", "summarization")
 
 
@@ -117,11 +117,18 @@ def present(model: nn.Module, targets: list[str]) -> list[str]:
     return [t for t in targets if any(n == t or n.endswith("." + t) for n in names)]
 
 
+def is_bare_backbone(model: nn.Module) -> bool:
+    """A model without a task head (``AutoModel``: the embedding task's encoder)."""
+    return getattr(model, "base_model", None) is model
+
+
 def peft_task_type(model: nn.Module) -> str | None:
     """peft's task type for the model; None (a plain ``PeftModel``, which passes every input through) for
     question answering: peft 0.21's ``PeftModelForQuestionAnswering`` drops ``token_type_ids``, so BERT would
     train on segment 0 everywhere and then be served with the real segments."""
     name = type(model).__name__
+    if is_bare_backbone(model):
+        return "FEATURE_EXTRACTION"
     if name.endswith("ForCausalLM"):
         return "CAUSAL_LM"
     if name.endswith("ForTokenClassification"):
@@ -133,7 +140,7 @@ def peft_task_type(model: nn.Module) -> str | None:
 
 def modules_to_save(model: nn.Module) -> list[str] | None:
     """The task head trains fully beside the adapter (a causal LM's head is its tied embedding: none)."""
-    return None if is_causal_lm(model) else head_names(model)
+    return None if is_causal_lm(model) or is_bare_backbone(model) else head_names(model)
 
 
 def wrap_peft(model: nn.Module, config: Any) -> nn.Module:

@@ -13,7 +13,17 @@ from typing import Any
 
 from pydantic import Field
 
-from .base import Context, Hooks, check_targets, modules_to_save, peft_loader, peft_save, peft_task_type, present
+from .base import (
+    Context,
+    Hooks,
+    check_targets,
+    is_bare_backbone,
+    modules_to_save,
+    peft_loader,
+    peft_save,
+    peft_task_type,
+    present,
+)
 from .base import Options as _Base
 from .groups import default_groups
 
@@ -76,6 +86,8 @@ def targets(model: Any, wanted: list[str] | None, where: str) -> list[str] | str
         return wanted
     model_type = getattr(getattr(model, "config", None), "model_type", "")
     known = TARGETS.get(model_type)
+    if known and is_bare_backbone(model):  # no head reads the pooler: the embedding task pools the tokens
+        known = [t for t in known if not t.startswith("pooler.")]
     return present(model, known) if known else "all-linear"
 
 
