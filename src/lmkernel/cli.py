@@ -6,14 +6,16 @@ User errors (LmkError) print as what / where / fix without a traceback; --debug 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log, settings_options, with_flags  # noqa: F401  (shared by command modules)
 from .errors import LmkError
+from .knowledge.answer import DEFAULT_K as _ANSWER_K  # light: the grounded-answer flags' defaults
+from .knowledge.answer import DEFAULT_MIN_SCORE as _ANSWER_MIN
 from .serve.settings import ServeSettings as _Serve  # stdlib-only: the serve flags' defaults
 
 app = typer.Typer(
@@ -23,45 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-SetOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", help="Override a spec field, e.g. --set train.epochs=1 (repeatable; "
-                 "values are parsed as YAML)."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")]
-
-
-def _fail(e: LmkError) -> None:
-    typer.secho("error: " + e.render(), fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
-def _guard(debug: bool):
-    """Context manager that turns LmkError into a clean message and exit code 2."""
-
-    class Guard:
-        def __enter__(self):
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # our own bars show progress; theirs add noise
-            if not debug:
-                hf_logging.set_verbosity_error()
-            return self
-
-        def __exit__(self, kind, exc, tb):
-            if isinstance(exc, LmkError) and not debug:
-                _fail(exc)
-            if isinstance(exc, KeyboardInterrupt):
-                typer.secho("interrupted; continue with --resume", err=True)
-                raise typer.Exit(130)
-            return False
-
-    return Guard()
-
 
 def _print_metrics(metrics: dict, run_dir: Path, report_dir: Path, task: str) -> None:
     from .tasks import task_info
@@ -296,6 +259,7 @@ def validate(
 
 
 @app.command()
+@settings_options(_Serve)
 def serve(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder) to serve.")],
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -308,103 +272,40 @@ def serve(
                                                          "start or after a space starts a comment (a key may "
                                                          "contain '#').")]
     = None,
-    max_batch: Annotated[int, typer.Option(help="Texts per forward pass of the dynamic batcher; for generation, "
-                                           "requests decoded together.")] = _Serve.max_batch,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a queued text waits for others to fill its "
-                                               "batch.")] = _Serve.max_wait_ms,
-    max_queue: Annotated[int, typer.Option(help="Texts (generation: requests) waiting at most; beyond, 429 with "
-                                           "Retry-After.")]
-    = _Serve.max_queue,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body; beyond, 413.")] = _Serve.max_body_bytes,
-    max_texts: Annotated[int, typer.Option(help="Texts per request; beyond, 413.")] = _Serve.max_texts,
-    max_input_tokens: Annotated[Optional[int], typer.Option(help="Tokens per text or prompt; beyond, 413 unless "
-                                                            "the request sets truncate (default: the training "
-                                                            "max_length; generation: the context).")] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Generation: completion tokens per request at most (and "
-                                                "the default); asking for more is a 422.")] = _Serve.max_new_tokens,
-    rate_limit: Annotated[Optional[str], typer.Option(help="Requests per API key (per client address without "
-                                                      "keys), e.g. 600/min or 10/s; beyond, 429.")] = None,
-    timeout_s: Annotated[float, typer.Option(help="Deadline per request, queueing included; beyond, 504.")]
-    = _Serve.timeout_s,
-    precision: Annotated[str, typer.Option(help="fp32 | bf16 (autocast) | auto (bf16 where matmuls are fast "
-                                           "in it).")] = _Serve.precision,
-    threads: Annotated[Optional[int], typer.Option(help="Torch threads per model worker (default: all cores "
-                                                   "for generation; classification/NER: cores / workers). "
-                                                   "Classification/NER servers start OpenMP with "
-                                                   "OMP_WAIT_POLICY=PASSIVE unless set, so the event loop gets "
-                                                   "CPU time.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Classification/NER: threads that each run their own "
-                                                   "batches, splitting the cores (default 1); more workers trade "
-                                                   "tail latency for a little throughput at saturation.")] = None,
-    prepack: Annotated[bool, typer.Option(help="Under --runtime torch on CPU, prepare the model at load. "
-                                          "Classification/NER: pack each linear layer's weight once for oneDNN "
-                                          "(in bf16 with --precision bf16), not on every call. "
-                                          "Generation (Llama-family models): "
-                                          "run each decode step and the prompts that join it as one forward. "
-                                          "--no-prepack keeps transformers' forward and torch's own GEMM.")]
-    = _Serve.prepack,
-    runtime: Annotated[str, typer.Option(help="torch | onnx | onnx-int8. onnx: serve an ONNX Runtime copy of "
-                                         "the weights (BENCHMARKS.md compares it with the default torch runtime); "
-                                         "onnx-int8: its int8-quantized copy "
-                                         "(slightly different outputs). Built "
-                                         "once under RUN/serving/ and rebuilt when the weights change; "
-                                         "classification artifacts.")] = _Serve.runtime,
-    drain_s: Annotated[float, typer.Option(help="On SIGTERM, how long requests in flight get to finish; then "
-                                           "streams end with an error event and the rest get 503.")]
-    = _Serve.drain_s,
-    header_timeout_s: Annotated[float, typer.Option(help="Request line and headers must arrive within this "
-                                                    "(else the connection closes): slow clients cannot hold "
-                                                    "connections.")] = _Serve.header_timeout_s,
-    body_timeout_s: Annotated[float, typer.Option(help="A request body must arrive within this after its "
-                                                  "headers; beyond, 408.")] = _Serve.body_timeout_s,
-    max_header_bytes: Annotated[int, typer.Option(help="Largest request line and headers; beyond, 431.")]
-    = _Serve.max_header_bytes,
-    max_connections: Annotated[int, typer.Option(help="Open connections at most; a request on one more gets 503 "
-                                                 "(bounds the server's sockets and memory).")]
-    = _Serve.max_connections,
-    trusted_proxies: Annotated[Optional[str], typer.Option(help="Comma-separated proxy addresses/networks whose "
-                                                           "X-Forwarded-For names the client (rate limits are per "
-                                                           "client); default none, so clients cannot forge it.")]
-    = None,
-    max_auth_failures: Annotated[int, typer.Option(help="Missing or wrong API keys per client address per minute; "
-                                                   "beyond, 429, so keys cannot be guessed at speed.")]
-    = _Serve.max_auth_failures,
-    allowed_hosts: Annotated[Optional[str], typer.Option(help="Comma-separated Host names served, or '*' (against "
-                                                         "DNS rebinding; default: the bind address's names, any "
-                                                         "for 0.0.0.0).")] = None,
-    allowed_origins: Annotated[Optional[str], typer.Option(help="Comma-separated browser origins (e.g. "
-                                                           "https://app.example.com) besides the server's own that "
-                                                           "may POST, or '*'; others get 403.")] = None,
-    admission: Annotated[str, typer.Option(help="on | off. on: measure this machine's throughput after warm-up "
-                                           "(and keep measuring) and refuse, before computing, a request "
-                                           "estimated to take longer than --timeout-s: 413 when it alone "
-                                           "cannot fit, 429 + Retry-After behind the work already admitted; "
-                                           "the message gives the estimate. off: every request computes "
-                                           "until done or the deadline (504).")] = _Serve.admission,
     access_log: Annotated[bool, typer.Option(help="Log every request, query strings redacted (off: /metrics "
                                              "counts them).")] = False,
+    knowledge: Annotated[Optional[Path], typer.Option(help="Knowledge index (lmkernel index build): adds "
+                                                      "/v1/search and /v1/embeddings, and chat completions answer "
+                                                      "from its passages with citations.")] = None,
+    embedder: Annotated[Optional[str], typer.Option(help="Embedding model for /v1/embeddings: a run, an alias "
+                                                    "(minilm) or an encoder folder (default with --knowledge: the "
+                                                    "index's model).")] = None,
+    knowledge_k: Annotated[int, typer.Option(help="Passages a grounded answer gets.")] = _ANSWER_K,
+    knowledge_min_score: Annotated[float, typer.Option(help="Best dense cosine among the passages below which a "
+                                                       "grounded chat says it does not know (no model runs).")]
+    = _ANSWER_MIN,
+    knowledge_min_bm25: Annotated[Optional[float], typer.Option(help="Also say it does not know when the best "
+                                                                "BM25 score is below this (off by default).")]
+    = None,
+    settings_values: dict | None = None,
     debug: DebugOpt = False,
 ) -> None:
     """Serve a model over HTTP: /v1/classify, /v1/entities or /v1/generate + OpenAI /v1/chat/completions and
-    /v1/completions by task; /v1/models, /healthz, /readyz, /metrics (docs at /docs)."""
+    /v1/completions by task; /v1/models, /healthz, /readyz, /metrics (docs at /docs). The limits and batching
+    flags are ServeSettings' fields (serve/settings.py: each default and its help are written there)."""
     with _guard(debug):
         from .serve.server import serve as run_server
-        from .serve.settings import read_api_keys, split_list
+        from .serve.settings import read_api_keys
 
         keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None)
-        settings = _Serve(max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue,
-                                 max_body_bytes=max_body_bytes, max_texts=max_texts,
-                                 max_input_tokens=max_input_tokens, max_new_tokens=max_new_tokens,
-                                 rate_limit=rate_limit, timeout_s=timeout_s,
-                                 precision=precision, threads=threads, workers=workers, prepack=prepack,
-                                 runtime=runtime, admission=admission,
-                                 api_keys=keys, drain_s=drain_s, header_timeout_s=header_timeout_s,
-                                 body_timeout_s=body_timeout_s, max_header_bytes=max_header_bytes,
-                                 max_connections=max_connections, trusted_proxies=split_list(trusted_proxies),
-                                 max_auth_failures=max_auth_failures,
-                                 allowed_hosts=split_list(allowed_hosts) if allowed_hosts else None,
-                                 allowed_origins=split_list(allowed_origins))
-        run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log)
+        settings = _Serve(**(settings_values or {}), api_keys=keys)
+        served = None
+        if knowledge is not None or embedder is not None:
+            from .serve.knowledge import Knowledge
+
+            served = Knowledge(knowledge, embedder, k=knowledge_k, min_score=knowledge_min_score,
+                               min_bm25=knowledge_min_bm25)
+        run_server(run_dir, host=host, port=port, settings=settings, access_log=access_log, knowledge=served)
 
 
 def _compress_methods_help() -> str:
@@ -420,11 +321,16 @@ MeasureBatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Batch
 LatencyOpt = Annotated[int, typer.Option(min=1, help="Single texts timed for the batch-1 latency.")]
 
 
-def _log(quiet: bool):
-    return (lambda _: None) if quiet else (lambda s: typer.echo(s, err=True))
+def _method_flags():
+    """The compression methods' own flags (compress.option_flags: each method's Options model)."""
+    from .clikit import Flag
+    from .compress import option_flags
+
+    return with_flags([Flag(name, annotation, None, help) for name, annotation, help in option_flags()])
 
 
 @app.command()
+@_method_flags()
 def compress(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder) to compress.")],
     method: Annotated[str, typer.Option("--method", "-m", help="Compression method. "
@@ -433,17 +339,6 @@ def compress(
                                                 "compression.md, compression.json); default RUN-METHOD. An "
                                                 "existing run is never overwritten.")] = None,
     quantize: Annotated[Optional[str], typer.Option(help="Also quantize the result (onnx: int8).")] = None,
-    sparsity: Annotated[Optional[float], typer.Option(help="prune: fraction of the linear weights (with "
-                                                      "--structured: of heads / FFN neurons per layer) to remove, "
-                                                      "e.g. 0.4.")] = None,
-    structured: Annotated[Optional[str], typer.Option(help="prune: heads,ffn (or heads, ffn) removes whole "
-                                                      "structures; none (default) is global unstructured "
-                                                      "magnitude pruning.")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="distill: transformer layers of the student, fewer than "
-                                                  "the teacher's, e.g. 3.")] = None,
-    finetune: Annotated[Optional[int], typer.Option(help="prune: epochs of recovery fine-tuning on the run's "
-                                                    "training data (default 0); distill: training epochs "
-                                                    "(default the spec's).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Labelled file to measure on, or a spec "
                                                  "YAML (its validation set; distill and prune also train on its "
                                                  "data). Default: the run's spec.yaml.")] = None,
@@ -451,6 +346,7 @@ def compress(
     batch_size: MeasureBatchOpt = 32,
     latency_samples: LatencyOpt = 100,
     quiet: QuietOpt = False,
+    settings_values: dict | None = None,
     debug: DebugOpt = False,
 ) -> None:
     """Make a smaller, faster copy of a model and report size, speed and accuracy before and after."""
@@ -459,7 +355,7 @@ def compress(
 
         result = run_compress(run_dir, method, out, data=data, max_examples=max_examples, batch_size=batch_size,
                               latency_samples=latency_samples, log=_log(quiet), progress=not quiet, quantize=quantize,
-                              sparsity=sparsity, structured=structured, layers=layers, finetune=finetune)
+                              **(settings_values or {}))
         typer.echo(result.table)
         typer.echo(f"run:    {result.out_dir}")
         typer.echo(f"report: {result.out_dir / 'compression.md'}")
@@ -566,6 +462,27 @@ def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads 
                                  "tuning, train, output)", param_hint="SECTION")
     for key, default, desc in rows:
         typer.echo(f"{key:32} {default:24} {desc}")
+
+
+def _knowledge_commands() -> None:
+    from .commands.knowledge import index_app, search
+
+    app.add_typer(index_app, name="index")
+    app.command(help="Search a knowledge index: the best chunks for a query (or --input file), with sources.")(search)
+
+
+_knowledge_commands()
+
+from .commands.ask import ask as _ask  # noqa: E402 (its own module; registered here with the others)
+
+app.command("ask")(_ask)
+
+
+from .commands.app import app_cli  # noqa: E402  (command groups in their own modules)
+from .commands.recommend import recommend as _recommend  # noqa: E402
+
+app.add_typer(app_cli, name="app")
+app.command("recommend")(_recommend)
 
 
 def main() -> None:  # console-script entry point

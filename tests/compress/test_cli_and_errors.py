@@ -135,3 +135,15 @@ def test_prune_rejects_other_architectures():
     with pytest.raises(LmkError, match="prune does not support Sequential") as e:
         encoder_layers(torch.nn.Sequential(torch.nn.Linear(4, 4)))
     assert "BERT-style" in e.value.fix
+
+
+def test_method_options_are_typed_by_their_model_and_their_help_comes_from_it():
+    from lmkernel.compress import check_options, get_method, option_flags
+    from lmkernel.errors import LmkError
+
+    with pytest.raises(LmkError, match="--sparsity 'lots'"):
+        check_options(get_method("prune"), {"sparsity": "lots"})
+    with pytest.raises(LmkError, match="--layers does not apply to --method prune"):
+        check_options(get_method("prune"), {"sparsity": 0.4, "layers": 2})
+    helps = {name: text for name, _, text in option_flags()}
+    assert helps["finetune"].startswith("prune: ") and "; distill: " in helps["finetune"]  # one flag, two meanings

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ..errors import LmkError
+
+
+class Options(BaseModel):
+    """A method's own ``lmkernel compress`` flags: one field each, its description the flag's help (None: not
+    given). Types are checked here; the method's ``check`` says what a value means for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,8 @@ class Method:
         weights: the card's ``weights`` value this method writes (what ``load`` reads back).
         tasks: tasks whose artifacts the method handles.
         quantize: values ``--quantize`` accepts; empty means the option is rejected.
-        options: other CLI options ``build`` takes as keywords (``--sparsity`` -> ``sparsity``).
+        options: the ``Options`` model of the other flags ``build`` takes as keywords (``--sparsity`` ->
+            ``sparsity``); the CLI makes its flags from these models.
         check: optional ``"module:function"``; ``check(options)`` validates their values before
             anything slow happens, raising LmkError.
         fits: optional ``"module:function"``; ``fits(source, options, spec)`` checks the loaded
@@ -47,14 +57,14 @@ class Method:
     weights: str
     tasks: tuple[str, ...]
     quantize: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
+    options: type[Options] | None = None
     check: str | None = None
     fits: str | None = None
     uses_spec: bool = False
 
     def accepts(self) -> tuple[str, ...]:
         """Every option name this method takes."""
-        return (("quantize",) if self.quantize else ()) + self.options
+        return (("quantize",) if self.quantize else ()) + tuple(self.options.model_fields if self.options else ())
 
 
 _METHODS: dict[str, Method] = {}
@@ -85,6 +95,19 @@ def get_method(name: str) -> Method:
                    fix=f"use one of: {', '.join(method_names())}")
 
 
+def option_flags() -> list[tuple[str, Any, str]]:
+    """``(name, type, help)`` of every method's own flags, for the CLI: a flag several methods take gets one
+    help naming each method's meaning (``prune: ...; distill: ...``)."""
+    merged: dict[str, tuple[Any, list[str]]] = {}
+    for m in _METHODS.values():
+        for name, f in (m.options.model_fields.items() if m.options else ()):
+            annotation, helps = merged.setdefault(name, (f.annotation, []))
+            if annotation != f.annotation:
+                raise TypeError(f"compression option {name!r} has two types: {annotation} and {f.annotation}")
+            helps.append(f"{m.name}: {f.description}")
+    return [(name, annotation, "; ".join(helps) + ".") for name, (annotation, helps) in merged.items()]
+
+
 def weight_kinds() -> list[str]:
     return sorted(m.weights for m in _METHODS.values())
 
@@ -108,6 +131,17 @@ def check_options(method: Method, options: dict[str, Any]) -> None:
         if name == "quantize" and value not in method.quantize:
             raise LmkError(f"--quantize {value!r} is not supported by --method {method.name}", where="--quantize",
                            fix=f"use one of: {', '.join(method.quantize)}")
+    own = {k: v for k, v in options.items() if k != "quantize"}
+    if method.options is not None and own:
+        from pydantic import ValidationError
+
+        try:
+            method.options(**own)
+        except ValidationError as e:
+            err = e.errors()[0]
+            flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "--method"
+            raise LmkError(f"{flag} {own.get(str(err['loc'][0]) if err['loc'] else '', '')!r}: {err['msg']}",
+                           where=flag, fix=f"see `lmkernel compress --help` for {flag}") from None
     if method.check:
         _resolve(method.check)(options)
 
@@ -137,16 +171,30 @@ register(Method(
     summary="ONNX export (torch.onnx dynamo exporter), run by onnxruntime; --quantize int8 adds "
     "onnxruntime dynamic int8 quantization",
     build="lmkernel.compress.onnx:build", load="lmkernel.compress.onnx:load_model"))
+class PruneOptions(Options):
+    sparsity: float | None = Field(None, description="fraction of the linear weights (with --structured: of heads / "
+                                   "FFN neurons per layer) to remove, e.g. 0.4")
+    structured: str | None = Field(None, description="heads,ffn (or heads, ffn) removes whole structures; none "
+                                   "(default) is global unstructured magnitude pruning")
+    finetune: int | None = Field(None, description="epochs of recovery fine-tuning on the run's training data "
+                                 "(default 0)")
+
+
 register(Method(
-    name="prune", weights="pruned", tasks=("classification",), options=("sparsity", "structured", "finetune"),
+    name="prune", weights="pruned", tasks=("classification",), options=PruneOptions,
     summary="pruning to --sparsity: global unstructured magnitude pruning of the encoder's linear weights "
     "(default; zeros only, dense kernels run no faster), or with --structured heads,ffn removal of the least "
     "important attention heads and FFN neurons of every layer (matrices really shrink); --finetune N recovers "
     "accuracy with N epochs on the run's data",
     build="lmkernel.compress.prune:build", load="lmkernel.compress.prune:load_model",
     check="lmkernel.compress.prune:check_options", fits="lmkernel.compress.prune:fits", uses_spec=True))
+class DistillOptions(Options):
+    layers: int | None = Field(None, description="transformer layers of the student, fewer than the teacher's, e.g. 3")
+    finetune: int | None = Field(None, description="training epochs (default: the spec's)")
+
+
 register(Method(
-    name="distill", weights="distilled", tasks=("classification", "ner"), options=("layers", "finetune"),
+    name="distill", weights="distilled", tasks=("classification", "ner"), options=DistillOptions,
     summary="knowledge distillation into a student with --layers of the teacher's layers (evenly spread), "
     "trained on --data SPEC.yaml (default: the run's spec) with temperature-scaled KL on the teacher's logits "
     "plus the label loss; --finetune N epochs (default: the spec's)",

@@ -15,8 +15,9 @@ import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from .. import __version__
 from ..errors import LmkError
@@ -35,15 +36,20 @@ from .settings import ServeSettings, parse_rate, worker_layout
 log = logging.getLogger("lmkernel.serve")
 
 
-def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predictor]) -> FastAPI:
+def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predictor], knowledge: Any = None,
+               router: APIRouter | None = None) -> FastAPI:
     """An app serving ``task``; ``load()`` returns the predictor (runs in a background thread).
+    ``knowledge`` (serve.knowledge.Knowledge) adds /v1/embeddings, and with an index /v1/search and grounded
+    chat completions; it is loaded in the same thread. ``router``: the endpoints, when they are not a task's
+    (an application's: ``lmkernel app serve``).
 
     Raises:
         LmkError: no endpoint serves ``task``.
     """
     limiter = RateLimiter(parse_rate(settings.rate_limit)) if settings.rate_limit else None
     service = Service(settings, ApiKeys(settings.api_keys), limiter, Metrics(),
-                      auth_failures=RateLimiter(settings.max_auth_failures / 60), drain=Drain(settings.drain_s))
+                      auth_failures=RateLimiter(settings.max_auth_failures / 60), drain=Drain(settings.drain_s),
+                      knowledge=knowledge)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +72,19 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
                        drain=service.drain)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts the guards' refusals too
     app.include_router(system.router)
-    app.include_router(serving_for(task).router)
+    task_router = router if router is not None else serving_for(task).router
+    app.include_router(task_router)
+    if knowledge is not None:
+        from .routes import knowledge as routes
+
+        if task_router is not routes.embeddings_router:
+            app.include_router(routes.embeddings_router)
+        if knowledge.has_index:
+            app.include_router(routes.search_router)
+        if knowledge.answers_by_qa:
+            from .routes.grounded import qa_router
+
+            app.include_router(qa_router)
     _document_bodies(app)
     return app
 
@@ -100,7 +118,11 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
     """Load, warm up, start the batcher; on failure /readyz reports why and stays 503."""
     s = service.settings
     try:
+        if service.knowledge is not None:
+            service.knowledge.load()
         predictor = load()
+        if service.knowledge is not None:
+            service.knowledge.attach(predictor)
         predictor.warm_up()
         admission = calibrate(predictor, s.timeout_s) if s.admission == "on" else None
         if getattr(predictor, "kind", "batch") == "generate":  # continuous batching of decode steps

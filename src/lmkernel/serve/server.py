@@ -21,11 +21,14 @@ from typing import Any
 from .settings import ServeSettings, openmp_wait_policy, worker_layout
 
 
-def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, access_log: bool = False) -> None:
-    """Serve the artifact at ``path`` until SIGINT/SIGTERM.
+def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, access_log: bool = False,
+          knowledge: Any = None) -> None:
+    """Serve the artifact at ``path`` until SIGINT/SIGTERM; ``knowledge`` (serve.knowledge.Knowledge) adds an
+    index and/or an embedding model.
 
     Raises:
-        LmkError: the path is not an artifact, its task has no endpoint, or --precision does not fit it.
+        LmkError: the path is not an artifact, its task has no endpoint, --precision does not fit it, or the
+            --knowledge index is missing or made for another kind of model.
     """
     from ..artifact import find_model_dir, read_card
     from .app import create_app
@@ -60,7 +63,9 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
         from .guards import default_allowed_hosts
 
         settings = dataclasses.replace(settings, allowed_hosts=default_allowed_hosts(host))
-    app = create_app(settings, task=task, load=load)
+    if knowledge is not None:
+        knowledge.check(generation=generation, qa=task == "qa")
+    app = create_app(settings, task=task, load=load, knowledge=knowledge)
     build_server(app, host=host, port=port, settings=settings, access_log=access_log).run()
 
 

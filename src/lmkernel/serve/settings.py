@@ -18,38 +18,68 @@ _RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "min
                "h": 3600.0, "hour": 3600.0}
 
 
+def _opt(default, help: str):  # noqa: A002
+    """A setting that is also a ``lmkernel serve`` flag: its default and its help are written here only
+    (``clikit.settings_options`` makes the flags)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class ServeSettings:
-    """Limits and batching knobs of one server process."""
+    """Limits and batching knobs of one server process; each field with help text is a serve flag."""
 
-    max_batch: int = 64  # texts per forward pass
-    max_wait_ms: float = 5.0  # how long the first queued text waits for others to join its batch
-    max_queue: int = 1024  # texts waiting at most; more is answered 429 + Retry-After
-    max_body_bytes: int = 1_000_000
-    max_texts: int = 256  # texts per request
-    max_input_tokens: int | None = None  # per text; None: the model's training max_length (generation: context)
-    max_new_tokens: int = 256  # generation: completion tokens per request at most (the default when not asked)
-    rate_limit: str | None = None  # per API key (per client address without keys), e.g. "600/min"
-    timeout_s: float = 30.0  # deadline of a request, queueing included; past it: 504
-    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the CPU/GPU has fast bf16 matmuls)
-    threads: int | None = None  # torch intra-op threads per model worker; None: see worker_layout
-    workers: int | None = None  # classification/NER model worker threads; None: 1 (worker_layout)
-    prepack: bool = True  # fp32 PyTorch on CPU: linear weights packed for oneDNN (models/packed.py); generation:
-    # decode steps and joining prefills as one forward (models/decode.py)
-    runtime: str = "torch"  # torch | onnx | onnx-int8 (serve/runtime.py: an ONNX Runtime copy of the weights)
-    admission: str = "on"  # on: refuse requests estimated past timeout_s before computing (serve/admission.py)
-    api_keys: frozenset[str] = field(default_factory=frozenset)
+    max_batch: int = _opt(64, "Texts per forward pass of the dynamic batcher; for generation, requests decoded "
+                          "together.")
+    max_wait_ms: float = _opt(5.0, "How long a queued text waits for others to fill its batch.")
+    max_queue: int = _opt(1024, "Texts (generation: requests) waiting at most; beyond, 429 with Retry-After.")
+    max_body_bytes: int = _opt(1_000_000, "Largest request body; beyond, 413.")
+    max_texts: int = _opt(256, "Texts per request; beyond, 413.")
+    max_input_tokens: int | None = _opt(None, "Tokens per text or prompt; beyond, 413 unless the request sets "
+                                        "truncate (default: the training max_length; generation: the context).")
+    max_new_tokens: int = _opt(256, "Generation: completion tokens per request at most (and the default); asking "
+                               "for more is a 422.")
+    rate_limit: str | None = _opt(None, "Requests per API key (per client address without keys), e.g. 600/min "
+                                  "or 10/s; beyond, 429.")
+    timeout_s: float = _opt(30.0, "Deadline per request, queueing included; beyond, 504.")
+    precision: str = _opt("fp32", "fp32 | bf16 (autocast) | auto (bf16 where matmuls are fast in it).")
+    threads: int | None = _opt(None, "Torch threads per model worker (default: all cores for generation; "
+                               "classification/NER: cores / workers). Classification/NER servers start OpenMP "
+                               "with OMP_WAIT_POLICY=PASSIVE unless set, so the event loop gets CPU time.")
+    workers: int | None = _opt(None, "Classification/NER: threads that each run their own batches, splitting the "
+                               "cores (default 1); more workers trade tail latency for a little throughput at "
+                               "saturation.")
+    prepack: bool = _opt(True, "Under --runtime torch on CPU, prepare the model at load. Classification/NER: pack "
+                         "each linear layer's weight once for oneDNN (in bf16 with --precision bf16), not on every "
+                         "call. Generation (Llama-family models): run each decode step and the prompts that join "
+                         "it as one forward. --no-prepack keeps transformers' forward and torch's own GEMM.")
+    runtime: str = _opt("torch", "torch | onnx | onnx-int8. onnx: serve an ONNX Runtime copy of the weights "
+                        "(BENCHMARKS.md compares it with the default torch runtime); onnx-int8: its int8-quantized "
+                        "copy (slightly different outputs). Built once under RUN/serving/ and rebuilt when the "
+                        "weights change; classification artifacts.")
+    admission: str = _opt("on", "on | off. on: measure this machine's throughput after warm-up (and keep "
+                          "measuring) and refuse, before computing, a request estimated to take longer than "
+                          "--timeout-s: 413 when it alone cannot fit, 429 + Retry-After behind the work already "
+                          "admitted; the message gives the estimate. off: every request computes until done or "
+                          "the deadline (504).")
+    api_keys: frozenset[str] = field(default_factory=frozenset)  # from --api-key-env / --api-key-file
     # limits and hardening (docs/serving.md, "Limits and hardening")
-    drain_s: float = 30.0  # on SIGTERM, in-flight requests get this long; then streams end with an error event
-    header_timeout_s: float = 10.0  # request line and headers must arrive within it; else the connection closes
-    body_timeout_s: float = 30.0  # a body must arrive within it after the headers; else 408
-    max_header_bytes: int = 64 * 1024  # request line and headers; beyond, 431
-    max_connections: int = 256  # open connections; a request on one more gets 503
-    max_auth_failures: int = 10  # missing or wrong API keys per client address per minute; beyond, 429
-    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For names the client
-    allowed_hosts: tuple[str, ...] | None = None  # Host header values served ("*": any); None: any (serve derives
-    # it from the bind address, guards.default_allowed_hosts)
-    allowed_origins: tuple[str, ...] = ()  # browser origins besides the server's own that may POST ("*": any)
+    drain_s: float = _opt(30.0, "On SIGTERM, how long requests in flight get to finish; then streams end with an "
+                          "error event and the rest get 503.")
+    header_timeout_s: float = _opt(10.0, "Request line and headers must arrive within this (else the connection "
+                                   "closes): slow clients cannot hold connections.")
+    body_timeout_s: float = _opt(30.0, "A request body must arrive within this after its headers; beyond, 408.")
+    max_header_bytes: int = _opt(64 * 1024, "Largest request line and headers; beyond, 431.")
+    max_connections: int = _opt(256, "Open connections at most; a request on one more gets 503 (bounds the "
+                                "server's sockets and memory).")
+    max_auth_failures: int = _opt(10, "Missing or wrong API keys per client address per minute; beyond, 429, so "
+                                  "keys cannot be guessed at speed.")
+    trusted_proxies: tuple[str, ...] = _opt((), "Comma-separated proxy addresses/networks whose X-Forwarded-For "
+                                            "names the client (rate limits are per client); default none, so "
+                                            "clients cannot forge it.")
+    allowed_hosts: tuple[str, ...] | None = _opt(None, "Comma-separated Host names served, or '*' (against DNS "
+                                                 "rebinding; default: the bind address's names, any for 0.0.0.0).")
+    allowed_origins: tuple[str, ...] = _opt((), "Comma-separated browser origins (e.g. https://app.example.com) "
+                                            "besides the server's own that may POST, or '*'; others get 403.")
 
     def __post_init__(self) -> None:
         positive = {"max_batch": self.max_batch, "max_queue": self.max_queue, "max_body_bytes": self.max_body_bytes,

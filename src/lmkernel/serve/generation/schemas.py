@@ -8,7 +8,7 @@ client passes them through ``extra_body``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -95,12 +95,28 @@ class ChatMessage(BaseModel):
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
 
 
+class KnowledgeOptions(BaseModel):
+    """Per-request retrieval settings of a grounded chat (a server with --knowledge); ``extra_body`` in openai."""
+
+    model_config = STRICT
+    enabled: bool = Field(True, description="false: a plain chat completion, without the index.")
+    k: int | None = Field(None, description="Passages to retrieve (default: the server's --knowledge-k).")
+    min_score: float | None = Field(None, description="Best dense cosine below which the answer is 'not known' "
+                                    "(default: --knowledge-min-score).")
+    min_bm25: float | None = Field(None, description="Best BM25 score below which the answer is 'not known' "
+                                   "(default: --knowledge-min-bm25).")
+    filters: dict[str, Any] | None = Field(None, description="Metadata filters of the search.")
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+
+
 class ChatCompletionRequest(OpenAIFields):
     model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"examples": [
         {"model": "chat", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 32}]})
 
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1, description="Same as max_tokens (newer name).")
+    knowledge: KnowledgeOptions | None = Field(None, description="Extension: retrieval settings on a server with "
+                                               "--knowledge.")
 
 
 class CompletionRequest(OpenAIFields):
@@ -167,6 +183,22 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: GenUsage
+
+
+class Citation(BaseModel):
+    index: int = Field(description="The [n] marker the answer uses.")
+    chunk_id: str
+    source: str
+    text: str
+    doc_id: str = ""
+
+
+class GroundedChatCompletion(ChatCompletion):
+    """A chat completion answered from the knowledge index: the passages its [n] markers cite."""
+
+    citations: list[Citation]
+    grounded: bool = Field(description="false: the passages scored below --knowledge-min-score (or none was "
+                           "found), so the reply says it does not know and no model ran.")
 
 
 class CompletionChoice(BaseModel):

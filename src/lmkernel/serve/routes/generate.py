@@ -206,44 +206,61 @@ def _include_usage(body: Sampling) -> bool:
     return bool(body.stream_options and body.stream_options.include_usage)
 
 
+def chat_chunker(meta: dict[str, Any], body: Sampling,
+                 final: Callable[[Done], dict[str, Any]] | None = None) -> Callable[[Delta | Done], list[dict]]:
+    """The OpenAI ``chat.completion.chunk`` events for each engine event; ``final(done)`` adds fields to the
+    chunk that carries the finish reason (grounded answers put their citations there)."""
+    chunk = {**meta, "object": "chat.completion.chunk"}
+    opened = False
+
+    def chunks(ev: Delta | Done) -> list[dict[str, Any]]:
+        nonlocal opened
+        out = []
+        if not opened:  # OpenAI's first chunk names the role
+            opened = True
+            out.append({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                              "finish_reason": None, "logprobs": None}]})
+        if isinstance(ev, Delta):
+            out.append({**chunk, "choices": [{"index": 0, "delta": {"content": ev.text},
+                                              "finish_reason": None, "logprobs": None}]})
+        else:
+            out.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": ev.finish_reason,
+                                              "logprobs": None}], **(final(ev) if final else {})})
+            if _include_usage(body):
+                out.append({**chunk, "choices": [], "usage": _usage(ev).model_dump()})
+        return out
+
+    return chunks
+
+
 @router.post("/chat/completions", response_model=ChatCompletion, openapi_extra=json_body(ChatCompletionRequest),
              responses={**ERRORS, 200: SSE}, summary="Chat completion (OpenAI-compatible)",
-             description="The OpenAI chat completions API: `openai.OpenAI(base_url=.../v1)` works unchanged.")
+             description="The OpenAI chat completions API: `openai.OpenAI(base_url=.../v1)` works unchanged. On a "
+             "server with --knowledge, answers from the index's passages with `citations` (docs/serving.md).")
 async def chat_completions(request: Request) -> Any:
     service = ready_service(request)
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), ChatCompletionRequest)
+    if service.knowledge is not None and service.knowledge.index is not None and \
+            (body.knowledge is None or body.knowledge.enabled):
+        from .grounded import grounded_chat
+
+        return await grounded_chat(request, service, body, started)
     ids = await tokenize(sum(len(m.text()) for m in body.messages), service.predictor.encode_chat,
                          body.messages, body.truncate)
-    wanted, param = ((body.max_completion_tokens, "max_completion_tokens") if body.max_completion_tokens
-                     else (body.max_tokens, "max_tokens"))
-    job = _start(service, ids, body, wanted, param, started)
+    job = _start(service, ids, body, *_wanted(body), started)
     meta = _openai_meta(service, "chatcmpl")
     if body.stream:
-        chunk = {**meta, "object": "chat.completion.chunk"}
-        opened = False
-
-        def chunks(ev: Delta | Done) -> list[dict[str, Any]]:
-            nonlocal opened
-            out = []
-            if not opened:  # OpenAI's first chunk names the role
-                opened = True
-                out.append({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                                  "finish_reason": None, "logprobs": None}]})
-            if isinstance(ev, Delta):
-                out.append({**chunk, "choices": [{"index": 0, "delta": {"content": ev.text},
-                                                  "finish_reason": None, "logprobs": None}]})
-            else:
-                out.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": ev.finish_reason,
-                                                  "logprobs": None}]})
-                if _include_usage(body):
-                    out.append({**chunk, "choices": [], "usage": _usage(ev).model_dump()})
-            return out
-
-        return await _stream(job, chunks)
+        return await _stream(job, chat_chunker(meta, body))
     done = await _collect(request, job)
     return ChatCompletion(**meta, usage=_usage(done), choices=[ChatChoice(
         message=AssistantMessage(content=done.text), finish_reason=done.finish_reason)])
+
+
+def _wanted(body: ChatCompletionRequest) -> tuple[int | None, str]:
+    """(new tokens asked for, the field that asked)."""
+    return ((body.max_completion_tokens, "max_completion_tokens") if body.max_completion_tokens
+            else (body.max_tokens, "max_tokens"))
 
 
 # ---------------------------------------------------------------- OpenAI: /v1/completions
