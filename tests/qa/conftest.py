@@ -1,8 +1,7 @@
-"""QA data on the words the tiny BERT knows (tests/conftest.py), in both file layouts."""
+"""QA fixtures: data files in both layouts and a tiny qa run trained once per session."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,43 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))  # serve_helpers, for the /v1/qa tests
 
-NOUNS = ["film", "hotel", "phone", "book", "service", "room"]
-ADJECTIVES = ["great", "awful", "lovely", "bad", "good", "poor"]
-
-
-def qa_rows(n: int) -> list[dict]:
-    """Flat rows: each context holds one adjective, at a varying place, and that is the answer."""
-    rows = []
-    for i in range(n):
-        noun, adj, other = NOUNS[i % 6], ADJECTIVES[(i // 6) % 6], NOUNS[(i + 2) % 6]
-        context = [f"the {noun} was {adj}", f"the {other} and the {noun} was {adj}",
-                   f"the {noun} was {adj} and the {other} was the {other}"][i % 3]
-        rows.append({"id": f"q{i}", "question": f"the {noun} was", "context": context,
-                     "answers": [{"text": adj, "answer_start": context.index(adj)}]})
-    return rows
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def write_squad(path: Path, rows: list[dict], impossible: int = 0) -> Path:
-    """The rows in SQuAD layout, one paragraph per context; ``impossible`` extra unanswerable questions."""
-    paragraphs: dict[str, list] = {}
-    for r in rows:
-        paragraphs.setdefault(r["context"], []).append({"id": r["id"], "question": r["question"],
-                                                        "answers": r["answers"]})
-    for i in range(impossible):
-        c = rows[i % len(rows)]["context"]
-        paragraphs.setdefault(c, []).append({"id": f"x{i}", "question": "the cat was", "answers": [],
-                                             "is_impossible": True})
-    data = {"version": "v2.0", "data": [{"title": "t", "paragraphs": [{"context": c, "qas": q}
-                                                                      for c, q in paragraphs.items()]}]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    return path
+from qa_helpers import qa_rows, write_jsonl, write_squad  # noqa: E402  (tests/qa is on sys.path)
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import qa_rows, write_jsonl, write_squad
+from qa_helpers import qa_rows, write_jsonl, write_squad
 
 from lmkernel.data.splits import split_off
 from lmkernel.errors import LmkError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import qa_rows
+from qa_helpers import qa_rows
 from serve_helpers import serving
 
 import lmkernel
