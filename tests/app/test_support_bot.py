@@ -122,6 +122,12 @@ def test_judging_and_summary(tmp_path):
     assert s["accuracy"] == pytest.approx(1 / 3) and s["citation_precision"] == 1.0
     assert s["declined_correctly"] == 0.0
     assert "| weather | None | answer | lost-card-en |" in eval_markdown(s, judged)
+    assert s["handed_off_correctly"] is None  # no request for a person among these
+    person = SupportBot(make_spec(tmp_path), FakeIndex(HITS), FakeIntents("human", 0.9))
+    asked = [_judge({"question": "a person please", "handoff": True}, person.respond("a person please")),
+             _judge({"question": "a person please", "handoff": True}, bot.respond("a person please"))]
+    assert [j["correct"] for j in asked] == [True, False]  # an answer is wrong when a person was asked for
+    assert summarize(asked, 0.35)["handed_off_correctly"] == 0.5
 
 
 def test_generate_mode_cites_the_passages_the_answer_uses(tmp_path):

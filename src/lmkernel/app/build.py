@@ -66,7 +66,8 @@ def _plain(obj: Any) -> Any:
 
 
 def read_heldout(file: Path) -> list[dict[str, Any]]:
-    """Held-out questions: JSONL lines with ``question``, ``expect`` (a document id or null), ``contains``."""
+    """Held-out questions: JSONL lines with ``question``, ``expect`` (a document id or null), ``contains``; or
+    ``handoff: true`` for a message that must go to a person."""
     rows = []
     try:
         lines = Path(file).read_text(encoding="utf-8").splitlines()
@@ -93,11 +94,14 @@ def read_heldout(file: Path) -> list[dict[str, Any]]:
 def _judge(row: dict[str, Any], reply: Any) -> dict[str, Any]:
     expect, contains = row.get("expect"), row.get("contains")
     cited = [c["doc_id"] for c in reply.citations]
-    if expect is None:
+    if row.get("handoff"):  # the customer asks for a person: only a hand-off is right
+        correct = reply.kind == "handoff"
+    elif expect is None:
         correct = reply.kind != "answer"
     else:
         correct = reply.kind == "answer" and (not contains or contains in reply.text)
-    return {"question": row["question"], "expect": expect, "kind": reply.kind, "correct": correct,
+    return {"question": row["question"], "expect": "(hand-off)" if row.get("handoff") else expect,
+            "handoff": bool(row.get("handoff")), "kind": reply.kind, "correct": correct,
             "score": reply.score, "intent": reply.intent, "cited": cited, "answer": reply.text,
             "cited_right": sum(d == expect for d in cited), "top": cited[0] if cited else None}
 
@@ -120,7 +124,8 @@ def evaluate_app(path: Path, heldout: Path, progress: bool = True) -> dict[str, 
 
 
 def summarize(judged: list[dict[str, Any]], min_score: float) -> dict[str, Any]:
-    answerable = [j for j in judged if j["expect"] is not None]
+    handoffs = [j for j in judged if j.get("handoff")]
+    answerable = [j for j in judged if j["expect"] is not None and not j.get("handoff")]
     unanswerable = [j for j in judged if j["expect"] is None]
     cited = sum(len(j["cited"]) for j in answerable)
     return {
@@ -129,6 +134,7 @@ def summarize(judged: list[dict[str, Any]], min_score: float) -> dict[str, Any]:
         "answered_correctly": sum(j["correct"] for j in answerable) / max(1, len(answerable)),
         "declined_correctly": sum(j["correct"] for j in unanswerable) / max(1, len(unanswerable)),
         "citation_precision": sum(j["cited_right"] for j in answerable) / cited if cited else None,
+        "handed_off_correctly": sum(j["correct"] for j in handoffs) / len(handoffs) if handoffs else None,
         "handoff_share": sum(j["kind"] == "handoff" for j in judged) / len(judged),
         "min_score": min_score,
     }
@@ -161,7 +167,8 @@ def eval_markdown(result: dict[str, Any], judged: list[dict[str, Any]]) -> str:
              f"| unanswerable questions declined | {pct(result['declined_correctly'])} |",
              f"| citation precision (cited documents that answer the question) | "
              f"{pct(result['citation_precision'])} |",
-             f"| handed off to a person | {pct(result['handoff_share'])} |", "",
+             f"| requests for a person handed off | {pct(result['handed_off_correctly'])} |",
+             f"| all replies handed off to a person | {pct(result['handoff_share'])} |", "",
              "## Threshold", "", "| min_score | accuracy | answered correctly | declined correctly |",
              "|---|---|---|---|"]
     lines += [f"| {s['min_score']} | {pct(s['accuracy'])} | {pct(s['answered_correctly'])} | "
