@@ -108,14 +108,17 @@ class LmkHttpProtocol(HttpToolsProtocol):
             if self._discard < 0:
                 self.transport.close()
             return
-        in_head = self._in_head
-        super().data_received(data)
-        if in_head and self._in_head and not self.transport.is_closing() and self._discard is None:
-            self._head_bytes += len(data)
+        if self._in_head and not self.transport.is_closing():
+            # counted before the parser sees the bytes: a whole oversized head can arrive in one read, and
+            # the parser would have finished it (and the app answered it) before a check after parsing
+            end = data.find(b"\r\n\r\n")
+            self._head_bytes += len(data) if end < 0 else end + 4
             if self._head_bytes > self.limits.max_header_bytes:
                 self._answer(ApiError(431, f"request line and headers are larger than "
                                       f"{self.limits.max_header_bytes} bytes (server limit --max-header-bytes)",
                                       param="headers"))
+                return
+        super().data_received(data)
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request it cannot parse, in the app's error shape and with a lingering close."""
