@@ -246,3 +246,59 @@ def test_a_stream_that_ends_within_the_drain_finishes():
         release.set()
         t.join(HANG)
     assert out["body"] == "data: 1\n\ndata: [DONE]\n\n"
+
+
+def test_an_oversized_head_completed_in_its_last_read_is_refused_before_parsing():
+    """A head whose last read completes it past the limit must still get 431: counted before the parser
+    runs, since a parser that finished the head would hand the request to the app first (the first read
+    alone stays under the limit, as on a loaded machine that delivers the rest in one piece)."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from lmkernel.serve.transport import TransportLimits, protocol_for
+
+    async def app(scope, receive, send):  # never reached
+        raise AssertionError("the app ran for an oversized head")
+
+    class Transport(asyncio.Transport):
+        def __init__(self):
+            super().__init__()
+            self.out, self.closing = b"", False
+
+        def write(self, data):
+            self.out += data
+
+        def is_closing(self):
+            return self.closing
+
+        def close(self):
+            self.closing = True
+
+        def get_extra_info(self, name, default=None):
+            return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+        def pause_reading(self):
+            pass
+
+        def resume_reading(self):
+            pass
+
+        def can_write_eof(self):
+            return False
+
+    loop = asyncio.new_event_loop()
+    try:
+        config = uvicorn.Config(app, log_level="warning")
+        config.load()
+        protocol = protocol_for(TransportLimits(10.0, 30.0, 64 * 1024, 256))(config, ServerState(), {}, loop)
+        transport = Transport()
+        protocol.connection_made(transport)
+        head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+        protocol.data_received(head[:60_000])
+        assert transport.out == b""  # under the limit so far
+        protocol.data_received(head[60_000:])
+        assert transport.out.startswith(b"HTTP/1.1 431") and b"--max-header-bytes" in transport.out
+    finally:
+        loop.close()
