@@ -20,7 +20,7 @@ from . import store
 from .bm25 import BM25
 from .chunking import CHUNK_CHARS, OVERLAP, Chunk, chunk_document
 from .documents import Skip, read_documents
-from .embedder import Embedder, load_embedder
+from .embedder import Embedder, load_embedder, token_estimate
 from .ranking import DEPTH, RRF_K, filter_mask, rrf, top
 from .settings import choose_model, fusion_weights, languages
 
@@ -100,7 +100,7 @@ def _embed(embedder: Embedder, texts: list[str], progress: bool, batch: int = 25
     from tqdm.auto import tqdm
 
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    order = np.argsort([token_estimate(t) for t in texts], kind="stable")
     with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress or len(texts) < batch) as bar:
         for i in range(0, len(texts), batch):
             idx = order[i:i + batch]
