@@ -51,7 +51,7 @@ class SupportBot:
         self.spec = spec
         self.index = index
         self.intents = intents
-        self.answerer = answerer  # qa / generate modes: (question, hits, lang) -> (text, used citation numbers)
+        self.answerer = answerer  # qa / generate modes: (message, hits) -> knowledge.answer.Answer
 
     @classmethod
     def load(cls, path: str | Path) -> SupportBot:
