@@ -12,8 +12,6 @@ queue, the request deadline), so the event loop never runs a model. Routes:
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,9 +20,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..serve.deps import ready_service
+from ..serve.generation.engine import Delta, Done
 from ..serve.generation.schemas import ChatCompletionRequest
 from ..serve.http_errors import ApiError
 from ..serve.limits import parse_body, read_body
+from ..serve.routes.generate import _openai_meta, chat_chunker
 from ..serve.schemas import error_responses, json_body
 
 router = APIRouter(prefix="/v1", tags=["application"])
@@ -71,7 +71,7 @@ def _message(text: str, limit: int) -> str:
 def _last_user(req: ChatCompletionRequest) -> str:
     for m in reversed(req.messages):
         if m.role == "user":
-            return m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
+            return m.text()
     raise ApiError(422, "the chat has no user message", param="messages")
 
 
@@ -92,23 +92,22 @@ async def chat(request: Request) -> Any:
     body = parse_body(await read_body(request, service.settings.max_body_bytes), ChatCompletionRequest)
     message = _message(_last_user(body), service.predictor.max_input_tokens)
     reply = (await service.infer([message]))[0]
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": service.predictor.name}
+    meta = _openai_meta(service, "chatcmpl")
     extra = {k: reply[k] for k in ("kind", "lang", "intent", "intent_score", "score", "citations")}
     if not body.stream:
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        return {**base, "object": "chat.completion", "usage": usage, "lmkernel": extra,
+        return {**meta, "object": "chat.completion", "usage": usage, "lmkernel": extra,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply["text"]},
                              "finish_reason": "stop", "logprobs": None}]}
+    chunks = chat_chunker(meta, body, final=lambda done: {"lmkernel": extra})  # the engine's chunk shapes
+    events = chunks(Delta(reply["text"], 0)) + chunks(Done("stop", 0, 0, reply["text"]))
 
-    def events():
-        chunk = {**base, "object": "chat.completion.chunk"}
-        first = {"index": 0, "delta": {"role": "assistant", "content": reply["text"]}, "finish_reason": None}
-        yield f"data: {json.dumps({**chunk, 'choices': [first]}, ensure_ascii=False)}\n\n"
-        last = {"index": 0, "delta": {}, "finish_reason": "stop"}
-        yield f"data: {json.dumps({**chunk, 'choices': [last], 'lmkernel': extra}, ensure_ascii=False)}\n\n"
+    def stream():
+        for chunk in events:
+            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def create_bot_app(path: str | Path, settings: Any, bot: Any = None):
