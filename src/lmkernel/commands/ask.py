@@ -41,10 +41,10 @@ def ask(
     """Answer a question from a knowledge index, citing the passages used ([1], [2], ...)."""
     with _guard(debug):
         from ..knowledge.answer import ask as answer
-        from .knowledge import _filters
+        from .knowledge import parse_filters
 
         result = answer(str(index), question, generator=generator, qa=str(qa) if qa else None, k=k,
-                        min_score=min_score, min_bm25=min_bm25, filters=_filters(filter_), mode=mode,
+                        min_score=min_score, min_bm25=min_bm25, filters=parse_filters(filter_), mode=mode,
                         max_new_tokens=max_new_tokens)
         if as_json:
             typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))

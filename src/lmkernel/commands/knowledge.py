@@ -108,12 +108,14 @@ def info(idx: IdxArg, as_json: Annotated[bool, typer.Option("--json", help="Prin
             typer.echo(f"{key:11} {json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value}")
 
 
-def _filters(items: list[str] | None) -> dict[str, list[str]] | None:
+def parse_filters(items: list[str] | None) -> dict[str, list[str]] | None:
+    """``--filter`` values, ``["lang=en", "kind=card", "kind=loan"]`` -> ``{"lang": ["en"], "kind": ["card",
+    "loan"]}`` (a key given twice matches either); None when there are none."""
     out: dict[str, list[str]] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LmkError(f"a filter is key=value, not {item!r}", where="--filter", fix="e.g. --filter lang=zh")
+        if not sep or not key.strip():
+            raise LmkError(f"--filter {item!r} is not key=value", where="--filter", fix="e.g. --filter lang=zh")
         out.setdefault(key.strip(), []).append(value.strip())
     return out or None
 
@@ -143,7 +145,7 @@ def search(
         if not queries:
             raise LmkError("no query", where="search", fix='pass a query ("how do I reset it?") or --input FILE')
         index = open_index(idx)
-        results = index.search_many(queries, k=k, filters=_filters(filter_), mode=mode)
+        results = index.search_many(queries, k=k, filters=parse_filters(filter_), mode=mode)
         for q, hits in zip(queries, results):
             if as_json:
                 typer.echo(json.dumps([h.to_json() for h in hits], ensure_ascii=False))

@@ -10,17 +10,7 @@ import typer
 
 from ..clikit import DebugOpt, _guard
 from ..errors import LmkError
-
-
-def parse_filters(pairs: list[str] | None) -> dict[str, list[str]]:
-    """``["lang=en", "kind=card", "kind=loan"]`` -> ``{"lang": ["en"], "kind": ["card", "loan"]}``."""
-    out: dict[str, list[str]] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise LmkError(f"--filter {pair!r} is not key=value", where="--filter", fix="e.g. --filter lang=en")
-        out.setdefault(key.strip(), []).append(value.strip())
-    return out
+from .knowledge import parse_filters  # the same --filter as search and ask
 
 
 def _history(texts: list[str] | None, file: Path | None) -> list[str]:

@@ -13,7 +13,8 @@ RRF_K = 60  # Cormack et al.'s constant: flattens the head so neither list domin
 DEPTH = 100  # how deep each list goes into the fusion
 
 
-def _matches(value: Any, wanted: list[str]) -> bool:
+def matches_value(value: Any, wanted: list[str]) -> bool:
+    """Whether a metadata value (or any element of a list value) equals one of ``wanted``, compared as text."""
     values = value if isinstance(value, list) else [value]
     return any(str(v) in wanted for v in values)
 
@@ -34,7 +35,7 @@ def filter_mask(chunks: list[Chunk], filters: dict[str, Any] | None) -> np.ndarr
         for i, chunk in enumerate(chunks):
             if mask[i]:
                 value = chunk.doc_id if key == "doc_id" else chunk.meta.get(key)
-                mask[i] = value is not None and _matches(value, wanted)
+                mask[i] = value is not None and matches_value(value, wanted)
     return mask
 
 

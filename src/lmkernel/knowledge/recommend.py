@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LmkError
+from .ranking import matches_value  # the index's filter rule: search and recommend filter alike
 
 
 @dataclass
@@ -43,8 +44,8 @@ def matches(meta: dict[str, Any], filters: dict[str, Any] | None) -> bool:
     """Whether ``meta`` passes every filter: a value must be equal (as text), a list means any of its values."""
     for key, wanted in (filters or {}).items():
         have = meta.get(key)
-        options = wanted if isinstance(wanted, (list, tuple, set)) else [wanted]
-        if have is None or str(have) not in {str(o) for o in options}:
+        options = [str(o) for o in (wanted if isinstance(wanted, (list, tuple, set)) else [wanted])]
+        if have is None or not matches_value(have, options):
             return False
     return True
 
