@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..evaluation.textmetrics import HAN  # the project's one Han range
+
 K1, B = 1.5, 0.75  # Robertson's usual defaults (also rank_bm25's and bm25s's)
-_RUNS = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+|[^\W_\u3400-\u9fff\uf900-\ufaff]+")
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_RUNS = re.compile(f"[{HAN}]+|[^\\W_{HAN}]+")  # runs of Han characters, runs of other letters and digits
+_HAN = re.compile(f"[{HAN}]")
 _STOP = frozenset("a an the of to in and or is are was were be been it its on at by for with as from that this "
                   "which what who whom when where why how did do does".split())
 

@@ -11,12 +11,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..evaluation.textmetrics import HAN  # the project's one Han range
 from .documents import Document
 
 CHUNK_CHARS = 500  # about 110 English tokens: one or two paragraphs, well under an encoder's 256-token cut
 OVERLAP = 100  # trailing sentences of a chunk repeated at the start of the next (same units as CHUNK_CHARS)
 HAN_COST = 2
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HAN = re.compile(f"[{HAN}]")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 # a sentence ends at . ! ? (then space) or at Chinese 。！？；… (closing quotes kept with it)
 _SENTENCE_END = re.compile(r"(?:[.!?]+[\"')\]]*(?=\s)|[。！？；…]+[”’」』）)]*)\s*")

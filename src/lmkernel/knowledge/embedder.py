@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LmkError
+from ..evaluation.textmetrics import HAN  # the project's one Han range
 
 PROBE = "lmkernel embedding probe: 检索 retrieval 123"  # embedded once to tell two models apart
 
@@ -76,7 +77,7 @@ class Embedder:
         return float(mine @ theirs / max(np.linalg.norm(theirs), 1e-12)) > 0.99
 
 
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_HAN = re.compile(f"[{HAN}]")
 
 
 def token_estimate(text: str) -> float:
