@@ -113,9 +113,10 @@ def evaluate_app(path: Path, heldout: Path, progress: bool = True) -> dict[str, 
 
     bot = SupportBot.load(path)
     rows = read_heldout(heldout)
-    judged = [_judge(row, bot.respond(row["question"])) for row in tqdm(rows, disable=not progress, desc="eval")]
+    found = [bot.retrieve(row["question"]) for row in tqdm(rows, disable=not progress, desc="eval")]
+    judged = [_judge(row, bot.decide(r)) for row, r in zip(rows, found)]
     result = summarize(judged, bot.spec.answer.min_score)
-    result["sweep"] = _sweep(path, bot, rows)
+    result["sweep"] = _sweep(bot, rows, found)
     from ..fsutil import atomic_write_json, atomic_write_text
 
     atomic_write_json(Path(path) / "eval.json", {**result, "replies": judged})
@@ -140,18 +141,12 @@ def summarize(judged: list[dict[str, Any]], min_score: float) -> dict[str, Any]:
     }
 
 
-def _sweep(path: Path, bot: SupportBot, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Accuracy at other ``min_score`` values (the replies are recomputed with each threshold)."""
-    original = bot.spec.answer.min_score
+def _sweep(bot: SupportBot, rows: list[dict[str, Any]], found: list[Any]) -> list[dict[str, Any]]:
+    """Accuracy at other ``min_score`` values: the same retrieved messages decided at each threshold."""
     out = []
-    try:
-        for t in THRESHOLDS:
-            bot.spec.answer.min_score = t
-            judged = [_judge(r, bot.respond(r["question"])) for r in rows]
-            s = summarize(judged, t)
-            out.append({k: s[k] for k in ("min_score", "accuracy", "answered_correctly", "declined_correctly")})
-    finally:
-        bot.spec.answer.min_score = original
+    for t in THRESHOLDS:
+        s = summarize([_judge(row, bot.decide(r, t)) for row, r in zip(rows, found)], t)
+        out.append({k: s[k] for k in ("min_score", "accuracy", "answered_correctly", "declined_correctly")})
     return out
 
 

@@ -44,6 +44,19 @@ class Reply:
         return asdict(self)
 
 
+@dataclass
+class Retrieved:
+    """One message's language, intent routing and passages (``SupportBot.retrieve``): the threshold-free part
+    of a reply, so ``app eval`` can try thresholds without classifying and searching again."""
+
+    message: str
+    lang: str
+    routed: Reply | None  # the intent's reply (handoff / out_of_scope), "pass", or None without intents
+    hits: list[Any] = field(default_factory=list)
+    best: float | None = None  # the best passage's cosine with the message
+    answer: Any = None  # the QA / chat model's answer, once computed
+
+
 class SupportBot:
     """A built application directory, loaded: ``SupportBot.load(dir).respond("message")``."""
 
@@ -89,35 +102,47 @@ class SupportBot:
 
     def respond(self, message: str) -> Reply:
         """The bot's reply to one customer message."""
+        return self.decide(self.retrieve(message))
+
+    def retrieve(self, message: str) -> Retrieved:
+        """Everything the reply depends on but the threshold: the language, the intent's routing, the passages."""
         if not isinstance(message, str) or not message.strip():
             raise LmkError("the message is empty", where="message", fix="send the customer's text")
         lang = language(message)
         routed = self._route(message, lang)
         if routed is not None and routed.kind != "pass":
-            return routed
-        intent, intent_score = (routed.intent, routed.intent_score) if routed else (None, None)
+            return Retrieved(message, lang, routed)
         hits = self._search(message, lang)
-        best = _similarity(hits[0]) if hits else None
-        if not hits or not self._relevant(message, hits, best):
-            return self._unknown(lang, intent, intent_score, best)
-        if self.answerer is None:  # passage mode: the best passage is the answer
-            text, cites = hits[0].text, [_cite(1, hits[0])]
-        else:
-            answer = self.answerer(message, hits)
-            if not answer.grounded:  # the QA model found no span in any passage
-                return self._unknown(lang, intent, intent_score, best)
-            text, cites = answer.answer, [_cite(c.index, hits[c.index - 1]) for c in answer.citations]
-        return Reply("answer", text, lang, intent, intent_score, best, cites)
+        return Retrieved(message, lang, routed, hits, _similarity(hits[0]) if hits else None)
 
-    def _relevant(self, message: str, hits: list[Any], best: float | None) -> bool:
+    def decide(self, r: Retrieved, min_score: float | None = None) -> Reply:
+        """The reply for what ``retrieve`` found, at ``min_score`` (default: the spec's ``answer.min_score``);
+        the QA / chat model's answer is computed once per ``Retrieved``, whatever the threshold."""
+        if r.routed is not None and r.routed.kind != "pass":
+            return r.routed
+        intent, intent_score = (r.routed.intent, r.routed.intent_score) if r.routed else (None, None)
+        min_score = self.spec.answer.min_score if min_score is None else min_score
+        if not r.hits or not self._relevant(r, min_score):
+            return self._unknown(r.lang, intent, intent_score, r.best)
+        if self.answerer is None:  # passage mode: the best passage is the answer
+            text, cites = r.hits[0].text, [_cite(1, r.hits[0])]
+        else:
+            if r.answer is None:
+                r.answer = self.answerer(r.message, r.hits)
+            if not r.answer.grounded:  # the QA model found no span in any passage
+                return self._unknown(r.lang, intent, intent_score, r.best)
+            text, cites = r.answer.answer, [_cite(c.index, r.hits[c.index - 1]) for c in r.answer.citations]
+        return Reply("answer", text, r.lang, intent, intent_score, r.best, cites)
+
+    def _relevant(self, r: Retrieved, min_score: float) -> bool:
         """Whether the best passage fits the message: its cosine when the index's embedding model reads the
         message's language, else (a Chinese message, an English-only encoder) its BM25 score."""
         from ..knowledge.answer import below_bm25
         from ..knowledge.settings import reads
 
-        if reads(message, getattr(self.index, "manifest", {})):
-            return best is not None and best >= self.spec.answer.min_score
-        return not below_bm25(hits, self.spec.answer.min_bm25)
+        if reads(r.message, getattr(self.index, "manifest", {})):
+            return r.best is not None and r.best >= min_score
+        return not below_bm25(r.hits, self.spec.answer.min_bm25)
 
     def _unknown(self, lang: str, intent: str | None, intent_score: float | None, best: float | None) -> Reply:
         handoff = self.spec.handoff
