@@ -108,17 +108,19 @@ _PATHS = (("intents", "spec"), ("intents", "run"), ("answer", "qa"), ("eval", "d
 
 
 def _resolve_paths(tree: dict, base: Path) -> None:
-    """Relative paths in the file are relative to the file (as in model specs)."""
+    """Relative paths in the file are relative to the file, resolved as model specs resolve theirs
+    (``spec._resolve_path``: ``~`` expanded, unusable paths an error)."""
+    from ..spec import _resolve_path
+
     for section, key in _PATHS:
         sec = tree.get(section)
         if isinstance(sec, dict) and isinstance(sec.get(key), str):
-            sec[key] = str((base / sec[key]).resolve()) if not Path(sec[key]).is_absolute() else sec[key]
+            sec[key] = _resolve_path(sec[key], base)
     know = tree.get("knowledge")
     if isinstance(know, dict) and isinstance(know.get("docs"), list):
-        know["docs"] = [str((base / d).resolve()) if isinstance(d, str) and not Path(d).is_absolute() else d
-                        for d in know["docs"]]
-    if isinstance(tree.get("output"), str) and not Path(tree["output"]).is_absolute():
-        tree["output"] = str((base / tree["output"]).resolve())
+        know["docs"] = [_resolve_path(d, base) if isinstance(d, str) else d for d in know["docs"]]
+    if isinstance(tree.get("output"), str):
+        tree["output"] = _resolve_path(tree["output"], base)
 
 
 def load_app_spec(path: str | Path) -> AppSpec:
