@@ -483,6 +483,7 @@ from .commands.recommend import recommend as _recommend  # noqa: E402
 
 app.add_typer(app_cli, name="app")
 app.command("recommend")(_recommend)
+app.command("explain")(__import__("lmkernel.commands.explain", fromlist=["_"]).explain)  # lmkernel explain
 
 
 def main() -> None:  # console-script entry point

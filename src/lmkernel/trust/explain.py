@@ -27,6 +27,7 @@ from .explain_words import Encoded, encode_words
 
 METHODS = ("auto", "ig", "occlusion")
 DEFAULT_STEPS = 4  # Gauss-Legendre points: the path integral is smooth, a few points are enough
+FAITH_KEYS = ("comprehensiveness", "sufficiency", "comprehensiveness_random", "sufficiency_random")
 GENERATION_TASKS = ("chat", "translation", "summarization", "pretrain", "causal_lm")
 
 
@@ -52,12 +53,13 @@ def explain(handle: Any, texts: str | list[str], label: str | None = None, **opt
 def explain_texts(model: Any, tokenizer: Any, task: Any, texts: list[str], labels: str | list[str | None] | None = None,
                   *, label_names: list[str] | None = None, method: str = "auto", n_steps: int = DEFAULT_STEPS,
                   precision: str = "fp32", max_length: int = 512, fraction: float = 0.2, draws: int = 3,
-                  max_new_tokens: int = 8, prompt_style: Any = None, seed: int = 0) -> list[dict[str, Any]]:
+                  max_new_tokens: int = 8, prompt_style: Any = None, seed: int = 0,
+                  faithful: bool = True) -> list[dict[str, Any]]:
     """One explanation per text (the module docstring's shape), for the evaluation report and the CLI.
 
     ``task``: the task object or its name; ``labels``: the label to explain per text (None: the predicted
     one), or one for all; ``label_names``: default the model config's ``id2label``; ``precision``: "bf16"
-    runs the model under bf16 autocast.
+    runs the model under bf16 autocast; ``faithful=False`` skips the faithfulness passes (fields None).
 
     Raises:
         LmkError: an empty text, an unknown method or label, or a task explanations do not cover.
@@ -72,7 +74,7 @@ def explain_texts(model: Any, tokenizer: Any, task: Any, texts: list[str], label
     per_text = labels if isinstance(labels, list) else [labels] * len(texts)
     generative = _is_generative(model, name)
     chosen = _method(model, method, generative)
-    common = dict(method=chosen, n_steps=n_steps, fraction=fraction, draws=draws, seed=seed)
+    common = dict(method=chosen, n_steps=n_steps, fraction=fraction if faithful else 0.0, draws=draws, seed=seed)
     if generative:
         return [_generation(model, tokenizer, t, lab, prompt_style, precision, max_length, max_new_tokens, common)
                 for t, lab in zip(texts, per_text)]
@@ -125,6 +127,8 @@ def _scores(runner: Runner, enc: Encoded, target, method: str, n_steps: int) -> 
 
 def _explained(runner: Runner, enc: Encoded, target, c: dict[str, Any]) -> dict[str, Any]:
     scores = _scores(runner, enc, target, c["method"], c["n_steps"])
+    if not c["fraction"]:
+        return {"method": c["method"], "words": word_rows(enc, scores), **_rounded(dict.fromkeys(FAITH_KEYS))}
     faith = faithfulness(runner, enc, target, scores, fraction=c["fraction"], draws=c["draws"], seed=c["seed"])
     return {"method": c["method"], "words": word_rows(enc, scores), **_rounded(faith)}
 

@@ -1,0 +1,189 @@
+"""Explanations on the real MiniLM: latency per 128-token text, faithfulness, planted-trigger recovery.
+
+    nice -n 5 .venv/bin/python bench/trust_explain.py [--train-rows 600] [--latency-texts 20] [--baseline-texts 5]
+
+1. Trains a small lmkernel run (MiniLM, full fine-tuning) on a planted-trigger task: SST-2 dev sentence
+   fragments (English) and ChnSentiCorp fragments (Chinese) as fillers, with one trigger word planted
+   ("cobalt"/"中国" -> label a, "saffron"/"日本" -> label b, none -> label c).
+2. Trigger recovery: on held-out texts with a trigger, the top-scored word against the planted one
+   (F1 over texts: precision = recall with one trigger and one top word), English and Chinese.
+3. Faithfulness: mean comprehensiveness of the top 20 % of words against random words (ratio).
+4. Latency: p50/p95 of ``explain`` on SST-2 dev text cut to 128 tokens, attribution only and with the
+   faithfulness passes; the baseline is captum's LayerIntegratedGradients with its defaults (50 steps)
+   on the same model, texts and label. Prints the ratio and torch's CPU capability.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+DATA = REPO.parent / "shared" / "data"
+TRIGGERS = {"a": ("cobalt", "中国"), "b": ("saffron", "日本")}  # MiniLM's vocabulary has these Han characters
+
+
+def _fillers() -> tuple[list[str], list[str]]:
+    with open(DATA / "sst2" / "dev.tsv", encoding="utf-8") as fh:
+        en = [r["sentence"].strip() for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    with open(DATA / "chnsenticorp" / "dev.tsv", encoding="utf-8") as fh:
+        zh = [r["text_a"].strip() for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    return en, zh
+
+
+def planted(n: int, seed: int, en: list[str], zh: list[str]) -> list[tuple[str, str, str | None, bool]]:
+    """(text, label, trigger, chinese) rows: a filler fragment with at most one trigger planted."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = rng.choice(["a", "b", "c"])
+        chinese = i % 2 == 1
+        if chinese:
+            src = rng.choice(zh)
+            start = rng.randrange(max(len(src) - 20, 1))
+            text = src[start:start + rng.randint(10, 20)]
+            trigger = TRIGGERS[label][1] if label != "c" else None
+            cut = rng.randint(0, len(text))
+            text = text[:cut] + (trigger or "") + text[cut:]
+        else:
+            words = rng.choice(en).split()[:rng.randint(6, 14)]
+            trigger = TRIGGERS[label][0] if label != "c" else None
+            if trigger:
+                words.insert(rng.randint(0, len(words)), trigger)
+            text = " ".join(words)
+        rows.append((text, label, trigger, chinese))
+    return rows
+
+
+def train(rows, root: Path):
+    import lmkernel
+
+    for name, part in (("train", rows[:-100]), ("dev", rows[-100:])):
+        with open(root / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([("text", "label")] + [(t, lab) for t, lab, _, _ in part])
+    spec = root / "spec.yaml"
+    spec.write_text(f"""task: {{type: classification}}
+data: {{train: {root / 'train.csv'}, validation: {root / 'dev.csv'}, max_length: 128}}
+model: {{name: minilm}}
+tuning: {{method: full}}
+train: {{epochs: 3, batch_size: 16, lr: 1e-4, log_every: 100}}
+output: {{dir: {root / 'run'}}}
+seed: 0
+""", encoding="utf-8")
+    t = time.perf_counter()
+    result = lmkernel.run(spec, final_eval=False, progress=False)
+    print(f"trained the planted-trigger run in {time.perf_counter() - t:.0f} s: "
+          f"validation accuracy {result.metrics['validation']['accuracy']:.3f}")
+    return lmkernel.load(result.run_dir)
+
+
+def recovery(handle, rows) -> dict[str, float]:
+    from lmkernel.trust.explain import explain
+
+    out = {}
+    for lang, chinese in (("en", False), ("zh", True)):
+        test = [r for r in rows if r[2] and r[3] == chinese]
+        expl = explain(handle, [t for t, _, _, _ in test])
+        hits = sum(max(e["words"], key=lambda w: w["score"])["word"] == trig for e, (_, _, trig, _) in zip(expl, test))
+        out[f"trigger_f1_{lang}"] = hits / len(test)
+        out[f"comp_{lang}"] = statistics.mean(e["comprehensiveness"] for e in expl)
+        out[f"comp_random_{lang}"] = statistics.mean(e["comprehensiveness_random"] for e in expl)
+    return out
+
+
+def long_texts(tokenizer, en: list[str], n: int) -> list[str]:
+    """SST-2 dev sentences joined until each text reaches 128 tokens, cut at the last whole word inside."""
+    texts, i = [], 0
+    while len(texts) < n:
+        words: list[str] = []
+        while len(tokenizer(" ".join(words))["input_ids"]) < 128:
+            words += en[i % len(en)].split()
+            i += 1
+        while len(tokenizer(" ".join(words))["input_ids"]) > 128:
+            words.pop()
+        texts.append(" ".join(words))
+    return texts
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))] * 1000
+
+
+def latency(handle, texts: list[str], **options) -> list[float]:
+    from lmkernel.trust.explain import explain
+
+    explain(handle, texts[0], **options)  # warm-up
+    times = []
+    for t in texts:
+        start = time.perf_counter()
+        explain(handle, t, **options)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def baseline(handle, texts: list[str]) -> list[float]:
+    """captum LayerIntegratedGradients, default settings, toward the predicted label."""
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    model, tok = handle.model, handle.tokenizer
+
+    def forward(ids):
+        return torch.softmax(model(input_ids=ids).logits, -1)
+
+    lig = LayerIntegratedGradients(forward, model.get_input_embeddings())
+    times = []
+    for t in texts:
+        start = time.perf_counter()
+        ids = torch.tensor([tok(t)["input_ids"]])
+        with torch.no_grad():
+            label = int(forward(ids).argmax())
+        lig.attribute(ids, target=label)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train-rows", type=int, default=700)
+    ap.add_argument("--latency-texts", type=int, default=20)
+    ap.add_argument("--baseline-texts", type=int, default=5)
+    args = ap.parse_args()
+    en, zh = _fillers()
+    rows = planted(args.train_rows + 200, 0, en, zh)
+    with tempfile.TemporaryDirectory() as tmp:
+        handle = train(rows[:args.train_rows], Path(tmp))
+        rec = recovery(handle, rows[args.train_rows:])
+        texts = long_texts(handle.tokenizer, en, args.latency_texts)
+        ours = latency(handle, texts)
+        bare = latency(handle, texts, faithful=False)
+        base = baseline(handle, texts[:args.baseline_texts])
+    print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}, torch threads {torch.get_num_threads()}")
+    for lang in ("en", "zh"):
+        ratio = rec[f"comp_{lang}"] / max(rec[f"comp_random_{lang}"], 1e-9)
+        print(f"{lang}: trigger recovery F1 {rec[f'trigger_f1_{lang}']:.3f}; comprehensiveness "
+              f"{rec[f'comp_{lang}']:.3f} vs random {rec[f'comp_random_{lang}']:.3f} ({ratio:.1f}x)")
+    p50, p95, b50 = _pct(ours, 0.5), _pct(ours, 0.95), _pct(base, 0.5)
+    print(f"latency per 128-token text (explain: IG + faithfulness): p50 {p50:.0f} ms, p95 {p95:.0f} ms "
+          f"over {len(ours)} texts")
+    print(f"latency, attribution only (no faithfulness): p50 {_pct(bare, 0.5):.0f} ms, p95 {_pct(bare, 0.95):.0f} ms; "
+          f"ratio to the baseline {b50 / _pct(bare, 0.5):.1f}x")
+    print(f"baseline captum LayerIntegratedGradients defaults: p50 {b50:.0f} ms over {len(base)} texts; "
+          f"ratio {b50 / p50:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
