@@ -1,6 +1,6 @@
 """Explanations on the real MiniLM: latency per 128-token text, faithfulness, planted-trigger recovery.
 
-    nice -n 5 .venv/bin/python bench/trust_explain.py [--train-rows 600] [--latency-texts 20] [--baseline-texts 5]
+    nice -n 5 .venv/bin/python bench/trust_explain.py [--part all|latency|quality] [--train-rows 400]
 
 1. Trains a small lmkernel run (MiniLM, full fine-tuning) on a planted-trigger task: SST-2 dev sentence
    fragments (English) and ChnSentiCorp fragments (Chinese) as fillers, with one trigger word planted
@@ -68,15 +68,15 @@ def planted(n: int, seed: int, en: list[str], zh: list[str]) -> list[tuple[str, 
 def train(rows, root: Path):
     import lmkernel
 
-    for name, part in (("train", rows[:-100]), ("dev", rows[-100:])):
+    for name, part in (("train", rows[:-60]), ("dev", rows[-60:])):
         with open(root / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerows([("text", "label")] + [(t, lab) for t, lab, _, _ in part])
     spec = root / "spec.yaml"
     spec.write_text(f"""task: {{type: classification}}
-data: {{train: {root / 'train.csv'}, validation: {root / 'dev.csv'}, max_length: 128}}
+data: {{train: {root / 'train.csv'}, validation: {root / 'dev.csv'}, max_length: 48}}
 model: {{name: minilm}}
 tuning: {{method: full}}
-train: {{epochs: 3, batch_size: 16, lr: 1e-4, log_every: 100}}
+train: {{epochs: 2, batch_size: 16, lr: 2e-4, log_every: 100}}
 output: {{dir: {root / 'run'}}}
 seed: 0
 """, encoding="utf-8")
@@ -96,6 +96,7 @@ def recovery(handle, rows) -> dict[str, float]:
         expl = explain(handle, [t for t, _, _, _ in test])
         hits = sum(max(e["words"], key=lambda w: w["score"])["word"] == trig for e, (_, _, trig, _) in zip(expl, test))
         out[f"trigger_f1_{lang}"] = hits / len(test)
+        out[f"n_{lang}"] = len(test)
         out[f"comp_{lang}"] = statistics.mean(e["comprehensiveness"] for e in expl)
         out[f"comp_random_{lang}"] = statistics.mean(e["comprehensiveness_random"] for e in expl)
     return out
@@ -154,35 +155,53 @@ def baseline(handle, texts: list[str]) -> list[float]:
     return times
 
 
-def main() -> None:
+def _latency_part(handle, en: list[str], n: int, n_base: int) -> None:
     import torch
 
+    texts = long_texts(handle.tokenizer, en, n)
+    ours = latency(handle, texts, max_length=128)
+    bare = latency(handle, texts, max_length=128, faithful=False)
+    base = baseline(handle, texts[:n_base])
+    p50, b50 = _pct(ours, 0.5), _pct(base, 0.5)
+    print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}, torch threads {torch.get_num_threads()}")
+    print(f"latency per 128-token text, explain (IG + faithfulness): p50 {p50:.0f} ms, p95 {_pct(ours, 0.95):.0f} ms "
+          f"over {len(ours)} texts")
+    print(f"latency, attribution only (no faithfulness): p50 {_pct(bare, 0.5):.0f} ms, p95 {_pct(bare, 0.95):.0f} ms")
+    print(f"baseline captum LayerIntegratedGradients defaults: p50 {b50:.0f} ms over {len(base)} texts; "
+          f"ratio {b50 / p50:.1f}x (attribution only {b50 / _pct(bare, 0.5):.1f}x)", flush=True)
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train-rows", type=int, default=700)
-    ap.add_argument("--latency-texts", type=int, default=20)
-    ap.add_argument("--baseline-texts", type=int, default=5)
+    ap.add_argument("--train-rows", type=int, default=400)
+    ap.add_argument("--test-rows", type=int, default=90)
+    ap.add_argument("--latency-texts", type=int, default=10)
+    ap.add_argument("--baseline-texts", type=int, default=2)
+    ap.add_argument("--part", choices=["all", "latency", "quality"], default="all")
     args = ap.parse_args()
     en, zh = _fillers()
-    rows = planted(args.train_rows + 200, 0, en, zh)
-    with tempfile.TemporaryDirectory() as tmp:
-        handle = train(rows[:args.train_rows], Path(tmp))
-        rec = recovery(handle, rows[args.train_rows:])
-        texts = long_texts(handle.tokenizer, en, args.latency_texts)
-        ours = latency(handle, texts)
-        bare = latency(handle, texts, faithful=False)
-        base = baseline(handle, texts[:args.baseline_texts])
-    print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}, torch threads {torch.get_num_threads()}")
-    for lang in ("en", "zh"):
-        ratio = rec[f"comp_{lang}"] / max(rec[f"comp_random_{lang}"], 1e-9)
-        print(f"{lang}: trigger recovery F1 {rec[f'trigger_f1_{lang}']:.3f}; comprehensiveness "
-              f"{rec[f'comp_{lang}']:.3f} vs random {rec[f'comp_random_{lang}']:.3f} ({ratio:.1f}x)")
-    p50, p95, b50 = _pct(ours, 0.5), _pct(ours, 0.95), _pct(base, 0.5)
-    print(f"latency per 128-token text (explain: IG + faithfulness): p50 {p50:.0f} ms, p95 {p95:.0f} ms "
-          f"over {len(ours)} texts")
-    print(f"latency, attribution only (no faithfulness): p50 {_pct(bare, 0.5):.0f} ms, p95 {_pct(bare, 0.95):.0f} ms; "
-          f"ratio to the baseline {b50 / _pct(bare, 0.5):.1f}x")
-    print(f"baseline captum LayerIntegratedGradients defaults: p50 {b50:.0f} ms over {len(base)} texts; "
-          f"ratio {b50 / p50:.1f}x")
+    if args.part in ("all", "latency"):  # an untrained head costs the same as a trained one
+        from lmkernel.artifact import Model
+        from lmkernel.tasks import get_task
+
+        task = get_task("classification")
+        from lmkernel.models.resolve import load_tokenizer, resolve_model_path
+
+        path = resolve_model_path("minilm")
+        model = task.build_model(path, ["a", "b", "c"]).eval()
+        card = {"task": "classification", "labels": ["a", "b", "c"], "max_length": 128}
+        _latency_part(Model(model, load_tokenizer(path), task, card, path), en, args.latency_texts,
+                      args.baseline_texts)
+    if args.part in ("all", "quality"):
+        rows = planted(args.train_rows + args.test_rows, 0, en, zh)
+        with tempfile.TemporaryDirectory() as tmp:
+            handle = train(rows[:args.train_rows], Path(tmp))
+            rec = recovery(handle, rows[args.train_rows:])
+        for lang in ("en", "zh"):
+            ratio = rec[f"comp_{lang}"] / max(rec[f"comp_random_{lang}"], 1e-9)
+            print(f"{lang}: trigger recovery F1 {rec[f'trigger_f1_{lang}']:.3f} over {rec[f'n_{lang}']} texts; "
+                  f"comprehensiveness {rec[f'comp_{lang}']:.3f} vs random {rec[f'comp_random_{lang}']:.3f} "
+                  f"({ratio:.1f}x)", flush=True)
 
 
 if __name__ == "__main__":

@@ -144,8 +144,9 @@ def _scalar(values):
 
 
 def faithfulness(runner: Runner, enc: Encoded, target: Target, scores: list[float], *, fraction: float = 0.2,
-                 draws: int = 3, seed: int = 0) -> dict[str, float | None]:
-    """Comprehensiveness and sufficiency of the top ``fraction`` of words, and of as many random words."""
+                 draws: int = 3, seed: int = 0, full: float | None = None) -> dict[str, float | None]:
+    """Comprehensiveness and sufficiency of the top ``fraction`` of words, and of as many random words
+    (``full``: the target on the whole text, when the caller has it already)."""
     present = enc.present
     if not present:
         return {"comprehensiveness": None, "sufficiency": None, "comprehensiveness_random": None,
@@ -155,11 +156,16 @@ def faithfulness(runner: Runner, enc: Encoded, target: Target, scores: list[floa
     rng = random.Random(seed)
     randoms = [set(rng.sample(present, k)) for _ in range(draws)]
     everything = set(present)
-    rows = [enc.ids, runner.drop(enc, top), runner.drop(enc, everything - top)]
+    rows = [runner.drop(enc, top), runner.drop(enc, everything - top)]
     for r in randoms:
         rows += [runner.drop(enc, r), runner.drop(enc, everything - r)]
+    if full is None:
+        rows.insert(0, enc.ids)
     p = _scalar(runner.score(rows, target)).tolist()
-    full = p[0]
+    if full is None:
+        full = p[0]
+    else:
+        p = [full] + p
     comp_r = [full - p[3 + 2 * i] for i in range(draws)]
     suff_r = [full - p[4 + 2 * i] for i in range(draws)]
     return {"comprehensiveness": full - p[1], "sufficiency": full - p[2],

@@ -125,11 +125,12 @@ def _scores(runner: Runner, enc: Encoded, target, method: str, n_steps: int) -> 
     return occlusion_scores(runner, enc, target).tolist()
 
 
-def _explained(runner: Runner, enc: Encoded, target, c: dict[str, Any]) -> dict[str, Any]:
+def _explained(runner: Runner, enc: Encoded, target, c: dict[str, Any], full: float | None = None) -> dict[str, Any]:
     scores = _scores(runner, enc, target, c["method"], c["n_steps"])
     if not c["fraction"]:
         return {"method": c["method"], "words": word_rows(enc, scores), **_rounded(dict.fromkeys(FAITH_KEYS))}
-    faith = faithfulness(runner, enc, target, scores, fraction=c["fraction"], draws=c["draws"], seed=c["seed"])
+    faith = faithfulness(runner, enc, target, scores, fraction=c["fraction"], draws=c["draws"], seed=c["seed"],
+                         full=full)
     return {"method": c["method"], "words": word_rows(enc, scores), **_rounded(faith)}
 
 
@@ -149,7 +150,7 @@ def _classification(model, tokenizer, text, label, names, precision, max_length,
         return _log_odds(logits, [index]) if log_odds else torch.softmax(logits, -1)[:, index]
 
     return {"text": text, "task": "classification", "label": names[index], "score": round(float(probs[index]), 6),
-            **_explained(runner, enc, target, c)}
+            **_explained(runner, enc, target, c, full=float(probs[index]))}
 
 
 def _ner(model, tokenizer, text, label, names, precision, max_length, c, task) -> dict[str, Any]:
