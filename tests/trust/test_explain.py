@@ -61,13 +61,18 @@ def test_asked_label_flips_the_sign(trigger_model, bert_tokenizer):
 
 
 def test_trained_run_under_bf16_autocast_agrees_with_fp32(sentiment_run):
+    import numpy as np
+
     handle = lmkernel.load(sentiment_run)
-    texts = ["the film was superb", "the room was horrible"]
-    fp32 = explain(handle, texts)
-    bf16 = explain(handle, texts, precision="bf16")
+    texts = ["the film was superb", "the room was horrible", "a good book"]
+    fp32 = explain(handle, texts, n_steps=16)
+    bf16 = explain(handle, texts, n_steps=16, precision="bf16")
     for a, b in zip(fp32, bf16):
-        assert a["label"] == b["label"] and _top(a) == _top(b) in {"superb", "horrible"}
+        assert a["label"] == b["label"] and _top(a) == _top(b)
         assert [w["word"] for w in a["words"]] == [w["word"] for w in b["words"]]
+        x, y = (np.array([w["score"] for w in r["words"]]) for r in (a, b))
+        assert np.corrcoef(x, y)[0, 1] > 0.9  # bf16 rounding moves the scores a little, not their order
+        assert b["comprehensiveness"] == pytest.approx(a["comprehensiveness"], abs=0.05)
 
 
 @pytest.mark.parametrize("kwargs,where", [
