@@ -83,3 +83,28 @@ def test_markdown_snippet_for_the_report(trigger_model, bert_tokenizer):
     md = markdown(rows, top=2)
     assert md.startswith("- 'the film superb was bad' → **positive") and "`superb` +" in md
     assert "comprehensiveness" in md
+
+
+def test_occlusion_is_the_fallback_without_gradients(trigger_model, bert_tokenizer):
+    """A model without a differentiable embedding layer (an exported one) is explained by occlusion."""
+    class Exported:
+        config = trigger_model.config
+
+        def __call__(self, **kwargs):
+            return trigger_model(**kwargs)
+
+    rows = explain_texts(Exported(), bert_tokenizer, "classification", ["the film superb was a bad room"])
+    assert rows[0]["method"] == "occlusion" and max(rows[0]["words"], key=lambda w: w["score"])["word"] == "superb"
+    with pytest.raises(LmkError) as e:
+        explain_texts(Exported(), bert_tokenizer, "classification", ["good"], method="ig")
+    assert e.value.where == "--method ig"
+
+
+def test_slow_tokenizer_is_refused_with_a_fix():
+    from types import SimpleNamespace
+
+    from lmkernel.trust.explain_words import encode_words
+
+    with pytest.raises(LmkError) as e:
+        encode_words(SimpleNamespace(is_fast=False), "good film", 32)
+    assert "fast tokenizer" in e.value.what and "tokenizer.json" in e.value.fix
