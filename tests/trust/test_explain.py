@@ -4,7 +4,7 @@ faithfulness against random deletion, bf16 autocast, and the errors users can ca
 from __future__ import annotations
 
 import pytest
-from conftest import LABELS
+from explain_helpers import LABELS
 
 import lmkernel
 from lmkernel.errors import LmkError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import bag_model
+from explain_helpers import bag_model
 
 from lmkernel.errors import LmkError
 from lmkernel.trust.explain import _log_odds, explain, explain_texts
