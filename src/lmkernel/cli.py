@@ -479,10 +479,12 @@ app.command("ask")(_ask)
 
 
 from .commands.app import app_cli  # noqa: E402  (command groups in their own modules)
+from .commands.guard import guard as _guard_cmd  # noqa: E402
 from .commands.recommend import recommend as _recommend  # noqa: E402
 
 app.add_typer(app_cli, name="app")
 app.command("recommend")(_recommend)
+app.command("guard")(_guard_cmd)
 
 
 def main() -> None:  # console-script entry point
