@@ -19,6 +19,7 @@ from .errors import LmkError, SpecErrors, brief
 from .models.decoder_heads import is_decoder_backbone
 from .specmodel import SEED_MAX, SpecModel, SpecPath
 from .tasks import task_info, task_names
+from .trust.guardspec import GuardSpec
 from .tuning import get_method, method_names, methods, refusal
 
 
@@ -210,6 +211,9 @@ class Spec(_Section):
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    guard: GuardSpec | None = Field(None, description="Guards that serve, predict and generate apply to this run's "
+                                    "inputs and outputs by default (PII, blocklists, offensive content, ood and "
+                                    "low-confidence flags; docs/trust.md).")
 
     @model_validator(mode="before")
     @classmethod
@@ -542,6 +546,11 @@ def describe_fields(model: type[BaseModel] = Spec, prefix: str = "") -> list[tup
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(describe_fields(ann, key + "."))
+            continue
+        optional = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if optional:  # an optional section (guard): the section itself, then its keys
+            rows.append((key, "None", field.description or ""))
+            rows.extend(describe_fields(optional[0], key + "."))
             continue
         if model is Spec and name == "task":
             rows.extend(_describe_task_fields())

@@ -80,6 +80,10 @@ class ServeSettings:
                                                  "rebinding; default: the bind address's names, any for 0.0.0.0).")
     allowed_origins: tuple[str, ...] = _opt((), "Comma-separated browser origins (e.g. https://app.example.com) "
                                             "besides the server's own that may POST, or '*'; others get 403.")
+    guard: str | None = _opt(None, "YAML file of a guard: section (PII, blocklists, offensive content, ood and "
+                             "low-confidence flags; docs/trust.md) applied to inputs and generated text "
+                             "(default: the run's stored guard: section; without one only chat-template control "
+                             "tokens are looked for).")
 
     def __post_init__(self) -> None:
         positive = {"max_batch": self.max_batch, "max_queue": self.max_queue, "max_body_bytes": self.max_body_bytes,

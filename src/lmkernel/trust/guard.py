@@ -98,8 +98,14 @@ class Guard:
                 p = sum(float(row["probabilities"].get(lab, 0.0)) for lab in o.labels)
                 if p >= o.threshold:
                     found.append(Finding("offensive", o.action, None, None, p, ",".join(o.labels)))
-        if predictions is None:
-            return out
+        if predictions is not None:
+            for found, flags in zip(out, self.flags(predictions)):
+                found.extend(flags)
+        return out
+
+    def flags(self, predictions: Sequence[dict]) -> list[list[Finding]]:
+        """The ``ood``/``low_confidence`` findings of a classifier's prediction rows."""
+        out: list[list[Finding]] = [[] for _ in predictions]
         for key in ("ood", "low_confidence"):
             flag = getattr(self.spec, key)
             if not flag.enabled:

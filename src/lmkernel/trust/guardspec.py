@@ -69,7 +69,7 @@ class OffensiveGuard(SpecModel):
 class FlagGuard(SpecModel):
     enabled: bool = Field(True, description="Report the flag when the classification run's predictions carry it "
                           "(its trust profile, written at training time).")
-    action: ActionField = Field("flag", description="flag | refuse.")
+    action: Literal["flag", "refuse"] = Field("flag", description="flag | refuse.")
 
 
 class GuardSpec(SpecModel):

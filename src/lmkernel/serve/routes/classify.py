@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from .. import content_guard
 from ..deps import ready_service
 from ..schemas import ClassifyRequest, ClassifyResponse, Usage, error_responses, json_body
 from .lean import LeanRoute
@@ -23,8 +24,10 @@ async def classify(request: Request) -> ClassifyResponse:
     service = ready_service(request)
     body = await texts_body(request, service.settings, ClassifyRequest)
     predictor = service.predictor
-    ids = await tokenize(sum(map(len, body.texts)), predictor.encode, body.texts, body.truncate)
+    texts = content_guard.check(service, body.texts, "input")
+    ids = await tokenize(sum(map(len, texts)), predictor.encode, texts, body.truncate)
     tokens = sum(map(len, ids))
     service.metrics.input_tokens.inc(tokens)
     results = await service.infer(ids, tokens)
+    content_guard.check_predictions(service, results)
     return ClassifyResponse(model=predictor.name, results=results, usage=Usage(input_tokens=tokens))
