@@ -46,7 +46,7 @@ class Guard:
     offensive: Any = None  # a loaded classification Model
     control: tuple[str, ...] = ()  # the served tokenizer's special-token strings
     _blocklist: bl.Blocklist = field(default_factory=lambda: bl.build([]))
-    _said: set[str] = field(default_factory=set)
+    _said: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, spec: GuardSpec | None = None, *, tokenizer=None, loader: Callable = _load_run) -> Guard:
@@ -122,7 +122,7 @@ class Guard:
 
     def _say_once(self, key: str, message: str) -> None:
         if key not in self._said:
-            self._said.add(key)
+            self._said[key] = message
             log.warning(message)
 
     def _result(self, text: str, findings: list[Finding]) -> GuardResult:
@@ -138,7 +138,7 @@ class Guard:
 
     def notes(self) -> list[str]:
         """What the guard could not do (said once each)."""
-        return sorted(self._said)
+        return list(self._said.values())
 
 
 def _resolve(findings: list[Finding]) -> list[Finding]:
