@@ -547,13 +547,13 @@ def describe_fields(model: type[BaseModel] = Spec, prefix: str = "") -> list[tup
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows.extend(describe_fields(ann, key + "."))
             continue
+        if model is Spec and name == "task":
+            rows.extend(_describe_task_fields())
+            continue
         optional = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
         if optional:  # an optional section (guard): the section itself, then its keys
             rows.append((key, "None", field.description or ""))
             rows.extend(describe_fields(optional[0], key + "."))
-            continue
-        if model is Spec and name == "task":
-            rows.extend(_describe_task_fields())
             continue
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
         rows.append((key, default, field.description or ""))
