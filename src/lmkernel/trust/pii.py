@@ -23,15 +23,15 @@ _R = r"(?![0-9A-Za-z@]|[.,]\d)"  # ... and none just after
 _EXT = r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
 
 PATTERNS: dict[str, re.Pattern[str]] = {
-    "email": re.compile(r"(?<![\w.%+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?@"
+    "email": re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?@"
                         r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"),
     "cn_mobile": re.compile(_L + r"(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}" + _R),
     "cn_landline": re.compile(_L + r"(?:\(0\d{2,3}\)[ -]?|0\d{2,3}[ -])\d{3,4}[ -]?\d{4}" + _R),
-    "intl_phone": re.compile(r"(?<![\w+])(?:\+|00)[1-9]\d*(?:[ .-]?\(\d+\)|[ .-]\d+)*" + _EXT + _R),
+    "intl_phone": re.compile(r"(?<![\w+])(?:\+|00)[1-9]\d*(?:[ .-]?\(\d+\)[ .-]?\d+|[ .-]\d+)*" + _EXT + _R),
     "us_phone": re.compile(_L + r"(?:1[ .-])?(?:\(\d{3}\)[ .-]?|\d{3}[.-]|\d{3} )\d{3}[ .-]\d{4}" + _EXT + _R),
     "bare_phone": re.compile(_L + r"0?\d{9,11}" + _R),
     "cn_id": re.compile(_L + r"\d{17}[\dXx]" + _R),
-    "bank_card": re.compile(_L + r"[2-6]\d{3}(?:[ -]?\d{2,6}){2,4}" + _R),
+    "bank_card": re.compile(_L + r"(?:[2-6]\d{3}|1800|2131)([ -]?)\d{1,6}(?:\1\d{1,6}){1,3}" + _R),  # one separator
     "iban": re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])"),
     "ipv4": re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)"),
     "ipv6": re.compile(r"(?<![0-9A-Fa-f:])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:)[0-9A-Fa-f:]{2,39}(?:%\w+)?"
@@ -42,9 +42,13 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 _WINDOW = 28
 _NEGATIVE = re.compile(r"(?i)(?:\b(?:order|invoice|tracking|sku|model|part|serial|ref(?:erence)?|item|product|"
                        r"batch|lot|ticket|case|isbn|version|ver|v|no|nr|id|code|po)\b|#|订单|单号|编号|货号|型号|"
-                       r"序列号|批号|批次|快递|运单|发票|工单|版本|票号|商品|产品|代码)[^\n]{0,8}$")
-_PHONE_CONTEXT = re.compile(r"(?i)(?:\b(?:phone|tel|call|mobile|cell|fax|whatsapp|text me|reach|contact|dial"
-                            r")|电话|手机|致电|联系|拨打|来电|热线|座机|传真|号码)[^\n]{0,12}$")
+                       r"序列号|批号|批次|快递|运单|发票|工单|版本|票号|商品|产品|代码|编码|条码)[^\n]{0,8}$")
+_PHONE_CONTEXT = re.compile(r"(?i)(?:\b(?:(?:my|your|his|her|our|their) (?:phone |mobile |cell )?number|phone|tel|call|mobile|cell|fax|whatsapp|text me|reach|contact|dial"
+                            r")|电话|手机|致电|联系|拨打|来电|热线|座机|传真|号码)[^\n]{0,20}$")
+_CARD_CONTEXT = re.compile(r"(?i)(?:\b(?:card|visa|mastercard|amex|maestro|debit|credit|paid with|pay with)\b|卡|"
+                           r"付款|支付)[^\n]{0,16}$")
+_CARD_AFTER = re.compile(r"(?i)^[^\n]{0,12}?(?:\b(?:expires?|exp|valid thru|cvv)\b|有效期)")
+_PHONE_AFTER = re.compile(r"(?i)^[^\n]{0,16}?(?:\b(?:number|phone|line|tel)\b|电话|号码|手机)")
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def _digits(s: str) -> str:
 def _phone(text: str, m: re.Match[str], kind: str) -> float | None:
     """A phone score for a phone-shaped candidate, or None when it is something else."""
     before = _before(text, m.start())
-    phone_ctx = bool(_PHONE_CONTEXT.search(before))
+    phone_ctx = bool(_PHONE_CONTEXT.search(before) or _PHONE_AFTER.search(text[m.end():m.end() + 24]))
     negative = bool(_NEGATIVE.search(before)) and not phone_ctx
     digits = _digits(m.group().split("x")[0].split("ext")[0])
     if negative:
@@ -88,9 +92,10 @@ def _phone(text: str, m: re.Match[str], kind: str) -> float | None:
 def _bank_card(text: str, m: re.Match[str]) -> float | None:
     raw = m.group()
     digits = _digits(raw)
-    if not 13 <= len(digits) <= 19 or not luhn_ok(digits):
-        return None
     seps = {ch for ch in raw if not ch.isdigit()}
+    card_ctx = bool(_CARD_CONTEXT.search(_before(text, m.start())) or _CARD_AFTER.search(text[m.end():m.end() + 24]))
+    if not (12 if seps or card_ctx else 13) <= len(digits) <= 19 or not luhn_ok(digits):
+        return None  # 12 digits (Maestro) only when written in groups or called a card
     if len(seps) > 1:
         return None
     if seps and len(raw.split(seps.pop())) < 3:  # a card written in groups has at least three of them
