@@ -131,8 +131,8 @@ def make_negatives(n: int, fk: dict, rng: random.Random) -> list[str]:
         lambda: f"{en.company()} sells the Model {en.lexify('???').upper()}-{d(4)} for ${rng.randint(99, 4999)}.99.",
         lambda: f"Tracking number {d(rng.choice([12, 15, 20]))} left {en.city()} at {en.time()}.",
         lambda: f"Our office moved to {en.street_address()}, {en.city()} {en.postcode()}.",
-        lambda: f"Revenue rose {rng.randint(1, 60)}.{d(1)}% to {rng.randint(1, 999):,},{d(3)},{d(3)} in Q{rng.randint(1, 4)} "
-                f"{rng.randint(2015, 2026)}.",
+        lambda: f"Revenue rose {rng.randint(1, 60)}.{d(1)}% to {rng.randint(1, 999):,},{d(3)},{d(3)} in "
+                f"Q{rng.randint(1, 4)} {rng.randint(2015, 2026)}.",
         lambda: f"SKU {d(3)}-{d(3)}-{d(4)} is out of stock at {en.company()}.",
         lambda: f"Version {rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 50)}.{rng.randint(0, 999)} "
                 f"was released on {en.date()}.",

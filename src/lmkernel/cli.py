@@ -472,7 +472,7 @@ def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads 
 
     rows = [r for r in describe_fields() if section is None or r[0] == section or r[0].startswith(section + ".")]
     if not rows:
-        raise typer.BadParameter(f"no spec key under {section!r} (sections: seed, task, data, model, tokenizer, "
+        raise typer.BadParameter(f"no spec key under {section!r} (sections: seed, task, data, model, tokenizer, guard, "
                                  "tuning, train, output)", param_hint="SECTION")
     for key, default, desc in rows:
         typer.echo(f"{key:32} {default:24} {desc}")

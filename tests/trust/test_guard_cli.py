@@ -50,9 +50,9 @@ def test_guard_file_changes_actions(tmp_path):
 
 @pytest.mark.parametrize("args,what", [
     ((), "no texts to check"),
-    (("--input", "missing.txt"), "cannot read"),
-    (("--input", "bad.jsonl"), "line 2 is not JSON"),
-    (("--input", "notext.jsonl"), "no string 'text'"),
+    (("--input", "missing.txt"), "no such file"),
+    (("--input", "bad.jsonl"), "invalid JSON"),
+    (("--input", "notext.jsonl"), "missing key(s) ['text']"),
     (("--guard", "bad.yaml", "x"), "bad guard setting 'pii.action'"),
 ])
 def test_guard_errors_say_what_where_fix(tmp_path, monkeypatch, args, what):

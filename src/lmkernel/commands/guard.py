@@ -13,33 +13,19 @@ from ..errors import LmkError
 
 
 def read_texts(path: Path) -> list[str]:
-    """``.txt``: one text a line; ``.jsonl``: the ``text`` key of each line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise LmkError(f"cannot read {path}: {e}", where="--input", fix="give a UTF-8 .txt or .jsonl file") from e
-    if path.suffix.lower() != ".jsonl":
-        return [line for line in lines if line.strip()]
-    texts = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LmkError(f"line {n} is not JSON: {e.msg}", where=f"{path} line {n}",
-                           fix='write one object per line, e.g. {"text": "..."}') from e
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise LmkError(f"line {n} has no string 'text'", where=f"{path} line {n}",
-                           fix='write one object per line, e.g. {"text": "..."}')
-        texts.append(row["text"])
-    return texts
+    """``--input``: read as ``lmkernel predict`` reads it (.txt one a line; .jsonl/.csv/.tsv a ``text`` field)."""
+    from ..cli import _texts_from_file  # the CLI module is loaded whenever a command runs
+
+    if not path.is_file():
+        raise LmkError(f"cannot read {path}: no such file", where="--input",
+                       fix="give a .txt, .jsonl, .csv or .tsv file of texts")
+    return _texts_from_file(path, "text")
 
 
 def guard(
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to check.")] = None,
-    input_: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of texts: .txt (one per line) or "
-                                                   ".jsonl (a 'text' key per line).")] = None,
+    input_: Annotated[Optional[Path], typer.Option("--input", "-i", help="File of texts: .txt (one per line), "
+                                                   ".jsonl, .csv or .tsv (a 'text' field).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="A run: its stored guard: section applies "
                                                  "(unless --guard), a classification run's ood/low_confidence "
                                                  "flags are added, a chat run's control tokens are looked for.")]

@@ -43,7 +43,8 @@ _WINDOW = 28
 _NEGATIVE = re.compile(r"(?i)(?:\b(?:order|invoice|tracking|sku|model|part|serial|ref(?:erence)?|item|product|"
                        r"batch|lot|ticket|case|isbn|version|ver|v|no|nr|id|code|po)\b|#|订单|单号|编号|货号|型号|"
                        r"序列号|批号|批次|快递|运单|发票|工单|版本|票号|商品|产品|代码|编码|条码)[^\n]{0,8}$")
-_PHONE_CONTEXT = re.compile(r"(?i)(?:\b(?:(?:my|your|his|her|our|their) (?:phone |mobile |cell )?number|phone|tel|call|mobile|cell|fax|whatsapp|text me|reach|contact|dial"
+_PHONE_CONTEXT = re.compile(r"(?i)(?:\b(?:(?:my|your|his|her|our|their) (?:phone |mobile |cell )?number|"
+                            r"phone|tel|call|mobile|cell|fax|whatsapp|text me|reach|contact|dial"
                             r")|电话|手机|致电|联系|拨打|来电|热线|座机|传真|号码)[^\n]{0,20}$")
 _CARD_CONTEXT = re.compile(r"(?i)(?:\b(?:card|visa|mastercard|amex|maestro|debit|credit|paid with|pay with)\b|卡|"
                            r"付款|支付)[^\n]{0,16}$")
