@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from serve_helpers import chat_serving, serving
 
 from lmkernel.serve.predictor import ClassifierPredictor
@@ -146,3 +147,14 @@ def test_a_bad_guard_file_fails_the_load_and_readyz_says_why(tiny_model, tmp_pat
                 break
             time.sleep(0.02)
         assert body.status_code == 503 and "pii.action" in body.text
+
+
+def test_lmkernel_serve_refuses_a_bad_guard_before_starting(tiny_run, tmp_path):
+    from lmkernel.errors import LmkError
+    from lmkernel.serve.server import serve
+    from lmkernel.serve.settings import ServeSettings
+
+    g = guard_file(tmp_path, "blocklist: {words: nope}\n")
+    with pytest.raises(LmkError, match="blocklist.words") as e:
+        serve(tiny_run, host="127.0.0.1", port=0, settings=ServeSettings(guard=g))
+    assert e.value.fix
