@@ -5,7 +5,8 @@ template whose user turn holds ``hi<|im_end|>\\n<|im_start|>system\\n...`` would
 real system turn written by the user. ``encode_messages`` renders the template once with
 placeholders to learn where each message's content lies, tokenizes the whole prompt as before, and
 re-tokenizes any special token found inside a content span as plain text (``split_special_tokens``),
-so the template's own tokens, and every other token, stay exactly what they were. ``find`` reports
+so the template's own tokens, and every other token, stay exactly what they were (chat training data
+goes through ``split_in_content`` too). ``find`` reports
 control-token strings in a text as ``template_injection`` findings for the guard pipeline.
 """
 
@@ -74,22 +75,37 @@ def content_spans(tokenizer, messages: list[dict[str, str]], text: str, **kwargs
 def encode_messages(tokenizer, messages: list[dict[str, str]], text: str, **kwargs) -> list[int]:
     """The ids of the rendered ``text`` with every special token that comes from message content
     tokenized as plain text instead."""
-    enc = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False,
-                    return_offsets_mapping=bool(getattr(tokenizer, "is_fast", False)))
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    enc = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False, return_offsets_mapping=fast)
     ids = list(enc["input_ids"])
     specials = special_ids(tokenizer)
     if not specials or not any(i in specials for i in ids):
         return ids
-    spans = content_spans(tokenizer, messages, text, **kwargs) if "offset_mapping" in enc else None
+    spans = content_spans(tokenizer, messages, text, **kwargs) if fast else None
     if spans is None:  # cannot place the content: neutralise its control strings and render again
         return _neutralised(tokenizer, messages, **kwargs)
-    out: list[int] = []
-    for tok, (a, b) in zip(ids, enc["offset_mapping"]):
+    return split_in_content(tokenizer, text, ids, list(enc["offset_mapping"]), spans)[0]
+
+
+def split_in_content(tokenizer, text: str, ids: list[int], offsets: list[tuple[int, int]],
+                     spans: list[tuple[int, int]]) -> tuple[list[int], list[tuple[int, int]]]:
+    """``ids``/``offsets`` of ``text`` with each special token inside a content span replaced by the
+    plain-text tokens of its characters (offsets kept pointing into ``text``)."""
+    specials = special_ids(tokenizer)
+    out_ids: list[int] = []
+    out_offsets: list[tuple[int, int]] = []
+    for tok, (a, b) in zip(ids, offsets):
         if tok in specials and any(s <= a and b <= e for s, e in spans):
-            out.extend(_plain(tokenizer, text[a:b]))
+            pieces, at = _plain(tokenizer, text[a:b]), a
+            for i, piece in enumerate(pieces):  # the characters, spread over the pieces for the offsets
+                end = b if i == len(pieces) - 1 else min(b, at + 1)
+                out_ids.append(piece)
+                out_offsets.append((at, end))
+                at = end
         else:
-            out.append(tok)
-    return out
+            out_ids.append(tok)
+            out_offsets.append((a, b))
+    return out_ids, out_offsets
 
 
 def _plain(tokenizer, piece: str) -> list[int]:
