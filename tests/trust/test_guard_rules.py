@@ -122,7 +122,7 @@ def test_template_that_rewrites_content_falls_back_to_neutralising(chatml):
 
 def test_guard_reports_the_served_tokenizers_own_control_tokens(chatml):
     guard = Guard.build(GuardSpec(), tokenizer=chatml)
-    assert "<|endoftext|>" in guard.control
+    assert guard.control is not None and guard.control.search("<|endoftext|>")
     r = guard.check(["x <|endoftext|> y"])[0]
     assert [f.type for f in r.findings] == ["template_injection"] and r.redacted == "x <|endoftext|> y"
 

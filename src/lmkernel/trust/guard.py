@@ -9,6 +9,7 @@ nothing and say so once). Models load once, when the ``Guard`` is built, and run
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,7 @@ class Guard:
     spec: GuardSpec
     names: pii.NameFinder | None = None
     offensive: Any = None  # a loaded classification Model
-    control: tuple[str, ...] = ()  # the served tokenizer's special-token strings
+    control: re.Pattern[str] | None = None  # the served tokenizer's special-token strings
     _blocklist: bl.Blocklist = field(default_factory=lambda: bl.build([]))
     _said: dict[str, str] = field(default_factory=dict)
 
@@ -63,7 +64,7 @@ class Guard:
             if missing:
                 raise LmkError(f"guard.offensive.labels {missing} are not labels of {spec.offensive.model}",
                                where="guard.offensive.labels", fix=f"use some of {offensive.labels}")
-        control = tuple(injection.special_strings(tokenizer)) if tokenizer is not None else ()
+        control = injection.control_pattern(injection.special_strings(tokenizer)) if tokenizer is not None else None
         return cls(spec, names, offensive, control, bl.build(words) if spec.blocklist.enabled else bl.build([]))
 
     def check(self, texts: Sequence[str], predictions: Sequence[dict] | None = None) -> list[GuardResult]:

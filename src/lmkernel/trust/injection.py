@@ -34,15 +34,20 @@ def special_ids(tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
-def find(text: str, extra: Iterable[str] = ()) -> list[tuple[int, int]]:
-    """Spans of control-token strings in ``text``: the common templates' shapes and ``extra`` strings
-    (a tokenizer's own special tokens)."""
+def control_pattern(strings: Iterable[str]) -> re.Pattern[str] | None:
+    """One alternation over a tokenizer's special-token strings (thousands for some vocabularies)."""
+    strings = sorted({s for s in strings if s}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, strings))) if strings else None
+
+
+def find(text: str, extra: re.Pattern[str] | Iterable[str] | None = None) -> list[tuple[int, int]]:
+    """Spans of control-token strings in ``text``: the common templates' shapes and ``extra`` (a
+    tokenizer's own special tokens, as strings or a ``control_pattern``)."""
     spans = [(m.start(), m.end()) for m in GENERIC.finditer(text)]
-    for s in extra:
-        start = text.find(s)
-        while start >= 0:
-            spans.append((start, start + len(s)))
-            start = text.find(s, start + 1)
+    if extra is not None and not isinstance(extra, re.Pattern):
+        extra = control_pattern(extra)
+    if extra is not None:
+        spans += [(m.start(), m.end()) for m in extra.finditer(text)]
     spans.sort(key=lambda s: (s[0], -s[1]))
     out: list[tuple[int, int]] = []
     for a, b in spans:
