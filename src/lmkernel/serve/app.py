@@ -50,6 +50,10 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
     service = Service(settings, ApiKeys(settings.api_keys), limiter, Metrics(),
                       auth_failures=RateLimiter(settings.max_auth_failures / 60), drain=Drain(settings.drain_s),
                       knowledge=knowledge)
+    if task == "classification" and router is None:
+        from .monitoring import ServeMonitor
+
+        service.monitor = ServeMonitor(settings, service.metrics)  # a bad rules file stops here, before binding
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +67,8 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
                 service.batcher.close(timeout=settings.timeout_s)
             if service.engine is not None:
                 service.engine.close(timeout=settings.timeout_s)
+            if service.monitor is not None:
+                service.monitor.close()
 
     app = FastAPI(title="lmkernel", version=__version__, lifespan=lifespan,
                   description="Serve an lmkernel artifact. Errors: {\"error\": {\"message\", \"type\", \"param\"}}.")
@@ -72,6 +78,10 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
                        drain=service.drain)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts the guards' refusals too
     app.include_router(system.router)
+    if service.monitor is not None:
+        from .routes import monitor as monitor_routes
+
+        app.include_router(monitor_routes.router)
     task_router = router if router is not None else serving_for(task).router
     app.include_router(task_router)
     if knowledge is not None:

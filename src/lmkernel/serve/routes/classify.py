@@ -27,4 +27,6 @@ async def classify(request: Request) -> ClassifyResponse:
     tokens = sum(map(len, ids))
     service.metrics.input_tokens.inc(tokens)
     results = await service.infer(ids, tokens)
+    if service.monitor is not None:  # monitoring hook: windows, alert rules, audit log (serve/monitoring.py)
+        service.monitor.observe(predictor, body.texts, results)
     return ClassifyResponse(model=predictor.name, results=results, usage=Usage(input_tokens=tokens))

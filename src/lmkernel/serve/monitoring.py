@@ -1,0 +1,127 @@
+"""The server's monitor: every classified text is counted (metrics, windows, audit log) and the alert
+rules judged, on the request path in a few microseconds; a background tick expires windows and
+judges the rules when traffic stops, so an alert also resolves in a quiet period.
+
+The rules file and the webhook URL are checked when the app is built (a bad file stops the server
+before it binds); the windows start when the model is ready, with the reference from the artifact's
+trust.json (without one, drift reads null and the other statistics still work).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..trust.alerts import AlertEvent, load_rules
+from ..trust.watch import Watch, record_for
+from .metrics import Metrics
+from .settings import ServeSettings
+
+log = logging.getLogger("lmkernel.serve")
+TICK_S = 5.0
+
+
+def load_reference(model_dir: str | Path | None) -> dict[str, Any] | None:
+    """trust.json's ``reference`` in a model folder (or a run folder's ``model/``), or None."""
+    if model_dir is None:
+        return None
+    try:
+        from ..trust.profile import load_profile  # written by the calibration work; optional until merged
+
+        profile = load_profile(Path(model_dir))
+        ref = getattr(profile, "reference", None) if profile is not None else None
+        if ref is not None:
+            return ref if isinstance(ref, dict) else dict(ref)
+    except ImportError:
+        pass
+    for path in (Path(model_dir) / "trust.json", Path(model_dir) / "model" / "trust.json"):
+        if path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8")).get("reference")
+            except (OSError, ValueError, AttributeError) as e:
+                log.warning("monitor: cannot read the reference in %s (%s); drift stays off", path, e)
+    return None
+
+
+class ServeMonitor:
+    """One per app: the ``Watch`` (made once the model is ready), its metrics and its tick thread."""
+
+    def __init__(self, settings: ServeSettings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.rules = load_rules(settings.alerts) if settings.alerts else []
+        self.watch: Watch | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, model_dir: str | Path | None) -> Watch:
+        """Build the watch (and its webhook sender, audit log and tick thread) once."""
+        with self._lock:
+            if self.watch is None:
+                from ..trust.audit import AuditLog
+                from ..trust.webhook import Webhook
+
+                s = self.settings
+                self.watch = Watch(load_reference(model_dir), self.rules, on_event=self._on_event,
+                                   webhook=Webhook(s.webhook) if s.webhook else None,
+                                   audit=AuditLog(s.audit_log, fsync=s.audit_fsync) if s.audit_log else None)
+                self._thread = threading.Thread(target=self._tick, name="lmkernel-monitor", daemon=True)
+                self._thread.start()
+            return self.watch
+
+    def observe(self, predictor: Any, texts: list[str], results: list[Any],
+                guards: list[list[str]] | None = None) -> None:
+        """Count each classified text and its result row (a dict or a pydantic model)."""
+        watch = self.watch or self.start(getattr(predictor, "model_dir", None))
+        m = self.metrics
+        for i, (text, row) in enumerate(zip(texts, results)):
+            row = row if isinstance(row, dict) else row.model_dump()
+            record = record_for(text, row, guards[i] if guards else ())
+            m.predictions.labels(str(record["label"])).inc()
+            if record["confidence"] is not None:
+                m.confidence.observe(record["confidence"])
+            for flag, counter in (("ood", m.ood), ("low_confidence", m.low_confidence)):
+                if record[flag] is not None:
+                    m.flagged.labels(flag).inc()
+                    if record[flag]:
+                        counter.inc()
+            watch.observe(record)
+
+    def _on_event(self, event: AlertEvent) -> None:
+        self.metrics.alerts_firing.labels(event.rule.name).set(1 if event.status == "firing" else 0)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK_S):
+            try:
+                self.tick()
+            except Exception:  # the monitor must never take the server down
+                log.exception("monitor tick failed")
+
+    def tick(self, now: float | None = None) -> None:
+        if self.watch is None:
+            return
+        self.watch.tick(now)
+        for span in list(self.watch.monitor.windows):
+            name = _span(span)
+            for feature, found in self.watch.monitor.drift(span).items():
+                if found is not None:
+                    for measure in ("psi", "js"):
+                        self.metrics.drift.labels(feature, measure, name).set(found[measure])
+
+    def snapshot(self) -> dict[str, Any]:
+        if self.watch is None:
+            return {"status": "loading", "rules": [r.describe() for r in self.rules]}
+        return {"status": "ready", **self.watch.snapshot()}
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self.watch is not None:
+            self.watch.close(timeout)
+
+
+def _span(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h" if s % 3600 == 0 else f"{s // 60}m" if s % 60 == 0 else f"{s}s"

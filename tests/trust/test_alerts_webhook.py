@@ -1,0 +1,73 @@
+"""Webhook delivery: retried with back-off until the receiver answers, never blocking, drops counted."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from lmkernel.errors import LmkError
+from lmkernel.trust.webhook import Webhook, check_url
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    fail_first = 2
+    calls: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).calls.append(body)
+        code = 500 if len(type(self).calls) <= type(self).fail_first else 200
+        self.send_response(code)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def receiver():
+    _Receiver.calls = []
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    server.shutdown()
+
+
+def test_retries_then_delivers(receiver):
+    _, url = receiver
+    hook = Webhook(url, backoff_s=0.01, seed=0)
+    assert hook.send({"status": "firing", "labels": {"alertname": "x"}})
+    assert hook.flush(10)
+    hook.close()
+    assert len(_Receiver.calls) == 3  # failed twice, then 200
+    assert _Receiver.calls[-1]["alerts"][0]["labels"]["alertname"] == "x"
+    assert hook.stats()["sent"] == 1 and hook.stats()["retries"] == 2 and hook.stats()["failed"] == 0
+
+
+def test_unreachable_webhook_gives_up_without_raising():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hook = Webhook(f"http://127.0.0.1:{port}/", attempts=3, backoff_s=0.01, timeout_s=1)
+    hook.send({"status": "firing"})
+    assert hook.flush(10)
+    hook.close()
+    assert hook.stats()["failed"] == 1 and hook.stats()["sent"] == 0
+
+
+def test_full_queue_drops_and_counts():
+    hook = Webhook("http://127.0.0.1:9/", max_queue=1, attempts=1, timeout_s=0.5)
+    results = [hook.send({"status": "firing"}) for _ in range(20)]
+    assert results.count(False) >= 18 and hook.stats()["dropped"] == results.count(False)
+    hook.close(timeout=2)
+
+
+def test_bad_url():
+    with pytest.raises(LmkError, match="not an http"):
+        check_url("ftp://example.com")
