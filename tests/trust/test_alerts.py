@@ -138,4 +138,5 @@ def test_prometheus_rules_file(tmp_path):
     assert entries["negative_burst"]["for"] == "10s"
     assert entries["length_drift"]["expr"] == 'lmk_drift{feature="length",measure="psi",window="5m"} > 0.2'
     assert 'lmk_guard_findings_total{type=~"bank_card|cn_id|email|iban|ip|person|phone"}' in entries["pii_hits"]["expr"]
-    assert expr(rules[4]).startswith("sum(increase(lmk_confidence_sum[5m])) / sum(increase(lmk_confidence_count[5m])) < 0.6")
+    assert expr(rules[4]).startswith("sum(increase(lmk_confidence_sum[5m])) / "
+                                     "sum(increase(lmk_confidence_count[5m])) < 0.6")

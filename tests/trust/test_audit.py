@@ -4,6 +4,7 @@ the first changed, deleted, inserted or reordered line."""
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from lmkernel.errors import LmkError

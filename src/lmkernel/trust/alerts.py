@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,10 +182,10 @@ class AlertEvent:
     count: int
 
     def to_json(self) -> dict[str, Any]:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         def iso(t: float) -> str:
-            return datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+            return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")
 
         r = self.rule
         return {"status": self.status,

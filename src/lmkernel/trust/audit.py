@@ -137,8 +137,8 @@ def _tail(path: Path) -> tuple[int, str]:
             size = fh.tell()
             fh.seek(max(0, size - 65536))
             lines = fh.read().splitlines()
-    except FileNotFoundError:
-        return 0, GENESIS
+    except (FileNotFoundError, NotADirectoryError):
+        return 0, GENESIS  # a new log (or one that cannot be created: _open says so)
     except OSError as e:
         raise LmkError(f"cannot read the audit log {path}: {e.strerror or e}", where="--audit-log") from e
     if not lines:

@@ -42,7 +42,8 @@ class Webhook:
     def __init__(self, url: str, *, max_queue: int = 1000, attempts: int = 5, backoff_s: float = 0.5,
                  max_backoff_s: float = 30.0, timeout_s: float = 5.0, seed: int | None = None) -> None:
         self.url = check_url(url)
-        self.attempts, self.backoff_s, self.max_backoff_s, self.timeout_s = attempts, backoff_s, max_backoff_s, timeout_s
+        self.attempts, self.backoff_s, self.max_backoff_s = attempts, backoff_s, max_backoff_s
+        self.timeout_s = timeout_s
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=max_queue)
         self._rng = random.Random(seed)
         self.sent = self.failed = self.dropped = self.retries = 0
