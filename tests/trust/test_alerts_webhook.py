@@ -62,10 +62,20 @@ def test_unreachable_webhook_gives_up_without_raising():
 
 
 def test_full_queue_drops_and_counts():
-    hook = Webhook("http://127.0.0.1:9/", max_queue=1, attempts=1, timeout_s=0.5)
-    results = [hook.send({"status": "firing"}) for _ in range(20)]
-    assert results.count(False) >= 18 and hook.stats()["dropped"] == results.count(False)
-    hook.close(timeout=2)
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections (backlog) and never answers: the sender is stuck
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hook = Webhook(f"http://127.0.0.1:{silent.getsockname()[1]}/", max_queue=1, attempts=1, timeout_s=2)
+        hook.send({"status": "firing"})
+        time.sleep(0.2)  # the sender took the first one and waits on the socket
+        start = time.perf_counter()
+        results = [hook.send({"status": "firing"}) for _ in range(20)]
+        assert time.perf_counter() - start < 0.1  # sending never waits on delivery
+        assert results.count(True) == 1 and hook.stats()["dropped"] == 19
+        hook.close(timeout=0.1)
 
 
 def test_bad_url():
