@@ -78,10 +78,6 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
                        drain=service.drain)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)  # outermost: counts the guards' refusals too
     app.include_router(system.router)
-    if service.monitor is not None:
-        from .routes import monitor as monitor_routes
-
-        app.include_router(monitor_routes.router)
     task_router = router if router is not None else serving_for(task).router
     app.include_router(task_router)
     if knowledge is not None:
