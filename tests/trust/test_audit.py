@@ -111,3 +111,15 @@ def test_garbage_last_line_is_an_lmk_error(tmp_path):
     path.write_text("not json\n")
     with pytest.raises(LmkError, match="not an audit record"):
         AuditLog(path)
+
+
+@pytest.mark.parametrize("policy", ["always", "interval", "never"])
+def test_fsync_policies_write_the_same_chain(tmp_path, policy):
+    path = tmp_path / f"{policy}.jsonl"
+    log = _log(path, n=3, fsync=policy, fsync_interval_s=0.01)
+    assert verify([path], head=log.head).ok and verify([path]).count == 3
+
+
+def test_unknown_fsync_policy(tmp_path):
+    with pytest.raises(LmkError, match="fsync policy"):
+        AuditLog(tmp_path / "a.jsonl", fsync="sometimes")

@@ -11,8 +11,9 @@ hash, so the files verify as one chain in order.
 Text fields are redacted before they are written; the default redaction is a minimal built-in
 e-mail/phone one (marked ``"redaction": "builtin-minimal"`` in each line) until a caller passes the
 guards' PII redaction.
-Durability (``fsync``): ``always`` syncs every line; ``interval`` (default) syncs at most once per
-``fsync_interval_s`` and on close, so a power loss can lose the last second of lines, never the
+Durability (``fsync``): ``always`` syncs every line (the caller waits for the disk); ``interval``
+(default) syncs from a background thread every ``fsync_interval_s`` when lines were written, and on
+close (the caller never waits for the disk), so a power loss can lose the last second of lines, never the
 chain's consistency (a torn last line is reported as such); ``never`` leaves it to the OS.
 """
 
@@ -67,9 +68,12 @@ class AuditLog:
         self.marker = None if redact else "builtin-minimal"
         self.fsync, self.fsync_interval_s, self.max_bytes = fsync, fsync_interval_s, max_bytes
         self._lock = threading.Lock()
-        self._last_sync = time.monotonic()
+        self._dirty = False
+        self._closed = threading.Event()
         self.seq, self.head = _tail(self.path)
         self._fh = self._open()
+        if fsync == "interval":
+            threading.Thread(target=self._syncer, name="lmkernel-audit-fsync", daemon=True).start()
 
     def _open(self):
         try:
@@ -87,11 +91,14 @@ class AuditLog:
                       **body, "prev": self.head}
             if self.marker:
                 record["redaction"] = self.marker
-            record["hash"] = line_hash(record)
+            body = canonical(record)
+            record["hash"] = hashlib.sha256(body).hexdigest()  # = line_hash(record), without a second encoding
             try:
-                self._fh.write(canonical(record).decode("utf-8") + "\n")
+                self._fh.write(body[:-1].decode("utf-8") + f',"hash":"{record["hash"]}"}}\n')
                 self._fh.flush()
-                self._sync(force=self.fsync == "always")
+                self._dirty = True
+                if self.fsync == "always":
+                    self._sync()
             except OSError as e:
                 raise LmkError(f"cannot append to the audit log {self.path}: {e.strerror or e}",
                                where="--audit-log") from e
@@ -107,14 +114,20 @@ class AuditLog:
             return [self.redact(v) if isinstance(v, str) else v for v in value]
         return value
 
-    def _sync(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or (self.fsync == "interval" and now - self._last_sync >= self.fsync_interval_s):
-            os.fsync(self._fh.fileno())
-            self._last_sync = now
+    def _sync(self) -> None:
+        os.fsync(self._fh.fileno())
+        self._dirty = False
+
+    def _syncer(self) -> None:
+        while not self._closed.wait(self.fsync_interval_s):
+            if self._dirty:
+                with self._lock:
+                    if not self._fh.closed:
+                        self._sync()
 
     def _rotate(self) -> None:
-        self._sync(force=self.fsync != "never")
+        if self.fsync != "never":
+            self._sync()
         self._fh.close()
         n = 1
         while self.path.with_name(f"{self.path.name}.{n}").exists():
@@ -124,8 +137,10 @@ class AuditLog:
 
     def close(self) -> None:
         with self._lock:
+            self._closed.set()
             if not self._fh.closed:
-                self._sync(force=self.fsync != "never")
+                if self.fsync != "never":
+                    self._sync()
                 self._fh.close()
 
 

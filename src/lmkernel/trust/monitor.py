@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 import threading
 import time as _time
 from collections import deque
@@ -220,23 +221,21 @@ def _bin(edges: list[float], value: float) -> int:
     return min(max(bisect.bisect_right(edges, value) - 1, 0), len(edges) - 2)
 
 
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_OTHER = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
 def script_of(text: str) -> str:
-    """``han`` when Han characters outnumber Latin letters, ``latin`` when letters are mostly Latin, else ``other``."""
-    han = latin = other = 0
-    for ch in text[:512]:
-        o = ord(ch)
-        if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF:
-            han += 1
-        elif ch.isascii():
-            latin += ch.isalpha()
-        elif ch.isalpha():
-            if o < 0x250:  # Latin-1 supplement and Latin extended
-                latin += 1
-            else:
-                other += 1
+    """``han`` when Han characters outnumber Latin letters, ``latin`` when letters are mostly Latin (or
+    there are none), else ``other``. Reads the first 512 characters."""
+    text = text[:512]
+    if text.isascii():
+        return "latin"
+    han, latin, other = len(_HAN.findall(text)), len(_LATIN.findall(text)), len(_OTHER.findall(text))
     if han and han >= latin and han >= other:
         return "han"
-    return "latin" if latin >= other and latin else ("other" if other else "latin")
+    return "other" if other > latin else "latin"
 
 
 def quantile(s: Stats, q: float) -> float | None:
