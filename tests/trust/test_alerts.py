@@ -140,3 +140,10 @@ def test_prometheus_rules_file(tmp_path):
     assert 'lmk_guard_findings_total{type=~"bank_card|cn_id|email|iban|ip|person|phone"}' in entries["pii_hits"]["expr"]
     assert expr(rules[4]).startswith("sum(increase(lmk_confidence_sum[5m])) / "
                                      "sum(increase(lmk_confidence_count[5m])) < 0.6")
+
+
+def test_example_rules_file_loads():
+    from pathlib import Path
+
+    rules = load_rules(Path(__file__).resolve().parents[2] / "examples" / "monitoring" / "alerts.yaml")
+    assert {r.metric for r in rules} >= {"share", "ood_rate", "drift", "guard_count", "mean_confidence"}

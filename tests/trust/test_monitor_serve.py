@@ -130,3 +130,8 @@ def test_bad_settings():
         ServeSettings(webhook="localhost:9000")
     with pytest.raises(LmkError, match="--audit-fsync"):
         ServeSettings(audit_fsync="sometimes")
+
+
+def test_monitor_flags_need_a_classification_server():
+    with pytest.raises(LmkError, match="monitoring covers classification servers"):
+        create_app(ServeSettings(audit_log="/tmp/x.jsonl"), task="ner", load=lambda: None)

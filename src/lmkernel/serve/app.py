@@ -50,10 +50,9 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
     service = Service(settings, ApiKeys(settings.api_keys), limiter, Metrics(),
                       auth_failures=RateLimiter(settings.max_auth_failures / 60), drain=Drain(settings.drain_s),
                       knowledge=knowledge)
-    if task == "classification" and router is None:
-        from .monitoring import ServeMonitor
+    from .monitoring import monitor_for
 
-        service.monitor = ServeMonitor(settings, service.metrics)  # a bad rules file stops here, before binding
+    service.monitor = monitor_for(task, settings, service.metrics, own_router=router is not None)  # bad rules: here
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

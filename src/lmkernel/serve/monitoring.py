@@ -46,6 +46,24 @@ def load_reference(model_dir: str | Path | None) -> dict[str, Any] | None:
     return None
 
 
+def monitor_for(task: str, settings: ServeSettings, metrics: Metrics, own_router: bool = False) -> ServeMonitor | None:
+    """The monitor of a classification server (None for other tasks and applications' own routers).
+
+    Raises:
+        LmkError: --alerts, --webhook or --audit-log given to a server that has no monitor, or a bad rules file.
+    """
+    if task == "classification" and not own_router:
+        return ServeMonitor(settings, metrics)
+    given = [f for f, v in (("--alerts", settings.alerts), ("--webhook", settings.webhook),
+                            ("--audit-log", settings.audit_log)) if v]
+    if given:
+        from ..errors import LmkError
+
+        raise LmkError(f"{', '.join(given)}: monitoring covers classification servers, not {task}",
+                       where=given[0], fix="leave the flag out, or serve a classification run")
+    return None
+
+
 class ServeMonitor:
     """One per app: the ``Watch`` (made once the model is ready), its metrics and its tick thread."""
 

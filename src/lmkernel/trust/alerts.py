@@ -92,7 +92,7 @@ class Rule(SpecModel):
 
     def describe(self) -> str:
         arg = self.label or self.feature or self.guard or (f"q={self.q}" if self.q else "")
-        return f"{self.metric}({arg}) {self.op} {self.value:g} over {self.over}"
+        return f"{self.metric}{f'({arg})' if arg else ''} {self.op} {self.value:g} over {self.over}"
 
 
 class RuleFile(SpecModel):
