@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from trust_helpers import EN
 
 LABELS = ["negative", "positive"]
-EN = ["good film", "bad acting and a dull plot", "great story", "terrible ending", "fine but long",
-      "the cast was excellent", "boring", "a lovely quiet film about a family"]
 
 
 @pytest.fixture(scope="session")

@@ -2,49 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import pytest
+from trust_helpers import receiver
 
 from lmkernel.errors import LmkError
 from lmkernel.trust.webhook import Webhook, check_url
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    fail_first = 2
-    calls: list = []
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).calls.append(body)
-        code = 500 if len(type(self).calls) <= type(self).fail_first else 200
-        self.send_response(code)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture()
-def receiver():
-    _Receiver.calls = []
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}/alerts"
-    server.shutdown()
+def flaky():
+    with receiver(fail_first=2) as (url, calls):
+        yield url, calls
 
 
-def test_retries_then_delivers(receiver):
-    _, url = receiver
+def test_retries_then_delivers(flaky):
+    url, calls = flaky
     hook = Webhook(url, backoff_s=0.01, seed=0)
     assert hook.send({"status": "firing", "labels": {"alertname": "x"}})
     assert hook.flush(10)
     hook.close()
-    assert len(_Receiver.calls) == 3  # failed twice, then 200
-    assert _Receiver.calls[-1]["alerts"][0]["labels"]["alertname"] == "x"
+    assert len(calls) == 3  # failed twice, then 200
+    assert calls[-1]["alerts"][0]["labels"]["alertname"] == "x"
     assert hook.stats()["sent"] == 1 and hook.stats()["retries"] == 2 and hook.stats()["failed"] == 0
 
 

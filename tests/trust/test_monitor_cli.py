@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import yaml
-from conftest import EN
+from trust_helpers import EN
 from typer.testing import CliRunner
 
 from lmkernel.cli import app

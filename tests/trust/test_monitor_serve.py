@@ -4,13 +4,12 @@ alert reaches the webhook, the audit log verifies, /metrics carries the lmk_* se
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
+from trust_helpers import receiver
 
 from lmkernel.errors import LmkError
 from lmkernel.serve.app import create_app
@@ -48,25 +47,10 @@ class Fake:
         pass
 
 
-class _Hook(BaseHTTPRequestHandler):
-    got: ClassVar[list] = []
-
-    def do_POST(self):  # noqa: N802
-        type(self).got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture()
-def hook_url():
-    _Hook.got = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+def hook():
+    with receiver() as (url, calls):
+        yield url, calls
 
 
 def _model_dir(tmp_path):
@@ -78,7 +62,8 @@ def _model_dir(tmp_path):
     return d
 
 
-def test_monitor_endpoint_alert_webhook_audit(tmp_path, hook_url):
+def test_monitor_endpoint_alert_webhook_audit(tmp_path, hook):
+    hook_url, got = hook
     rules = tmp_path / "alerts.yaml"
     rules.write_text("- {name: positive_burst, metric: share, label: positive, value: 0.5, over: 1m, min_count: 1}\n")
     audit = tmp_path / "audit.jsonl"
@@ -100,7 +85,7 @@ def test_monitor_endpoint_alert_webhook_audit(tmp_path, hook_url):
         assert 'lmk_predictions_total{label="positive"} 2.0' in metrics
         assert 'lmk_alert_firing{alertname="positive_burst"} 1.0' in metrics
         app.state.service.monitor.watch.webhook.flush(5)
-    assert _Hook.got and _Hook.got[0]["alerts"][0]["status"] == "firing"
+    assert got and got[0]["alerts"][0]["status"] == "firing"
     lines = [json.loads(x) for x in audit.read_text().splitlines()]
     assert [x["event"] for x in lines] == ["classify", "alert", "classify", "classify"]  # fired on the first text
     assert "x@y.org" not in audit.read_text()
