@@ -1,6 +1,10 @@
 """The server's monitor: every classified text is counted (metrics, windows, audit log) and the alert
-rules judged, on the request path in a few microseconds; a background tick expires windows and
-judges the rules when traffic stops, so an alert also resolves in a quiet period.
+rules judged, in a thread of its own. The request path only puts the texts and their rows on a
+bounded queue: the event loop, which parses and answers every request, never spends the counting,
+the hashing or the audit write (nor waits for the GIL in the middle of them). The same thread
+ticks every few seconds, expiring windows and judging the rules when traffic stops, so an alert
+also resolves in a quiet period. Past ``QUEUE_REQUESTS`` waiting requests, new ones are dropped
+from monitoring (counted in /v1/monitor), never delayed.
 
 The rules file and the webhook URL are checked when the app is built (a bad file stops the server
 before it binds); the windows start when the model is ready, with the reference from the artifact's
@@ -11,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,8 @@ from .settings import ServeSettings
 
 log = logging.getLogger("lmkernel.serve")
 TICK_S = 5.0
+QUEUE_REQUESTS = 10_000
+_STOP = object()
 
 
 def load_reference(model_dir: str | Path | None) -> dict[str, Any] | None:
@@ -72,8 +80,9 @@ class ServeMonitor:
         self.rules = load_rules(settings.alerts) if settings.alerts else []
         self.watch: Watch | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_REQUESTS)
         self._thread: threading.Thread | None = None
+        self.dropped = 0
 
     def start(self, model_dir: str | Path | None) -> Watch:
         """Build the watch (and its webhook sender, audit log and tick thread) once."""
@@ -86,18 +95,26 @@ class ServeMonitor:
                 self.watch = Watch(load_reference(model_dir), self.rules, on_event=self._on_event,
                                    webhook=Webhook(s.webhook) if s.webhook else None,
                                    audit=AuditLog(s.audit_log, fsync=s.audit_fsync) if s.audit_log else None)
-                self._thread = threading.Thread(target=self._tick, name="lmkernel-monitor", daemon=True)
+                self._thread = threading.Thread(target=self._work, name="lmkernel-monitor", daemon=True)
                 self._thread.start()
             return self.watch
 
     def observe(self, predictor: Any, texts: list[str], results: list[Any],
                 guards: list[list[str]] | None = None) -> None:
-        """Count each classified text and its result row (a dict or a pydantic model)."""
-        watch = self.watch or self.start(getattr(predictor, "model_dir", None))
+        """Queue a request's texts and result rows (dicts or pydantic models) for the monitor thread."""
+        if self.watch is None:
+            self.start(getattr(predictor, "model_dir", None))
+        try:
+            self._queue.put_nowait((time.time(), texts, results, guards))
+        except queue.Full:
+            self.dropped += 1
+
+    def _count(self, at: float, texts: list[str], results: list[Any], guards: list[list[str]] | None) -> None:
+        assert self.watch is not None
         m = self.metrics
         for i, (text, row) in enumerate(zip(texts, results)):
             row = row if isinstance(row, dict) else row.model_dump()
-            record = record_for(text, row, guards[i] if guards else ())
+            record = record_for(text, row, guards[i] if guards else (), at=at)
             m.predictions.labels(str(record["label"])).inc()
             if record["confidence"] is not None:
                 m.confidence.observe(record["confidence"])
@@ -106,17 +123,39 @@ class ServeMonitor:
                     m.flagged.labels(flag).inc()
                     if record[flag]:
                         counter.inc()
-            watch.observe(record)
+            self.watch.observe(record)
 
     def _on_event(self, event: AlertEvent) -> None:
         self.metrics.alerts_firing.labels(event.rule.name).set(1 if event.status == "firing" else 0)
 
-    def _tick(self) -> None:
-        while not self._stop.wait(TICK_S):
+    def _work(self) -> None:
+        next_tick = time.monotonic() + TICK_S
+        while True:
             try:
-                self.tick()
+                item = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                self._queue.task_done()
+                return
+            try:
+                if item is not None:
+                    self._count(*item)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + TICK_S
+                    self.tick()
             except Exception:  # the monitor must never take the server down
-                log.exception("monitor tick failed")
+                log.exception("monitor failed on a request")
+            finally:
+                if item is not None:
+                    self._queue.task_done()
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until the queued requests are counted (True) or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return not self._queue.unfinished_tasks
 
     def tick(self, now: float | None = None) -> None:
         if self.watch is None:
@@ -132,10 +171,18 @@ class ServeMonitor:
     def snapshot(self) -> dict[str, Any]:
         if self.watch is None:
             return {"status": "loading", "rules": [r.describe() for r in self.rules]}
-        return {"status": "ready", **self.watch.snapshot()}
+        self.flush()
+        return {"status": "ready", "dropped": self.dropped, **self.watch.snapshot()}
 
     def close(self, timeout: float = 5.0) -> None:
-        self._stop.set()
+        """Count what is queued, stop the thread, deliver queued alerts and close the audit log."""
+        if self._thread is not None:
+            self.flush(timeout)
+            try:
+                self._queue.put(_STOP, timeout=1.0)
+            except queue.Full:
+                pass
+            self._thread.join(timeout=1.0)
         if self.watch is not None:
             self.watch.close(timeout)
 
