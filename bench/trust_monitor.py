@@ -144,8 +144,9 @@ def observe_cost(n: int = 20000) -> dict:
     return out
 
 
-def serve_overhead(requests: int, rounds: int, clients: int = 16) -> dict:
-    import httpx
+def minilm_app(sentences: list[str]):
+    """An app serving a MiniLM classifier (random head) with a reference from its own predictions, the
+    drift and share rules and an audit log in a temporary folder."""
     import torch
 
     import lmkernel
@@ -156,8 +157,6 @@ def serve_overhead(requests: int, rounds: int, clients: int = 16) -> dict:
     from lmkernel.serve.settings import ServeSettings
     from lmkernel.tasks import get_task
 
-    with open(DATA / "sst2" / "dev.tsv", encoding="utf-8") as fh:
-        sentences = [r["sentence"] for r in csv.DictReader(fh, delimiter="\t")]
     tmp = Path(tempfile.mkdtemp(prefix="lmk-monitor-bench-"))
     base = resolve_model_path("minilm")
     torch.manual_seed(0)
@@ -172,7 +171,15 @@ def serve_overhead(requests: int, rounds: int, clients: int = 16) -> dict:
         f"  - {{name: {r.name}, metric: drift, feature: {r.feature}, value: 0.2, over: 1m}}\n" for r in DRIFT_RULES)
         + "  - {name: negative_burst, metric: share, label: negative, value: 0.9, over: 5m}\n")
     settings = ServeSettings(alerts=str(tmp / "alerts.yaml"), audit_log=str(tmp / "audit.jsonl"), admission="off")
-    app = create_app(settings, task="classification", load=lambda: ClassifierPredictor(model))
+    return create_app(settings, task="classification", load=lambda: ClassifierPredictor(model))
+
+
+def serve_overhead(requests: int, rounds: int, clients: int = 16) -> dict:
+    import httpx
+
+    with open(DATA / "sst2" / "dev.tsv", encoding="utf-8") as fh:
+        sentences = [r["sentence"] for r in csv.DictReader(fh, delimiter="\t")]
+    app = minilm_app(sentences)
     service = app.state.service
     monitor = service.monitor
     hook: list[float] = []  # wall time on the request path (the event loop): queueing the texts

@@ -120,3 +120,14 @@ def test_bad_settings():
 def test_monitor_flags_need_a_classification_server():
     with pytest.raises(LmkError, match="monitoring covers classification servers"):
         create_app(ServeSettings(audit_log="/tmp/x.jsonl"), task="ner", load=lambda: None)
+
+
+def test_load_reference(tmp_path):
+    from lmkernel.serve.monitoring import load_reference
+
+    assert load_reference(None) is None and load_reference(tmp_path) is None
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "trust.json").write_text('{"version": 1, "reference": {"n": 3}}')
+    assert load_reference(tmp_path) == {"n": 3}  # a run folder: its model/ is read
+    (tmp_path / "model" / "trust.json").write_text("{broken")
+    assert load_reference(tmp_path / "model") is None  # logged, not raised

@@ -33,22 +33,15 @@ _STOP = object()
 
 
 def load_reference(model_dir: str | Path | None) -> dict[str, Any] | None:
-    """trust.json's ``reference`` in a model folder (or a run folder's ``model/``), or None."""
+    """trust.json's ``reference`` (TRUST_API: written at training time) in a model folder or a run folder's
+    ``model/``, or None; a damaged file is logged and monitoring goes on without drift."""
     if model_dir is None:
         return None
-    try:
-        from ..trust.profile import load_profile  # written by the calibration work; optional until merged
-
-        profile = load_profile(Path(model_dir))
-        ref = getattr(profile, "reference", None) if profile is not None else None
-        if ref is not None:
-            return ref if isinstance(ref, dict) else dict(ref)
-    except ImportError:
-        pass
     for path in (Path(model_dir) / "trust.json", Path(model_dir) / "model" / "trust.json"):
         if path.is_file():
             try:
-                return json.loads(path.read_text(encoding="utf-8")).get("reference")
+                ref = json.loads(path.read_text(encoding="utf-8")).get("reference")
+                return ref if isinstance(ref, dict) else None
             except (OSError, ValueError, AttributeError) as e:
                 log.warning("monitor: cannot read the reference in %s (%s); drift stays off", path, e)
     return None
