@@ -147,3 +147,29 @@ def test_example_rules_file_loads():
 
     rules = load_rules(Path(__file__).resolve().parents[2] / "examples" / "monitoring" / "alerts.yaml")
     assert {r.metric for r in rules} >= {"share", "ood_rate", "drift", "guard_count", "mean_confidence"}
+
+
+@pytest.mark.parametrize(("when", "fields"), [
+    ("share(label=negative) > 0.3", {"metric": "share", "label": "negative", "op": ">", "value": 0.3}),
+    ("ood_rate >= 0.1", {"metric": "ood_rate", "op": ">=", "value": 0.1}),
+    ("mean(confidence) < 0.6", {"metric": "mean_confidence", "op": "<", "value": 0.6}),
+    ("quantile(confidence, 0.1) < 0.5", {"metric": "confidence_quantile", "q": 0.1, "value": 0.5}),
+    ("drift(length) > 0.2", {"metric": "drift", "feature": "length", "measure": "psi"}),
+    ("drift(script, js) > 0.3", {"metric": "drift", "feature": "script", "measure": "js"}),
+    ("guard(pii) count > 10", {"metric": "guard_count", "guard": "pii", "value": 10.0}),
+    ("guard(email) rate > 0.05", {"metric": "guard_rate", "guard": "email"}),
+])
+def test_when_shorthand(tmp_path, when, fields):
+    rule = _rules(tmp_path, f"- name: r\n  when: {when}\n  over: 5m\n")[0]
+    assert {k: getattr(rule, k) for k in fields} == fields
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("- {name: r, when: 'share(label=negative) >> 0.3'}\n", "not a condition"),
+    ("- {name: r, when: 'median(confidence) < 0.3'}\n", "unknown condition median"),
+    ("- {name: r, when: 'ood_rate > 0.1', value: 0.2}\n", "already sets value"),
+    ("- {name: r, when: 'drift(colour) > 0.1'}\n", "rules.0.feature"),
+])
+def test_bad_when(tmp_path, text, needle):
+    with pytest.raises(LmkError, match=needle):
+        _rules(tmp_path, text)

@@ -15,6 +15,13 @@ Prometheus alerting-rules file.
         value: 0.3
         over: 5m
         min_count: 50
+      - name: length_drift     # the same with `when:`, a one-line shorthand for metric/label/op/value
+        when: drift(length) > 0.2
+        over: 1m
+
+``when:`` reads ``share(label=negative) > 0.3``, ``ood_rate > 0.1``, ``low_confidence_rate > 0.2``,
+``mean(confidence) < 0.6``, ``quantile(confidence, 0.1) < 0.5``, ``drift(length) > 0.2`` (or
+``drift(length, js)``), ``guard(pii) count > 10``, ``guard(email) rate > 0.05``, ``count < 10``.
 """
 
 from __future__ import annotations
@@ -49,6 +56,38 @@ def seconds(text: str | float | int) -> float:
     return float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
 
 
+_WHEN = re.compile(r"^\s*(?P<fn>[a-z_]+)\s*(?:\((?P<args>[^)]*)\))?\s*(?P<kind>count|rate)?\s*"
+                   r"(?P<op>>=|<=|>|<)\s*(?P<value>[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+def parse_when(text: str) -> dict[str, Any]:
+    """``share(label=negative) > 0.3`` -> ``{"metric": "share", "label": "negative", "op": ">", "value": 0.3}``."""
+    m = _WHEN.match(text)
+    if m is None:
+        raise ValueError(f"`when: {text}` is not a condition; write e.g. share(label=negative) > 0.3")
+    fn, kind = m["fn"], m["kind"]
+    args = [a.strip() for a in (m["args"] or "").split(",") if a.strip()]
+    plain = [a.split("=", 1)[-1].strip() for a in args]
+    out: dict[str, Any] = {"op": m["op"], "value": float(m["value"])}
+    if fn == "share" and len(plain) == 1:
+        out.update(metric="share", label=plain[0])
+    elif fn in ("ood_rate", "low_confidence_rate", "count", "mean_confidence") and not args and not kind:
+        out["metric"] = fn
+    elif fn == "mean" and plain == ["confidence"]:
+        out["metric"] = "mean_confidence"
+    elif fn == "quantile" and len(plain) == 2 and plain[0] == "confidence":
+        out.update(metric="confidence_quantile", q=float(plain[1]))
+    elif fn == "drift" and 1 <= len(plain) <= 2:
+        out.update(metric="drift", feature=plain[0], **({"measure": plain[1]} if len(plain) == 2 else {}))
+    elif fn == "guard" and len(plain) == 1:
+        out.update(metric="guard_rate" if kind == "rate" else "guard_count", guard=plain[0])
+    else:
+        raise ValueError(f"`when: {text}`: unknown condition {fn}({', '.join(args)}); known: share(label=L), "
+                         "ood_rate, low_confidence_rate, mean(confidence), quantile(confidence, q), "
+                         "drift(feature[, psi|js]), guard(type) count|rate, count")
+    return out
+
+
 class Rule(SpecModel):
     """One alert rule; the fields a metric needs are checked together with it."""
 
@@ -68,6 +107,21 @@ class Rule(SpecModel):
     cooldown: str | int = "5m"
     severity: str = "warning"
     summary: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _when(cls, data: Any) -> Any:
+        """``when:`` stands for metric/label/feature/guard/q/op/value; it may not be mixed with them."""
+        if isinstance(data, dict) and "when" in data:
+            when = data["when"]
+            if not isinstance(when, str):
+                raise ValueError("`when` must be a string such as share(label=negative) > 0.3")
+            parsed = parse_when(when)
+            clash = sorted(set(parsed) & set(data))
+            if clash:
+                raise ValueError(f"`when` already sets {', '.join(clash)}; give one or the other")
+            data = {**{k: v for k, v in data.items() if k != "when"}, **parsed}
+        return data
 
     @model_validator(mode="after")
     def _needs(self) -> Rule:
