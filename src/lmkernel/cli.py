@@ -484,6 +484,13 @@ from .commands.recommend import recommend as _recommend  # noqa: E402
 app.add_typer(app_cli, name="app")
 app.command("recommend")(_recommend)
 
+from .commands.monitor import register as _register_monitor  # noqa: E402  (monitor, alerts check|export)
+
+_register_monitor(app)
+from .commands.audit import audit_app  # noqa: E402  (audit verify)
+
+app.add_typer(audit_app, name="audit")
+
 
 def main() -> None:  # console-script entry point
     try:

@@ -38,6 +38,7 @@ class Service:
     engine: Any = None  # generation.engine.Engine for causal-LM artifacts (imported lazily: torch)
     admission: Admission | None = None  # None: --admission off (or not ready yet)
     knowledge: Any = None  # serve.knowledge.Knowledge: --knowledge IDX / --embedder (loaded with the model)
+    monitor: Any = None  # serve.monitoring.ServeMonitor: windows, alert rules, audit log (classification)
     status: str = "loading"  # loading -> ready | failed; stopping on shutdown
     detail: str | None = None
 

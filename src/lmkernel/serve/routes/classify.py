@@ -7,8 +7,9 @@ thread, ``texts.tokenize``) -> predict (the batcher, off the event loop) -> resp
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
-from ..deps import ready_service
+from ..deps import check_caller, ready_service
 from ..schemas import ClassifyRequest, ClassifyResponse, Usage, error_responses, json_body
 from .lean import LeanRoute
 from .texts import texts_body, tokenize
@@ -27,4 +28,15 @@ async def classify(request: Request) -> ClassifyResponse:
     tokens = sum(map(len, ids))
     service.metrics.input_tokens.inc(tokens)
     results = await service.infer(ids, tokens)
+    if service.monitor is not None:  # monitoring hook: windows, alert rules, audit log (serve/monitoring.py)
+        service.monitor.observe(predictor, body.texts, results)
     return ClassifyResponse(model=predictor.name, results=results, usage=Usage(input_tokens=tokens))
+
+
+@router.get("/monitor", responses=error_responses(401, 429), summary="Monitoring windows, drift and alerts",
+            description="Label shares, confidence, ood and low-confidence rates and guard hits per window, "
+            "drift against the model's reference, and each alert rule's state (serve/monitoring.py).")
+async def monitor(request: Request) -> JSONResponse:
+    service = request.app.state.service
+    check_caller(request, service)
+    return JSONResponse(service.monitor.snapshot() if service.monitor is not None else {"status": "off"})
