@@ -500,6 +500,13 @@ app.add_typer(app_cli, name="app")
 app.command("recommend")(_recommend)
 app.command("guard")(_guard_cmd)
 
+from .commands.monitor import register as _register_monitor  # noqa: E402  (monitor, alerts check|export)
+
+_register_monitor(app)
+from .commands.audit import audit_app  # noqa: E402  (audit verify)
+
+app.add_typer(audit_app, name="audit")
+
 
 def main() -> None:  # console-script entry point
     try:

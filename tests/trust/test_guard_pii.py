@@ -106,3 +106,17 @@ def test_names_come_from_the_ner_run():
     r = guard.check(["张伟在北京，电话13812345678"])[0]
     assert [(f.type, f.start, f.end) for f in r.findings] == [("person", 0, 2), ("phone", 8, 19)]
     assert r.redacted == "[PERSON]在北京，电话[PHONE]"
+
+
+def test_the_audit_logs_redaction_is_the_pii_guards(tmp_path):
+    import json
+
+    from lmkernel.trust.audit import AuditLog
+    from lmkernel.trust.guard import redact_pii
+
+    assert redact_pii("身份证11010519491231002X，卡 4111 1111 1111 1111") == "身份证[CN_ID]，卡 [BANK_CARD]"
+    log = AuditLog(tmp_path / "audit.jsonl", redact=redact_pii, fsync="never")
+    log.append("prediction", {"text": "mail a@b.io from 10.0.0.1"})
+    log.close()
+    line = json.loads((tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert "mail [EMAIL] from [IP]" in json.dumps(line) and "a@b.io" not in json.dumps(line)

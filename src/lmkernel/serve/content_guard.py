@@ -43,14 +43,20 @@ def check(service: Any, texts: list[str], where: str, predictions: Sequence[dict
     Raises:
         ApiError: 400 naming the finding types of a refused ``where`` (input or output).
     """
+    return check_typed(service, texts, where, predictions)[0]
+
+
+def check_typed(service: Any, texts: list[str], where: str,
+                predictions: Sequence[dict] | None = None) -> tuple[list[str], list[list[str]]]:
+    """``check``, and the finding types of each text (what the monitor counts as guard hits)."""
     guard: Guard | None = getattr(service, "guard", None)
     if guard is None or not texts or not (guard.spec.inputs if where == "input" else guard.spec.outputs):
-        return texts
+        return texts, [[] for _ in texts]
     results = guard.check(texts, predictions)
     _count(service, results, where)
     if any(r.refused for r in results):
         raise ApiError(400, refusal_message(results, where), type_="guard_refused", param=where)
-    return [r.redacted for r in results]
+    return [r.redacted for r in results], [[f.type for f in r.findings] for r in results]
 
 
 async def acheck(service: Any, texts: list[str], where: str) -> list[str]:
@@ -63,19 +69,21 @@ async def acheck(service: Any, texts: list[str], where: str) -> list[str]:
     return check(service, texts, where)
 
 
-def check_predictions(service: Any, rows: list[dict]) -> None:
-    """Count the ``ood``/``low_confidence`` flags of classifier rows; a 400 when one of them refuses.
+def check_predictions(service: Any, rows: list[dict]) -> list[list[str]]:
+    """Count the ``ood``/``low_confidence`` flags of classifier rows and return their types per row; a 400
+    when one of them refuses.
 
     Raises:
         ApiError: 400 naming the flags when their action is refuse.
     """
     guard: Guard | None = getattr(service, "guard", None)
     if guard is None or not rows or not guard.spec.inputs:
-        return
+        return [[] for _ in rows]
     results = [GuardResult("", found) for found in guard.flags(rows)]
     _count(service, results, "input")
     if any(r.refused for r in results):
         raise ApiError(400, refusal_message(results, "input"), type_="guard_refused", param="input")
+    return [[f.type for f in r.findings] for r in results]
 
 
 async def check_messages(service: Any, messages: list[Any]) -> list[Any]:

@@ -170,3 +170,15 @@ def refusal_message(results: Sequence[GuardResult], where: str) -> str:
     """The 4xx message of a refused request: the finding types only, never the text."""
     types = sorted({f.type for r in results for f in r.findings if f.action == "refuse"})
     return f"the {where} was refused by the guard: {', '.join(types)}"
+
+
+_PII_ONLY: Guard | None = None
+
+
+def redact_pii(text: str) -> str:
+    """``text`` with its personal data replaced by placeholders (the default PII guard, names aside): what
+    the audit log writes in place of a text."""
+    global _PII_ONLY
+    if _PII_ONLY is None:
+        _PII_ONLY = Guard.build(GuardSpec.model_validate({"blocklist": {"enabled": False}}))
+    return _PII_ONLY.check([text])[0].redacted
