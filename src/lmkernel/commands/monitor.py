@@ -49,6 +49,7 @@ def monitor(
         from ..trust.alerts import load_rules
         from ..trust.audit import AuditLog
         from ..trust.feed import read_feed, replay
+        from ..trust.guard import redact_pii
         from ..trust.watch import Watch
         from ..trust.webhook import Webhook
 
@@ -57,7 +58,7 @@ def monitor(
         rules = load_rules(alerts) if alerts else []
         model = lmkernel.load(run)
         watch = Watch(load_reference(model.path), rules, webhook=Webhook(webhook) if webhook else None,
-                      audit=AuditLog(audit_log) if audit_log else None)
+                      audit=AuditLog(audit_log, redact=redact_pii) if audit_log else None)
 
         def show(event, n: int) -> None:
             if json_:

@@ -129,6 +129,9 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
         if service.knowledge is not None:
             service.knowledge.attach(predictor)
         predictor.warm_up()
+        from .content_guard import build_guard
+
+        service.guard = build_guard(predictor, s.guard)
         admission = calibrate(predictor, s.timeout_s) if s.admission == "on" else None
         if getattr(predictor, "kind", "batch") == "generate":  # continuous batching of decode steps
             worker = predictor.make_engine(max_batch=s.max_batch, max_queue=s.max_queue,

@@ -42,6 +42,8 @@ class Metrics:
                                       buckets=BATCH_BUCKETS, registry=r)
         self.first_token = Histogram("lmk_time_to_first_token_seconds", "Request arrival to first token.",
                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.guard_findings = Counter("lmk_guard_findings", "Guard findings by type, action and where "
+                                      "(input, output).", ["type", "action", "where"], registry=r)
         self.running = Gauge("lmk_running_requests", "Generations in the running batch.", registry=r)
         self.tokens_per_second = Gauge("lmk_generated_tokens_per_second",
                                        f"Tokens generated per second over the last {RATE_WINDOW_S:g} s.", registry=r)

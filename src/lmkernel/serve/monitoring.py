@@ -82,12 +82,14 @@ class ServeMonitor:
         with self._lock:
             if self.watch is None:
                 from ..trust.audit import AuditLog
+                from ..trust.guard import redact_pii
                 from ..trust.webhook import Webhook
 
                 s = self.settings
                 self.watch = Watch(load_reference(model_dir), self.rules, on_event=self._on_event,
                                    webhook=Webhook(s.webhook) if s.webhook else None,
-                                   audit=AuditLog(s.audit_log, fsync=s.audit_fsync) if s.audit_log else None)
+                                   audit=AuditLog(s.audit_log, redact=redact_pii, fsync=s.audit_fsync)
+                                   if s.audit_log else None)
                 self._thread = threading.Thread(target=self._work, name="lmkernel-monitor", daemon=True)
                 self._thread.start()
             return self.watch

@@ -80,6 +80,10 @@ class ServeSettings:
                                                  "rebinding; default: the bind address's names, any for 0.0.0.0).")
     allowed_origins: tuple[str, ...] = _opt((), "Comma-separated browser origins (e.g. https://app.example.com) "
                                             "besides the server's own that may POST, or '*'; others get 403.")
+    guard: str | None = _opt(None, "YAML file of a guard: section (PII, blocklists, offensive content, ood and "
+                             "low-confidence flags; docs/trust.md) applied to inputs and generated text "
+                             "(default: the run's stored guard: section; without one only chat-template control "
+                             "tokens are looked for).")
     # monitoring, alerts and audit (docs/trust.md, "Monitoring, alerts and audit")
     alerts: str | None = _opt(None, "Alert rules YAML file (docs/trust.md): judged continuously over the monitor's "
                               "windows (GET /v1/monitor); firing and resolving go to the log and --webhook.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from .. import content_guard
 from ..deps import check_caller, ready_service
 from ..schemas import ClassifyRequest, ClassifyResponse, Usage, error_responses, json_body
 from .lean import LeanRoute
@@ -24,12 +25,14 @@ async def classify(request: Request) -> ClassifyResponse:
     service = ready_service(request)
     body = await texts_body(request, service.settings, ClassifyRequest)
     predictor = service.predictor
-    ids = await tokenize(sum(map(len, body.texts)), predictor.encode, body.texts, body.truncate)
+    texts, found = content_guard.check_typed(service, body.texts, "input")
+    ids = await tokenize(sum(map(len, texts)), predictor.encode, texts, body.truncate)
     tokens = sum(map(len, ids))
     service.metrics.input_tokens.inc(tokens)
     results = await service.infer(ids, tokens)
+    flags = content_guard.check_predictions(service, results)
     if service.monitor is not None:  # monitoring hook: windows, alert rules, audit log (serve/monitoring.py)
-        service.monitor.observe(predictor, body.texts, results)
+        service.monitor.observe(predictor, texts, results, [a + b for a, b in zip(found, flags)])  # texts as guarded
     return ClassifyResponse(model=predictor.name, results=results, usage=Usage(input_tokens=tokens))
 
 
