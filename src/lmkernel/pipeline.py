@@ -102,6 +102,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                 "max_length": spec.data.max_length, "trainable_params": params[0], "total_params": params[1],
                 "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
                 "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}
+        if spec.guard is not None:  # serve/predict/generate apply it by default (trust/guardrun.py)
+            card["guard"] = spec.guard.model_dump(mode="json")
         save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge)
         training = {"optimizer steps": result.global_step, "epochs trained": round(result.epochs_trained, 3),
                     "precision": result.precision,

@@ -68,6 +68,7 @@ class ClassifierPredictor:
         self.card = model.card
         self.labels = list(model.labels)
         self.name = model_name(model.path)
+        self.model_dir = model.path  # the monitor reads the artifact's trust.json reference from it
         ceiling = getattr(self.model.config, "max_position_embeddings", None) or 512
         self.max_input_tokens = min(max_input_tokens or self.card.get("max_length", 512), ceiling)
         self.pad_id = batch_pad_id(self.model, self.tokenizer)  # a decoder pools at the last non-pad token
