@@ -4,7 +4,7 @@ A *target* turns a batch of logits into the probability being explained, one val
 generated token): the predicted label's probability, an entity's tag probability, the next tokens'
 probabilities. Two methods score words against it:
 
-- ``ig``: layer integrated gradients (captum) on the input embedding layer, from a baseline where every
+- ``ig``: integrated gradients (captum) on the input embedding layer's output, from a baseline where every
   word token is the pad token (special tokens kept); all interpolation steps run as one batch. It
   integrates the target's log-odds, not its probability: a confident model's probability is flat near
   its input, so a few integration points would miss where it changed. Scores sum, per word, the
@@ -102,22 +102,33 @@ def supports_ig(model: Any) -> bool:
 
 
 def ig_scores(runner: Runner, enc: Encoded, target: Target, n_steps: int) -> list[float]:
-    """Per-word layer integrated gradients of a scalar target (captum), all steps in one batch."""
+    """Per-word integrated gradients of a scalar target over the embedding layer's output, all steps in one batch.
+
+    captum's ``LayerIntegratedGradients`` computes the same thing but first runs the whole model twice, on
+    the text and on the baseline, only to read the layer's outputs; the embedding layer alone gives them,
+    so this runs captum's ``IntegratedGradients`` on those outputs, fed back through a forward hook.
+    """
     import torch
-    from captum.attr import LayerIntegratedGradients
+    from captum.attr import IntegratedGradients
 
     dev = runner.device()
+    layer = runner.model.get_input_embeddings()
     ids = torch.tensor([enc.ids], dtype=torch.long, device=dev)
-    base = torch.tensor([enc.without(set(enc.present), runner.pad_id)], dtype=torch.long, device=dev)
+    with torch.no_grad():
+        x = layer(ids)
+        base = layer(torch.tensor([enc.without(set(enc.present), runner.pad_id)], dtype=torch.long, device=dev))
 
-    def forward(input_ids):
-        mask = torch.ones_like(input_ids)
-        lengths = mask.sum(-1)
-        return _scalar(target(runner.logits(input_ids, mask), lengths, log_odds=True))
+    def forward(embedded):
+        rows = ids.expand(len(embedded), -1)  # the real ids: a decoder pools at the last non-pad one
+        mask = torch.ones_like(rows)
+        hook = layer.register_forward_hook(lambda _m, _i, _o: embedded)
+        try:
+            return _scalar(target(runner.logits(rows, mask), mask.sum(-1), log_odds=True))
+        finally:
+            hook.remove()
 
-    lig = LayerIntegratedGradients(forward, runner.model.get_input_embeddings())
     with torch.enable_grad():
-        attr = lig.attribute(ids, baselines=base, n_steps=n_steps, internal_batch_size=n_steps)
+        attr = IntegratedGradients(forward).attribute(x, baselines=base, n_steps=n_steps, internal_batch_size=n_steps)
     per_token = attr.float().sum(-1)[0].tolist()
     scores = [0.0] * len(enc.words)
     for value, w in zip(per_token, enc.word_of):
