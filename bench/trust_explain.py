@@ -88,13 +88,13 @@ seed: 0
     return lmkernel.load(result.run_dir)
 
 
-def recovery(handle, rows) -> dict[str, float]:
+def recovery(handle, rows, steps: int) -> dict[str, float]:
     from lmkernel.trust.explain import explain
 
     out = {}
     for lang, chinese in (("en", False), ("zh", True)):
         test = [r for r in rows if r[2] and r[3] == chinese]
-        expl = explain(handle, [t for t, _, _, _ in test])
+        expl = explain(handle, [t for t, _, _, _ in test], n_steps=steps)
         hits = sum(max(e["words"], key=lambda w: w["score"])["word"] == trig for e, (_, _, trig, _) in zip(expl, test))
         out[f"trigger_f1_{lang}"] = hits / len(test)
         out[f"n_{lang}"] = len(test)
@@ -160,17 +160,17 @@ def baseline(handle, texts: list[str]) -> list[float]:
     return times
 
 
-def _latency_part(handle, en: list[str], n: int, n_base: int) -> None:
+def _latency_part(handle, en: list[str], n: int, n_base: int, steps: int) -> None:
     import torch
 
     texts = long_texts(handle.tokenizer, en, n)
-    ours = latency(handle, texts, max_length=128)
-    bare = latency(handle, texts, max_length=128, faithful=False)
+    ours = latency(handle, texts, max_length=128, n_steps=steps)
+    bare = latency(handle, texts, max_length=128, n_steps=steps, faithful=False)
     base = baseline(handle, texts[:n_base])
     p50, b50 = _pct(ours, 0.5), _pct(base, 0.5)
     print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}, torch threads {torch.get_num_threads()}")
-    print(f"latency per 128-token text, explain (IG + faithfulness): p50 {p50:.0f} ms, p95 {_pct(ours, 0.95):.0f} ms "
-          f"over {len(ours)} texts")
+    print(f"latency per 128-token text, explain (IG {steps} steps + faithfulness): p50 {p50:.0f} ms, "
+          f"p95 {_pct(ours, 0.95):.0f} ms over {len(ours)} texts")
     print(f"latency, attribution only (no faithfulness): p50 {_pct(bare, 0.5):.0f} ms, p95 {_pct(bare, 0.95):.0f} ms")
     print(f"baseline captum LayerIntegratedGradients defaults: p50 {b50:.0f} ms over {len(base)} texts; "
           f"ratio {b50 / p50:.1f}x (attribution only {b50 / _pct(bare, 0.5):.1f}x)")
@@ -186,6 +186,7 @@ def main() -> None:
     ap.add_argument("--latency-texts", type=int, default=10)
     ap.add_argument("--baseline-texts", type=int, default=2)
     ap.add_argument("--part", choices=["all", "latency", "quality"], default="all")
+    ap.add_argument("--steps", type=int, default=4, help="integration points of lmkernel's ig")
     args = ap.parse_args()
     en, zh = _fillers()
     if args.part in ("all", "latency"):  # an untrained head costs the same as a trained one
@@ -199,12 +200,12 @@ def main() -> None:
         model = task.build_model(path, ["a", "b", "c"]).eval()
         card = {"task": "classification", "labels": ["a", "b", "c"], "max_length": 128}
         _latency_part(Model(model, load_tokenizer(path), task, card, path), en, args.latency_texts,
-                      args.baseline_texts)
+                      args.baseline_texts, args.steps)
     if args.part in ("all", "quality"):
         rows = planted(args.train_rows + args.test_rows, 0, en, zh)
         with tempfile.TemporaryDirectory() as tmp:
             handle = train(rows[:args.train_rows], Path(tmp))
-            rec = recovery(handle, rows[args.train_rows:])
+            rec = recovery(handle, rows[args.train_rows:], args.steps)
         for lang in ("en", "zh"):
             ratio = rec[f"comp_{lang}"] / max(rec[f"comp_random_{lang}"], 1e-9)
             print(f"{lang}: trigger recovery F1 {rec[f'trigger_f1_{lang}']:.3f} over {rec[f'n_{lang}']} texts; "
