@@ -39,6 +39,21 @@ def unknown_token_share(features: list[dict], unk_id: int | None) -> float:
     return sum(f["input_ids"].count(unk_id) for f in features) / max(total, 1)
 
 
+def _trust_profile(task, model, tokenizer, splits: dict, labels: list[str], spec: Spec):
+    """A classifier's trust profile (low-confidence and out-of-distribution thresholds, drift reference),
+    calibrated on the validation split; None for other tasks or without one."""
+    if task.name != "classification" or not splits.get("validation") or not splits["validation"].examples:
+        if task.name == "classification":
+            print("note: no validation split, so the model gets no trust profile (ood / low-confidence flags); "
+                  "set data.validation or data.split.validation")
+        return None
+    from .trust.calibrate import build_profile
+
+    pairs = {k: [(e.text, e.label) for e in splits[k].examples] for k in ("train", "validation")}
+    return build_profile(model, tokenizer, labels, pairs["train"], pairs["validation"], max_length=spec.data.max_length,
+                         batch_size=spec.train.eval_batch_size, seed=spec.seed)
+
+
 def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
     """Train and evaluate per the spec; write the artifact, metrics.json and report.md."""
     if spec.task.type == "pretrain":  # streams its corpus and may build its model: its own pipeline
@@ -102,7 +117,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                 "max_length": spec.data.max_length, "trainable_params": params[0], "total_params": params[1],
                 "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
                 "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}
-        save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge)
+        trust = _trust_profile(task, accelerator.unwrap_model(model), tokenizer, splits, labels, spec)
+        save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge, trust=trust)
         training = {"optimizer steps": result.global_step, "epochs trained": round(result.epochs_trained, 3),
                     "precision": result.precision,
                     "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
