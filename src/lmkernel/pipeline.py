@@ -39,6 +39,18 @@ def unknown_token_share(features: list[dict], unk_id: int | None) -> float:
     return sum(f["input_ids"].count(unk_id) for f in features) / max(total, 1)
 
 
+def _analysis(task, split: str, examples: list, features: list[dict], kept: dict[str, list], labels: list[str]):
+    """The split's error analysis (classification, NER) as a one-item list, its warnings printed; [] for others."""
+    if task.name not in ("classification", "ner") or not kept.get("index"):
+        return []
+    from .evaluation.analysis import analyze
+
+    analysis = analyze(task, split, examples, features, kept, labels)
+    for w in analysis.warnings:
+        print(f"warning: {split}: {w}")
+    return [analysis]
+
+
 def _trust_profile(task, model, tokenizer, splits: dict, labels: list[str], spec: Spec):
     """A classifier's trust profile (low-confidence and out-of-distribution thresholds, drift reference),
     calibrated on the validation split; None for other tasks or without one."""
@@ -98,10 +110,13 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                    run_dir, accelerator, pad_id, resume=resume, progress=progress,
                    tuning=tuning)
     metrics: dict[str, dict[str, Any]] = {}
+    analyses = []
     for name in ("validation", "test") if final_eval else ("validation",):
         if features.get(name):
+            kept: dict[str, list] = {}
             metrics[name] = evaluate(model, task, features[name], labels, spec.train.eval_batch_size,
-                                     accelerator, pad_id, progress)
+                                     accelerator, pad_id, progress, keep=kept)
+            analyses += _analysis(task, name, splits[name].examples, features[name], kept, labels)
             generated = getattr(task, "generation_metrics", None)  # BLEU/ROUGE: slow, so final eval only
             if generated is not None and accelerator.is_main_process:
                 metrics[name].update(generated(accelerator.unwrap_model(model), tokenizer, splits[name].examples,
@@ -135,7 +150,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
             data_counts={k: len(v.examples) for k, v in splits.items()},
             skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=summary,
             params=params, training=training, history=result.history,
-            sections=sections(splits["train"], labels) if sections else [])
+            sections=sections(splits["train"], labels) if sections else [], analyses=analyses)
         out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test")
         cleanup(run_dir, spec.train.keep_optimizer)
     accelerator.wait_for_everyone()
@@ -160,12 +175,15 @@ def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | No
     accelerator = make_accelerator("fp32")
     torch_model = accelerator.prepare(model.model)
     pad_id = model.tokenizer.pad_token_id or 0
-    metrics = evaluate(torch_model, model.task, features, model.labels, batch_size, accelerator, pad_id, progress)
+    kept: dict[str, list] = {}
+    metrics = evaluate(torch_model, model.task, features, model.labels, batch_size, accelerator, pad_id, progress,
+                       keep=kept)
     generated = getattr(model.task, "generation_metrics", None)
     if generated is not None:
         metrics.update(generated(model.model, model.tokenizer, ds.examples, batch_size))
     report = ReportInput(title=f"lmkernel eval: {Path(data).name}", labels=model.labels, metrics={"eval": metrics},
                          data_counts={"eval": len(ds.examples)}, skipped={"eval": ds.bad} if ds.bad else {},
-                         summary={"model": f"`{model.path}`", "data": f"`{data}`", "task": model.card["task"]})
+                         summary={"model": f"`{model.path}`", "data": f"`{data}`", "task": model.card["task"]},
+                         analyses=_analysis(model.task, "eval", ds.examples, features, kept, model.labels))
     out_dir.mkdir(parents=True, exist_ok=True)
     return write_report(out_dir, report, primary="eval")

@@ -131,7 +131,9 @@ class ClassificationTask:
         return batch
 
     def step_outputs(self, out, batch: Batch) -> dict[str, list]:
-        return {"pred": out.logits.argmax(-1).tolist(), "gold": batch["labels"].tolist()}
+        """Predicted and gold label ids, and the confidence (top probability) the error analysis reads."""
+        confidence, pred = out.logits.float().softmax(-1).max(-1)
+        return {"pred": pred.tolist(), "gold": batch["labels"].tolist(), "confidence": confidence.tolist()}
 
     def metrics(self, outputs: dict[str, list], labels: list[str]) -> dict[str, Any]:
         from ..evaluation.metrics import classification_metrics
