@@ -84,7 +84,7 @@ def _slice_metrics(task: Any, outputs: dict[str, list], example_of: list[int], t
         out[kind] = {}
         for name in sorted(groups, key=lambda g: (len(g.split("-")[0]), g)):
             rows = groups[name]
-            sub = {k: [v[r] for r in rows] for k, v in outputs.items() if isinstance(v, list) and len(v) == len(example_of)}
+            sub = {k: [v[r] for r in rows] for k, v in outputs.items() if len(v) == len(example_of)}
             m = task.metrics(sub, labels)
             out[kind][name] = {"examples": len({example_of[r] for r in rows}),
                                **{k: v for k, v in m.items() if isinstance(v, float)}}

@@ -86,8 +86,9 @@ def errors_section(out_dir: Path, analyses: Sequence[ErrorAnalysis], explain_fn:
             conf = "confidence" in top[0]
             lines += ["| text | gold | predicted |" + (" confidence |" if conf else ""),
                       "|---|---|---|" + ("---|" if conf else "")]
-            lines += [f"| {_short(r['text'])} | {_short(_shown(r['gold']), 60)} | {_short(_shown(r['predicted']), 60)} |"
-                      + (f" {r['confidence']:.3f} |" if conf else "") for r in top]
+            lines += [f"| {_short(r['text'])} | {_short(_shown(r['gold']), 60)} | "
+                      f"{_short(_shown(r['predicted']), 60)} |" + (f" {r['confidence']:.3f} |" if conf else "")
+                      for r in top]
             lines.append("")
             lines += _explanations(top, explain_fn)
     return lines
