@@ -87,8 +87,10 @@ def test_explain_hook_adds_explanations_of_the_shown_errors(tmp_path):
     errors = [{"split": "eval", "line": 2, "text": "the film was fine", "gold": "positive", "predicted": "negative",
                "confidence": 0.8}]
     analysis = ErrorAnalysis("eval", errors=errors, warnings=["the model predicts 'negative' for 100%"])
-    r = ReportInput(title="t", labels=["negative", "positive"], metrics={"eval": {"accuracy": 0.5}}, analyses=[analysis])
-    write_report(tmp_path, r, primary="eval", explain_fn=lambda texts: [f"*fine* pushed toward it ({t})" for t in texts])
+    r = ReportInput(title="t", labels=["negative", "positive"], metrics={"eval": {"accuracy": 0.5}},
+                    analyses=[analysis])
+    write_report(tmp_path, r, primary="eval",
+                 explain_fn=lambda texts: [f"*fine* pushed toward it ({t})" for t in texts])
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "## Warnings" in report and "predicts 'negative'" in report
     assert "*fine* pushed toward it (the film was fine)" in report
