@@ -29,6 +29,15 @@ class Mahalanobis:
     means: Any
     precision: Any
 
+    def __post_init__(self) -> None:
+        """Whiten once: with P = W Wᵀ the distance is |xW - mW|², summed over real differences; the
+        expanded form xPx - 2xPm + mPm cancels catastrophically in float32 when P is large."""
+        import numpy as np
+
+        p = np.asarray(self.precision, dtype=np.float64)
+        self._white = np.linalg.cholesky((p + p.T) / 2).astype(np.float32)
+        self._white_means = (np.asarray(self.means, dtype=np.float32) @ self._white)
+
     @classmethod
     def fit(cls, features: Any, labels: Any, num_labels: int) -> Mahalanobis:
         """Means of the classes present and the Ledoit-Wolf shrunk covariance of the centred features
@@ -48,13 +57,15 @@ class Mahalanobis:
         """Squared distance to the nearest class mean, one float per row."""
         import numpy as np
 
-        x = _unit(np.asarray(features, dtype=np.float32))
-        xp = x @ self.precision
-        # (x-m)P(x-m) = xPx - 2 xPm + mPm, for every class at once
-        d = (xp * x).sum(1, keepdims=True) - 2 * xp @ self.means.T + ((self.means @ self.precision) * self.means).sum(1)
-        return d.min(1)
+        z = _unit(np.asarray(features, dtype=np.float32)) @ self._white
+        out = np.empty(len(z), dtype=np.float32)
+        for s in range(0, len(z), 256):  # (rows, classes, hidden) differences, a bounded block at a time
+            diff = z[s:s + 256, None, :] - self._white_means[None]
+            out[s:s + 256] = np.einsum("bch,bch->bc", diff, diff).min(1)
+        return out
 
     def tensors(self) -> dict[str, Any]:
+        """What trust.safetensors stores (the whitening is recomputed on load)."""
         return {"ood.means": self.means, "ood.precision": self.precision}
 
 
