@@ -56,7 +56,7 @@ def prepare(workdir: Path, held_out_n: int, seed: int) -> tuple[list[str], list[
     return held, read_rows(DATA / "test.csv")
 
 
-def train(workdir: Path, epochs: int, seed: int) -> dict:
+def train(workdir: Path, epochs: int, seed: int, max_steps: int | None, batch_size: int, lr: float) -> dict:
     import lmkernel
     from lmkernel.spec import parse_spec
 
@@ -65,7 +65,7 @@ def train(workdir: Path, epochs: int, seed: int) -> dict:
         "data": {"train": str(workdir / "train.csv"), "validation": str(workdir / "validation.csv"),
                  "max_length": 64},
         "model": {"name": "minilm"}, "tuning": {"method": "full"},
-        "train": {"epochs": epochs, "batch_size": 32, "lr": 1e-4},
+        "train": {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr},
         "output": {"dir": str(workdir / "run")},
     })
     start = time.perf_counter()
@@ -76,6 +76,9 @@ def train(workdir: Path, epochs: int, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--max-steps", type=int, default=None, help="stop training after this many steps")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--held-out", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/lmk-trust-ood"))
@@ -88,12 +91,14 @@ def main() -> None:
 
     held, test = prepare(args.workdir, args.held_out, args.seed)
     print(f"held-out intents (seed {args.seed}): {', '.join(held)}")
-    trained = {} if args.reuse else train(args.workdir, args.epochs, args.seed)
+    trained = {} if args.reuse else train(args.workdir, args.epochs, args.seed, args.max_steps, args.batch_size,
+                                                  args.lr)
     if args.train_only:
         print(trained)
         return
     result = score(args.workdir, held, test, variants_too=not args.no_variants)
-    result.update(trained, held_out=held, epochs=args.epochs, seed=args.seed,
+    result.update(trained, held_out=held, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                  lr=args.lr, seed=args.seed,
                   cpu_capability=torch.backends.cpu.get_cpu_capability())
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,14 +137,40 @@ def variants(model, workdir: Path, feats, y_ood) -> dict:
     return {"knn10_cosine": round(float(roc_auc_score(y_ood, -np.sort(sims, 1)[:, -10])), 4)}
 
 
+def latency(model, texts: list[str], rounds: int = 60) -> dict:
+    """The server's classify call (ClassifierPredictor: unpadded forward) with and without the profile's
+    flags, interleaved call by call so drift in this VM's speed lands on both; median ms per call."""
+    import statistics
+
+    from lmkernel.serve.predictor import ClassifierPredictor
+
+    predictor = ClassifierPredictor(model)
+    profile = predictor.trust
+    out = {}
+    for size in (1, 16):
+        items = predictor.encode(texts[:size], truncate=True)
+        times: dict[str, list[float]] = {"plain": [], "flags": []}
+        for r in range(rounds):
+            for name in (("plain", "flags") if r % 2 else ("flags", "plain")):
+                predictor.trust = profile if name == "flags" else None
+                start = time.perf_counter()
+                predictor(items)
+                times[name].append((time.perf_counter() - start) * 1000)
+        med = {k: statistics.median(v[5:]) for k, v in times.items()}
+        out[f"batch_{size}"] = {"ms_plain": round(med["plain"], 3), "ms_with_flags": round(med["flags"], 3),
+                                "added_ms": round(med["flags"] - med["plain"], 3)}
+    predictor.trust = profile
+    return out
+
+
 def score(workdir: Path, held: list[str], test: list[tuple[str, str]], variants_too: bool = True) -> dict:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    import lmkernel
+    from lmkernel.artifact import load
     from lmkernel.trust.features import collect
 
-    model = lmkernel.load(workdir / "run", backend="exact")
+    model = load(workdir / "run", backend="exact")
     profile = ensure_profile(model, workdir)
     texts = [t for t, _ in test]
     y_ood = np.asarray([y in held for _, y in test])
@@ -163,6 +194,7 @@ def score(workdir: Path, held: list[str], test: list[tuple[str, str]], variants_
     result["ratio"] = round(result["auroc_lmkernel"] / result["auroc_msp"], 3)
     if variants_too:
         result["other_detectors_auroc"] = variants(model, workdir, feats, y_ood)
+    result["serve_call_latency"] = latency(model, [t for t, y in test if y not in held])
     return result
 
 

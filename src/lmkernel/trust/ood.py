@@ -30,13 +30,14 @@ class Mahalanobis:
     precision: Any
 
     def __post_init__(self) -> None:
-        """Whiten once: with P = W Wᵀ the distance is |xW - mW|², summed over real differences; the
-        expanded form xPx - 2xPm + mPm cancels catastrophically in float32 when P is large."""
-        import numpy as np
+        """Whiten once (P = W Wᵀ, so the distance is |xW - mW|²), in float64: the expanded form
+        |z|² - 2 z·m + |m|² cancels catastrophically in float32 when P is large."""
+        import torch
 
-        p = np.asarray(self.precision, dtype=np.float64)
-        self._white = np.linalg.cholesky((p + p.T) / 2).astype(np.float32)
-        self._white_means = (np.asarray(self.means, dtype=np.float32) @ self._white)
+        p = torch.as_tensor(self.precision, dtype=torch.float64)
+        self._white = torch.linalg.cholesky((p + p.T) / 2)
+        self._white_means = torch.as_tensor(self.means, dtype=torch.float64) @ self._white
+        self._mean_norms = (self._white_means ** 2).sum(1)
 
     @classmethod
     def fit(cls, features: Any, labels: Any, num_labels: int) -> Mahalanobis:
@@ -54,15 +55,14 @@ class Mahalanobis:
         return cls(means.astype(np.float32), precision.astype(np.float32))
 
     def score(self, features: Any) -> Any:
-        """Squared distance to the nearest class mean, one float per row."""
-        import numpy as np
+        """Squared distance to the nearest class mean, one float32 per row (numpy). In torch, whose thread
+        pool is the model's: numpy's BLAS starts its own threads, which fight the model's for the cores."""
+        import torch
 
-        z = _unit(np.asarray(features, dtype=np.float32)) @ self._white
-        out = np.empty(len(z), dtype=np.float32)
-        for s in range(0, len(z), 256):  # (rows, classes, hidden) differences, a bounded block at a time
-            diff = z[s:s + 256, None, :] - self._white_means[None]
-            out[s:s + 256] = np.einsum("bch,bch->bc", diff, diff).min(1)
-        return out
+        x = torch.as_tensor(features).to(torch.float64)
+        z = torch.nn.functional.normalize(x, dim=1, eps=1e-12) @ self._white
+        d = (z ** 2).sum(1, keepdim=True) - 2 * z @ self._white_means.T + self._mean_norms
+        return d.min(1).values.clamp_min(0).float().numpy()
 
     def tensors(self) -> dict[str, Any]:
         """What trust.safetensors stores (the whitening is recomputed on load)."""
