@@ -116,7 +116,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
             kept: dict[str, list] = {}
             metrics[name] = evaluate(model, task, features[name], labels, spec.train.eval_batch_size,
                                      accelerator, pad_id, progress, keep=kept)
-            analyses += _analysis(task, name, splits[name].examples, features[name], kept, labels)
+            if accelerator.is_main_process:
+                analyses += _analysis(task, name, splits[name].examples, features[name], kept, labels)
             generated = getattr(task, "generation_metrics", None)  # BLEU/ROUGE: slow, so final eval only
             if generated is not None and accelerator.is_main_process:
                 metrics[name].update(generated(accelerator.unwrap_model(model), tokenizer, splits[name].examples,
