@@ -43,17 +43,23 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
         w.writerows(rows)
 
 
-def prepare(workdir: Path, held_out_n: int, seed: int) -> tuple[list[str], list[tuple[str, str]]]:
+def prepare(workdir: Path, held_out_n: int, seed: int, val_share: float,
+            test_per_intent: int | None) -> tuple[list[str], list[tuple[str, str]]]:
     """Train/validation files of the kept intents; returns the held-out intents and all test rows."""
     intents = json.loads((DATA / "categories.json").read_text(encoding="utf-8"))
     held = sorted(random.Random(seed).sample(intents, held_out_n))
     train = [r for r in read_rows(DATA / "train.csv") if r[1] not in held]
     random.Random(seed + 1).shuffle(train)
-    n_val = len(train) // 10
+    n_val = int(len(train) * val_share)
     workdir.mkdir(parents=True, exist_ok=True)
     write_csv(workdir / "train.csv", train[n_val:])
     write_csv(workdir / "validation.csv", train[:n_val])
-    return held, read_rows(DATA / "test.csv")
+    test = read_rows(DATA / "test.csv")
+    if test_per_intent:  # a seeded, balanced sample of the test split
+        random.Random(seed + 2).shuffle(test)
+        seen: dict[str, int] = {}
+        test = [r for r in test if (seen := {**seen, r[1]: seen.get(r[1], 0) + 1})[r[1]] <= test_per_intent]
+    return held, test
 
 
 def train(workdir: Path, epochs: int, seed: int, max_steps: int | None, batch_size: int, lr: float) -> dict:
@@ -79,6 +85,9 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=None, help="stop training after this many steps")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--val-share", type=float, default=0.1, help="share of the kept intents' training rows")
+    ap.add_argument("--test-per-intent", type=int, default=None, help="score a seeded sample of N per intent")
+    ap.add_argument("--latency-rounds", type=int, default=60)
     ap.add_argument("--held-out", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/lmk-trust-ood"))
@@ -89,15 +98,16 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    held, test = prepare(args.workdir, args.held_out, args.seed)
+    held, test = prepare(args.workdir, args.held_out, args.seed, args.val_share, args.test_per_intent)
     print(f"held-out intents (seed {args.seed}): {', '.join(held)}")
     trained = {} if args.reuse else train(args.workdir, args.epochs, args.seed, args.max_steps, args.batch_size,
                                                   args.lr)
     if args.train_only:
         print(trained)
         return
-    result = score(args.workdir, held, test, variants_too=not args.no_variants)
-    result.update(trained, held_out=held, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+    result = score(args.workdir, held, test, variants_too=not args.no_variants, rounds=args.latency_rounds)
+    result.update(trained, held_out=held, val_share=args.val_share, test_per_intent=args.test_per_intent,
+                  epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
                   lr=args.lr, seed=args.seed,
                   cpu_capability=torch.backends.cpu.get_cpu_capability())
     print(json.dumps(result, indent=2))
@@ -163,7 +173,8 @@ def latency(model, texts: list[str], rounds: int = 60) -> dict:
     return out
 
 
-def score(workdir: Path, held: list[str], test: list[tuple[str, str]], variants_too: bool = True) -> dict:
+def score(workdir: Path, held: list[str], test: list[tuple[str, str]], variants_too: bool = True,
+          rounds: int = 60) -> dict:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
@@ -194,7 +205,7 @@ def score(workdir: Path, held: list[str], test: list[tuple[str, str]], variants_
     result["ratio"] = round(result["auroc_lmkernel"] / result["auroc_msp"], 3)
     if variants_too:
         result["other_detectors_auroc"] = variants(model, workdir, feats, y_ood)
-    result["serve_call_latency"] = latency(model, [t for t, y in test if y not in held])
+    result["serve_call_latency"] = latency(model, [t for t, y in test if y not in held], rounds)
     return result
 
 

@@ -21,7 +21,7 @@ from .ood import Mahalanobis, msp_score
 TRUST_JSON = "trust.json"
 TRUST_TENSORS = "trust.safetensors"
 VERSION = 1
-FIT_CAP = 5000  # training texts the detector's means and covariance are fitted on, at most (seeded sample)
+FIT_CAP = 2000  # training texts the detector's means and covariance are fitted on, at most (seeded sample)
 _FIX = "the trust profile is damaged or was edited by hand; delete trust.json and trust.safetensors to serve " \
        "without it, or retrain the run (`lmkernel run SPEC`) to calibrate a new one"
 
