@@ -57,8 +57,13 @@ def prepare(workdir: Path, held_out_n: int, seed: int, val_share: float,
     test = read_rows(DATA / "test.csv")
     if test_per_intent:  # a seeded, balanced sample of the test split
         random.Random(seed + 2).shuffle(test)
-        seen: dict[str, int] = {}
-        test = [r for r in test if (seen := {**seen, r[1]: seen.get(r[1], 0) + 1})[r[1]] <= test_per_intent]
+        taken: dict[str, int] = {}
+        kept = []
+        for row in test:
+            taken[row[1]] = taken.get(row[1], 0) + 1
+            if taken[row[1]] <= test_per_intent:
+                kept.append(row)
+        test = kept
     return held, test
 
 
