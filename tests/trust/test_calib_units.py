@@ -88,6 +88,7 @@ def test_mahalanobis_flags_foreign_features_and_round_trips(tmp_path):
     assert [f["low_confidence"] for f in flags] == [False, True]
     assert flags[1]["ood_score"] > flags[0]["ood_score"]
     assert loaded.flags(probs, None)[0] == {"ood": None, "ood_score": None, "low_confidence": False}
+    assert loaded.flags(probs, np.ones((2, 5)))[0]["ood"] is None  # features of another width: not measured
     assert load_profile(tmp_path / "nothing-here") is None
 
 

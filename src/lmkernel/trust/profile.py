@@ -56,7 +56,9 @@ class TrustProfile:
         probs = np.asarray(probs, dtype=np.float32)
         if self.detector is None:
             return msp_score(probs)
-        return None if features is None else self.detector.score(features)
+        if features is None or features.shape[-1] != self.detector.means.shape[1]:
+            return None  # no features, or a model of another width (a distilled student): nothing to measure
+        return self.detector.score(features)
 
     def flags(self, probs: Any, features: Any | None = None) -> list[dict[str, Any]]:
         """``{"ood", "ood_score", "low_confidence"}`` per row; ood keys are None without the features."""
