@@ -20,25 +20,27 @@ LENGTH_BINS = 10
 
 
 def low_confidence_threshold(confidence: Any, correct: Any) -> tuple[float, str]:
-    """The highest confidence t such that validation texts below t are right less than half the time
-    (at least ``MIN_FLAGGED`` of them); where no such band exists, the 5 % quantile of confidence."""
+    """The highest confidence t such that validation texts below t are right less often than the target
+    (at least ``MIN_FLAGGED`` of them): 50 %, or half the overall accuracy when that is lower (a weak
+    model would otherwise flag nearly everything); where no such band exists, the 5 % quantile."""
     import numpy as np
 
     order = np.argsort(confidence, kind="stable")
     conf = np.asarray(confidence, dtype=np.float64)[order]
     hits = np.cumsum(np.asarray(correct, dtype=np.float64)[order])
     counts = np.arange(1, len(conf) + 1)
-    below_ok = (counts >= MIN_FLAGGED) & (hits / counts < LOW_CONFIDENCE_TARGET)
+    target = min(LOW_CONFIDENCE_TARGET, float(hits[-1] / counts[-1]) / 2) if len(conf) else LOW_CONFIDENCE_TARGET
+    below_ok = (counts >= MIN_FLAGGED) & (hits / counts < target)
     # t = the next text's confidence, so the texts before it (and exactly these) fall below t
     if below_ok[:-1].any():
         k = int(np.flatnonzero(below_ok[:-1])[-1])
         t = float(conf[k + 1])
         acc = hits[k] / counts[k]
-        return t, (f"highest confidence below which validation accuracy is under {LOW_CONFIDENCE_TARGET:.0%} "
+        return t, (f"highest confidence below which validation accuracy is under {target:.0%} "
                    f"({counts[k]} of {len(conf)} validation texts, accuracy {acc:.2f})")
     t = float(np.quantile(conf, FALLBACK_QUANTILE)) if len(conf) else 0.0
     return t, (f"{FALLBACK_QUANTILE:.0%} quantile of validation confidence (no band of {MIN_FLAGGED}+ validation "
-               f"texts was right less than {LOW_CONFIDENCE_TARGET:.0%} of the time)")
+               f"texts was right less than {target:.0%} of the time)")
 
 
 def ood_threshold(scores: Any) -> tuple[float, str]:
