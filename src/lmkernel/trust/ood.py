@@ -32,12 +32,12 @@ class Mahalanobis:
     def __post_init__(self) -> None:
         """Whiten once (P = W Wᵀ, so the distance is |xW - mW|²), in float64: the expanded form
         |z|² - 2 z·m + |m|² cancels catastrophically in float32 when P is large."""
-        import torch
+        import numpy as np
 
-        p = torch.as_tensor(self.precision, dtype=torch.float64)
-        self._white = torch.linalg.cholesky((p + p.T) / 2)
-        self._white_means = torch.as_tensor(self.means, dtype=torch.float64) @ self._white
-        self._mean_norms = (self._white_means ** 2).sum(1)
+        p = np.asarray(self.precision, dtype=np.float64)
+        self._white = np.linalg.cholesky((p + p.T) / 2)
+        self._white_means_t = np.ascontiguousarray((np.asarray(self.means, dtype=np.float64) @ self._white).T)
+        self._mean_norms = (self._white_means_t ** 2).sum(0)
 
     @classmethod
     def fit(cls, features: Any, labels: Any, num_labels: int) -> Mahalanobis:
@@ -55,14 +55,17 @@ class Mahalanobis:
         return cls(means.astype(np.float32), precision.astype(np.float32))
 
     def score(self, features: Any) -> Any:
-        """Squared distance to the nearest class mean, one float32 per row (numpy). In torch, whose thread
-        pool is the model's: numpy's BLAS starts its own threads, which fight the model's for the cores."""
-        import torch
+        """Squared distance to the nearest class mean, one float32 per row. Row by row (vector-matrix
+        products): a matrix product this small is parallelised by the BLAS, whose threads then wait on
+        the model's for the same cores (tens of ms on a loaded 2-core machine, against ~0.1 ms a row)."""
+        import numpy as np
 
-        x = torch.as_tensor(features).to(torch.float64)
-        z = torch.nn.functional.normalize(x, dim=1, eps=1e-12) @ self._white
-        d = (z ** 2).sum(1, keepdim=True) - 2 * z @ self._white_means.T + self._mean_norms
-        return d.min(1).values.clamp_min(0).float().numpy()
+        x = _unit(np.asarray(features, dtype=np.float64))
+        out = np.empty(len(x), dtype=np.float32)
+        for i, row in enumerate(x):
+            z = row @ self._white
+            out[i] = max(float((z @ z - 2 * z @ self._white_means_t + self._mean_norms).min()), 0.0)
+        return out
 
     def tensors(self) -> dict[str, Any]:
         """What trust.safetensors stores (the whitening is recomputed on load)."""
