@@ -67,7 +67,8 @@ def prepare(workdir: Path, held_out_n: int, seed: int, val_share: float,
     return held, test
 
 
-def train(workdir: Path, epochs: int, seed: int, max_steps: int | None, batch_size: int, lr: float) -> dict:
+def train(workdir: Path, epochs: int, seed: int, max_steps: int | None, batch_size: int, lr: float,
+          model: str) -> dict:
     import lmkernel
     from lmkernel.spec import parse_spec
 
@@ -75,7 +76,7 @@ def train(workdir: Path, epochs: int, seed: int, max_steps: int | None, batch_si
         "seed": seed,
         "data": {"train": str(workdir / "train.csv"), "validation": str(workdir / "validation.csv"),
                  "max_length": 64},
-        "model": {"name": "minilm"}, "tuning": {"method": "full"},
+        "model": {"name": model}, "tuning": {"method": "full"},
         "train": {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "lr": lr},
         "output": {"dir": str(workdir / "run")},
     })
@@ -90,6 +91,8 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=None, help="stop training after this many steps")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--model", default="minilm", help="backbone; an earlier run's model/ folder continues it "
+                    "(its head's labels are the same sorted intents)")
     ap.add_argument("--val-share", type=float, default=0.1, help="share of the kept intents' training rows")
     ap.add_argument("--test-per-intent", type=int, default=None, help="score a seeded sample of N per intent")
     ap.add_argument("--latency-rounds", type=int, default=60)
@@ -106,13 +109,13 @@ def main() -> None:
     held, test = prepare(args.workdir, args.held_out, args.seed, args.val_share, args.test_per_intent)
     print(f"held-out intents (seed {args.seed}): {', '.join(held)}")
     trained = {} if args.reuse else train(args.workdir, args.epochs, args.seed, args.max_steps, args.batch_size,
-                                                  args.lr)
+                                                  args.lr, args.model)
     if args.train_only:
         print(trained)
         return
     result = score(args.workdir, held, test, variants_too=not args.no_variants, rounds=args.latency_rounds)
     result.update(trained, held_out=held, val_share=args.val_share, test_per_intent=args.test_per_intent,
-                  epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                  model=args.model, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
                   lr=args.lr, seed=args.seed,
                   cpu_capability=torch.backends.cpu.get_cpu_capability())
     print(json.dumps(result, indent=2))
