@@ -211,8 +211,11 @@ def predict(
         elif as_json or (preds and "label" not in preds[0]):  # NER: entity spans print as JSON
             typer.echo("\n".join(lines))
         else:
-            for p in preds:
-                typer.echo(f"{p['label']}\t{p['score']:.3f}\t{p['text']}")
+            for p in preds:  # the trust profile's flags, when raised, after the text
+                flags = [name for key, name in (("ood", "out-of-distribution"), ("low_confidence", "low confidence"))
+                         if p.get(key)]
+                shown = f"\t[{', '.join(flags)}]" if flags else ""
+                typer.echo(f"{p['label']}\t{p['score']:.3f}\t{p['text']}{shown}")
 
 
 @app.command()
