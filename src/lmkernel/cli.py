@@ -509,6 +509,9 @@ _register_monitor(app)
 from .commands.audit import audit_app  # noqa: E402  (audit verify)
 
 app.add_typer(audit_app, name="audit")
+from .commands.explain import explain as _explain  # noqa: E402
+
+app.command("explain")(_explain)
 
 
 def main() -> None:  # console-script entry point

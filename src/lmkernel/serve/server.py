@@ -70,6 +70,7 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     if knowledge is not None:
         knowledge.check(generation=generation, qa=task == "qa")
     app = create_app(settings, task=task, load=load, knowledge=knowledge)
+    __import__("lmkernel.serve.routes.explain", fromlist=["_"]).mount(app, model_dir, task)  # POST /v1/explain
     build_server(app, host=host, port=port, settings=settings, access_log=access_log).run()
 
 
