@@ -5,14 +5,14 @@ explanations, a model whose reasons are known and a quickly trained tiny run."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import pytest
+from datakit import write_csv
 from explain_helpers import LABELS as TRIGGER_LABELS
-from explain_helpers import TRIGGERS, bag_model, sentiment_rows, write_csv
-from trust_helpers import EN
+from explain_helpers import TRIGGERS, bag_model, sentiment_rows
+from trust_helpers import EN, profile_json
 
 LABELS = ["negative", "positive"]
 
@@ -35,7 +35,7 @@ def tiny_cls_run(tiny_bert, tmp_path_factory) -> Path:
     texts = EN * 30
     rows = lmkernel.load(run).predict(texts)
     ref = build_reference([r["label"] for r in rows], [r["score"] for r in rows], texts)
-    (run / "model" / "trust.json").write_text(json.dumps({"version": 1, "reference": ref}), encoding="utf-8")
+    (run / "model" / "trust.json").write_text(profile_json(ref), encoding="utf-8")
     return run
 
 

@@ -7,9 +7,7 @@ label is known exactly: the planted triggers. It has what explanations use from 
 
 from __future__ import annotations
 
-import csv
 import random
-from pathlib import Path
 from types import SimpleNamespace
 
 TRIGGERS = {"positive": ["superb", "满意"], "negative": ["horrible", "失望"]}
@@ -54,12 +52,6 @@ def bag_model(tokenizer, weights: dict[str, dict[str, float]], labels: list[str]
             return SimpleNamespace(logits=x.sum(1) + self.bias)
 
     return Bag().eval()
-
-
-def write_csv(path: Path, rows) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows([("text", "label"), *rows])
-    return path
 
 
 def sentiment_rows(n: int, seed: int) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_rows, write_csv
+from datakit import make_rows, write_csv
 
 FOREIGN = "§§§ ¤¤¤ ¶¶¶ ### @@@ ~~~ ^^^ ||| ¦¦¦ ©©©"  # every character unknown to the tiny vocabulary
 

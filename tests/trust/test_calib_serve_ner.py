@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_rows
+from datakit import make_rows
 
 LABELS = ["negative", "positive"]
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
-from trust_helpers import receiver
+from trust_helpers import profile_json, receiver
 
 from lmkernel.errors import LmkError
 from lmkernel.serve.app import create_app
@@ -58,7 +58,7 @@ def _model_dir(tmp_path):
     d.mkdir()
     texts = ["one two three", "one two"] * 50
     ref = build_reference(["positive", "negative"] * 50, [0.8] * 100, texts)
-    (d / "trust.json").write_text(json.dumps({"version": 1, "reference": ref}), encoding="utf-8")
+    (d / "trust.json").write_text(profile_json(ref), encoding="utf-8")
     return d
 
 
@@ -127,7 +127,7 @@ def test_load_reference(tmp_path):
 
     assert load_reference(None) is None and load_reference(tmp_path) is None
     (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "trust.json").write_text('{"version": 1, "reference": {"n": 3}}')
+    (tmp_path / "model" / "trust.json").write_text(profile_json({"n": 3}))
     assert load_reference(tmp_path) == {"n": 3}  # a run folder: its model/ is read
     (tmp_path / "model" / "trust.json").write_text("{broken")
     assert load_reference(tmp_path / "model") is None  # logged, not raised

@@ -37,3 +37,11 @@ def receiver(fail_first: int = 0) -> Iterator[tuple[str, list]]:
         yield f"http://127.0.0.1:{server.server_address[1]}/alerts", calls
     finally:
         server.shutdown()
+
+
+def profile_json(reference: dict) -> str:
+    """A trust.json with the given drift reference and neutral thresholds (what training writes)."""
+    import json
+
+    return json.dumps({"version": 1, "low_confidence": {"threshold": 0.5, "how": "test"},
+                       "ood": {"method": "msp", "threshold": 0.9, "how": "test"}, "reference": reference})

@@ -13,7 +13,6 @@ trust.json (without one, drift reads null and the other statistics still work).
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import LmkError
 from ..trust.alerts import AlertEvent, load_rules
 from ..trust.watch import Watch, record_for
 from .metrics import Metrics
@@ -33,18 +33,19 @@ _STOP = object()
 
 
 def load_reference(model_dir: str | Path | None) -> dict[str, Any] | None:
-    """trust.json's ``reference`` (TRUST_API: written at training time) in a model folder or a run folder's
-    ``model/``, or None; a damaged file is logged and monitoring goes on without drift."""
+    """The trust profile's drift ``reference`` (written at training time) of a model or run folder, or None;
+    a damaged profile is logged and monitoring goes on without drift."""
     if model_dir is None:
         return None
-    for path in (Path(model_dir) / "trust.json", Path(model_dir) / "model" / "trust.json"):
-        if path.is_file():
-            try:
-                ref = json.loads(path.read_text(encoding="utf-8")).get("reference")
-                return ref if isinstance(ref, dict) else None
-            except (OSError, ValueError, AttributeError) as e:
-                log.warning("monitor: cannot read the reference in %s (%s); drift stays off", path, e)
-    return None
+    from ..trust.profile import load_profile
+
+    folders = [d for d in (Path(model_dir), Path(model_dir) / "model") if (d / "trust.json").is_file()]
+    try:
+        profile = load_profile(folders[0]) if folders else None
+    except LmkError as e:
+        log.warning("monitor: %s; drift stays off", e)
+        return None
+    return profile.data["reference"] if profile is not None else None
 
 
 def monitor_for(task: str, settings: ServeSettings, metrics: Metrics, own_router: bool = False) -> ServeMonitor | None:
