@@ -51,6 +51,26 @@ def _analysis(task, split: str, examples: list, features: list[dict], kept: dict
     return [analysis]
 
 
+def _explainer(task, model, tokenizer, labels: list[str], precision: str, max_length: int):
+    """report.md's explanations of the most confident errors (classification, NER): why the model chose what
+    it chose. An explanation that fails is logged and left out; it never fails the run."""
+    if task.name not in ("classification", "ner"):
+        return None
+    from .trust.explain import explain_texts
+    from .trust.explain_render import markdown
+
+    def explain_fn(texts: list[str]) -> list[str | None]:
+        try:
+            rows = explain_texts(model, tokenizer, task, texts, label_names=labels, precision=precision,
+                                 max_length=max_length)
+        except Exception as e:  # noqa: BLE001 - an optional report section must not lose the trained model
+            print(f"note: the errors were not explained ({type(e).__name__}: {e})")
+            return [None] * len(texts)
+        return [markdown([row]) for row in rows]
+
+    return explain_fn
+
+
 def _trust_profile(task, model, tokenizer, splits: dict, labels: list[str], spec: Spec):
     """A classifier's trust profile (low-confidence and out-of-distribution thresholds, drift reference),
     calibrated on the validation split; None for other tasks or without one."""
@@ -154,7 +174,10 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
             skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=summary,
             params=params, training=training, history=result.history,
             sections=sections(splits["train"], labels) if sections else [], analyses=analyses)
-        out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test")
+        explain_fn = _explainer(task, accelerator.unwrap_model(model), tokenizer, labels, result.precision,
+                                spec.data.max_length)
+        out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test",
+                           explain_fn=explain_fn)
         cleanup(run_dir, spec.train.keep_optimizer)
     accelerator.wait_for_everyone()
     return RunResult(run_dir, out)
@@ -189,4 +212,6 @@ def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | No
                          summary={"model": f"`{model.path}`", "data": f"`{data}`", "task": model.card["task"]},
                          analyses=_analysis(model.task, "eval", ds.examples, features, kept, model.labels))
     out_dir.mkdir(parents=True, exist_ok=True)
-    return write_report(out_dir, report, primary="eval")
+    explain_fn = _explainer(model.task, model.model, model.tokenizer, model.labels, "fp32",
+                            model.card.get("max_length", 512))
+    return write_report(out_dir, report, primary="eval", explain_fn=explain_fn)

@@ -112,3 +112,6 @@ def test_single_class_model_is_warned_in_report_and_log(tiny_bert, tmp_path, cap
     assert "warning: validation:" in capsys.readouterr().out
     report = (run / "report.md").read_text(encoding="utf-8")
     assert "## Warnings" in report and ("for 100% of the 60 examples" in report or "chance" in report)
+    # half the examples are wrong: the most confident errors are explained by word in report.md
+    assert "**Why " in report and any(f"`{w}`" in report for w in ("the", "film", "was", "great", "awful"))
+    assert "errors were not explained" not in capsys.readouterr().out
