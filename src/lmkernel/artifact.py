@@ -225,6 +225,13 @@ class Model:
         return self.task.predict(self.model, tokenizer, texts, self.labels,
                                  max_length=self.card.get("max_length", 512), batch_size=batch_size, **extra)
 
+    def explain(self, texts: str | list[str], **options: Any) -> list[dict[str, Any]]:
+        """Word attributions per text (the same object as `lmkernel explain --json`); options as
+        :func:`lmkernel.trust.explain.explain`."""
+        from .trust.explain import explain
+
+        return explain(self, texts, **options)
+
     def embed(self, texts: str | list[str], batch_size: int = 64):
         """Unit-length sentence vectors (a float32 numpy array, one row per text) from a task that makes
         them (the ``embedding`` task: its ``embed`` hook); others raise an error saying what to use."""

@@ -28,7 +28,7 @@ def test_json_html_png(sentiment_run, tmp_path):
     result = _cli(str(sentiment_run), *TEXTS, "--json", "--html", str(html), "--png", str(png))
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
-    assert rows == explain(lmkernel.load(sentiment_run), TEXTS)  # the CLI prints what Python returns
+    assert rows == lmkernel.load(sentiment_run).explain(TEXTS) == explain(lmkernel.load(sentiment_run), TEXTS)
     for row in rows:
         assert {"label", "words", "comprehensiveness", "sufficiency", "comprehensiveness_random",
                 "sufficiency_random"} <= set(row)
