@@ -160,15 +160,16 @@ def baseline(handle, texts: list[str]) -> list[float]:
     return times
 
 
-def _latency_part(handle, en: list[str], n: int, n_base: int, steps: int) -> None:
+def _latency_part(handle, en: list[str], n: int, n_base: int, steps: int, precision: str) -> None:
     import torch
 
     texts = long_texts(handle.tokenizer, en, n)
-    ours = latency(handle, texts, max_length=128, n_steps=steps)
-    bare = latency(handle, texts, max_length=128, n_steps=steps, faithful=False)
+    ours = latency(handle, texts, max_length=128, n_steps=steps, precision=precision)
+    bare = latency(handle, texts, max_length=128, n_steps=steps, faithful=False, precision=precision)
     base = baseline(handle, texts[:n_base])
     p50, b50 = _pct(ours, 0.5), _pct(base, 0.5)
-    print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}, torch threads {torch.get_num_threads()}")
+    print(f"cpu capability: {torch.backends.cpu.get_cpu_capability()}, torch threads {torch.get_num_threads()}, "
+          f"precision {precision}")
     print(f"latency per 128-token text, explain (IG {steps} steps + faithfulness): p50 {p50:.0f} ms, "
           f"p95 {_pct(ours, 0.95):.0f} ms over {len(ours)} texts")
     print(f"latency, attribution only (no faithfulness): p50 {_pct(bare, 0.5):.0f} ms, p95 {_pct(bare, 0.95):.0f} ms")
@@ -187,6 +188,8 @@ def main() -> None:
     ap.add_argument("--baseline-texts", type=int, default=2)
     ap.add_argument("--part", choices=["all", "latency", "quality"], default="all")
     ap.add_argument("--steps", type=int, default=4, help="integration points of lmkernel's ig")
+    ap.add_argument("--precision", default="auto", help="lmkernel's precision: auto (bf16 where the CPU has fast "
+                    "bf16), fp32 or bf16; the baseline runs captum's defaults in fp32")
     args = ap.parse_args()
     en, zh = _fillers()
     if args.part in ("all", "latency"):  # an untrained head costs the same as a trained one
@@ -200,7 +203,7 @@ def main() -> None:
         model = task.build_model(path, ["a", "b", "c"]).eval()
         card = {"task": "classification", "labels": ["a", "b", "c"], "max_length": 128}
         _latency_part(Model(model, load_tokenizer(path), task, card, path), en, args.latency_texts,
-                      args.baseline_texts, args.steps)
+                      args.baseline_texts, args.steps, args.precision)
     if args.part in ("all", "quality"):
         rows = planted(args.train_rows + args.test_rows, 0, en, zh)
         with tempfile.TemporaryDirectory() as tmp:

@@ -56,8 +56,8 @@ def explain(
                                         "auto: ig where it applies, else occlusion.")] = "auto",
     steps: Annotated[int, typer.Option("--steps", min=1, help="Integration points of ig (more: slower, "
                                        "closer to the exact integral).")] = 4,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16 (the model runs under bf16 "
-                                           "autocast).")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the hardware has "
+                                           "fast bf16, as training does; else fp32), fp32 or bf16.")] = "auto",
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Generation: output tokens "
                                                 "to generate and explain (each costs a pass per prompt "
                                                 "word).")] = 8,
@@ -77,8 +77,6 @@ def explain(
 
         from ..trust.explain import explain as run_explain
 
-        if precision not in ("fp32", "bf16"):
-            raise LmkError(f"unknown precision {precision!r}", where="--precision", fix="use fp32 or bf16")
         items = _texts(texts, input_file)
         handle = lmkernel.load(run)
         rows = run_explain(handle, items, label=label, method=method, n_steps=steps, precision=precision,

@@ -52,19 +52,21 @@ def explain(handle: Any, texts: str | list[str], label: str | None = None, **opt
 
 def explain_texts(model: Any, tokenizer: Any, task: Any, texts: list[str], labels: str | list[str | None] | None = None,
                   *, label_names: list[str] | None = None, method: str = "auto", n_steps: int = DEFAULT_STEPS,
-                  precision: str = "fp32", max_length: int = 512, fraction: float = 0.2, draws: int = 3,
+                  precision: str = "auto", max_length: int = 512, fraction: float = 0.2, draws: int = 3,
                   max_new_tokens: int = 8, prompt_style: Any = None, seed: int = 0,
                   faithful: bool = True) -> list[dict[str, Any]]:
     """One explanation per text (the module docstring's shape), for the evaluation report and the CLI.
 
     ``task``: the task object or its name; ``labels``: the label to explain per text (None: the predicted
     one), or one for all; ``label_names``: default the model config's ``id2label``; ``precision``: "bf16"
-    runs the model under bf16 autocast; ``faithful=False`` skips the faithfulness passes (fields None).
+    runs the model under bf16 autocast, "auto" where the hardware has fast bf16 (as training does), "fp32"
+    not; ``faithful=False`` skips the faithfulness passes (fields None).
 
     Raises:
         LmkError: an empty text, an unknown method or label, or a task explanations do not cover.
     """
     name = getattr(task, "name", task)
+    precision = _precision(precision)
     if method not in METHODS:
         raise LmkError(f"unknown explanation method {method!r}", where="--method", fix=f"use one of {METHODS}")
     for i, text in enumerate(texts):
@@ -238,3 +240,14 @@ def _next_tokens(out_ids: list[int]):
         return torch.softmax(rows, -1).gather(-1, index)[..., 0]
 
     return target
+
+
+def _precision(requested: str) -> str:
+    """fp32 or bf16: ``auto`` takes bf16 where training would (a GPU with bf16, an AVX512-BF16/AMX CPU)."""
+    if requested not in ("auto", "fp32", "bf16"):
+        raise LmkError(f"unknown precision {requested!r}", where="--precision", fix="use auto, fp32 or bf16")
+    if requested != "auto":
+        return requested
+    from ..device import choose_precision
+
+    return "bf16" if choose_precision("auto") == "bf16" else "fp32"
