@@ -46,7 +46,9 @@ def flagged(gold: list[str], prob: list[float], positive: set[str], thresholds: 
     for t in thresholds:
         p, r, f, _ = precision_recall_fscore_support(truth, [x >= t for x in prob], average="binary",
                                                      zero_division=0)
+        clean = [x for x, y in zip(prob, truth) if not y]
         rows.append({"threshold": t, "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
+                     "false_positive_rate": round(sum(x >= t for x in clean) / max(1, len(clean)), 4),
                      "flagged_share": round(sum(x >= t for x in prob) / len(prob), 4)})
     return rows
 
@@ -62,7 +64,17 @@ def baseline(train, test, chinese: bool) -> list[str]:
     return list(clf.predict(vec.transform([t for t, _ in test])))
 
 
-def bench_run(run: Path, split: str, positive: set[str], thresholds: list[float]) -> dict:
+def benign_flags(model, path: Path, positive: set[str], thresholds: list[float]) -> dict[str, float]:
+    """Share of a file of harmless texts (JSONL with "text") flagged at each threshold: the false alarms
+    a guard raises on the traffic it will actually see."""
+    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    prob = [sum(r["probabilities"][k] for k in positive) for r in model.predict(texts, batch_size=64)]
+    return {"file": str(path), "n": len(texts)} | {str(t): round(sum(x >= t for x in prob) / len(prob), 4)
+                                                  for t in thresholds}
+
+
+def bench_run(run: Path, split: str, positive: set[str], thresholds: list[float],
+              benign: Path | None = None) -> dict:
     import lmkernel
 
     train, test, labels = held_out(run, split)
@@ -86,6 +98,8 @@ def bench_run(run: Path, split: str, positive: set[str], thresholds: list[float]
     if positive:
         prob = [sum(r["probabilities"][k] for k in positive) for r in rows]
         out["flagged"] = flagged(gold, prob, positive, thresholds)
+        if benign is not None:
+            out["benign_flagged_share"] = benign_flags(model, benign, positive, thresholds)
     return out
 
 
@@ -97,11 +111,12 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--positive", default="", help="labels that count as flagged, comma-separated")
     ap.add_argument("--thresholds", default="0.3,0.5,0.7,0.8,0.9")
+    ap.add_argument("--benign", type=Path, help="JSONL of harmless texts: the share flagged at each threshold")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     positive = {p for p in args.positive.split(",") if p}
     thresholds = [float(t) for t in args.thresholds.split(",")]
-    results = [bench_run(r, args.split, positive, thresholds) for r in args.run]
+    results = [bench_run(r, args.split, positive, thresholds, args.benign) for r in args.run]
     for r in results:
         r["cpu"] = torch.backends.cpu.get_cpu_capability()
     text = json.dumps(results, indent=1, ensure_ascii=False)
