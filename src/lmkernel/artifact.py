@@ -22,8 +22,10 @@ CARD = "lmkernel.json"
 FORMAT_VERSION = 1
 
 
-def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge: bool = False) -> None:
-    """Write the model folder atomically (to ``model.tmp``, then renamed into place)."""
+def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge: bool = False,
+                  trust: Any = None) -> None:
+    """Write the model folder atomically (to ``model.tmp``, then renamed into place); ``trust``: the
+    classifier's ``TrustProfile``, saved inside it (``trust/profile.py``)."""
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -37,6 +39,10 @@ def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge
             card["weights"] = "full"
         tokenizer.save_pretrained(str(tmp))
     _task_files(tmp, card)
+    if trust is not None:
+        from .trust.profile import save_profile
+
+        save_profile(tmp, trust)
     card["format"] = FORMAT_VERSION
     atomic_write_json(tmp / CARD, card)
     atomic_replace_dir(tmp, model_dir)
@@ -191,6 +197,10 @@ class Model:
         self.task = task
         self.card = card
         self.path = path
+        from .trust.profile import load_profile
+
+        # flags for predictions (ood, low_confidence): None for runs without a profile
+        self.trust = load_profile(path)
 
     @property
     def labels(self) -> list[str]:
@@ -211,8 +221,9 @@ class Model:
         if not texts:
             return []
         tokenizer = self.tokenizer if tokenizer is None else tokenizer  # not `or`: a tokenizer has a __len__
+        extra = {"trust": self.trust} if self.trust is not None else {}  # only classification runs have one
         return self.task.predict(self.model, tokenizer, texts, self.labels,
-                                 max_length=self.card.get("max_length", 512), batch_size=batch_size)
+                                 max_length=self.card.get("max_length", 512), batch_size=batch_size, **extra)
 
     def embed(self, texts: str | list[str], batch_size: int = 64):
         """Unit-length sentence vectors (a float32 numpy array, one row per text) from a task that makes

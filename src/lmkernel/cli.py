@@ -173,6 +173,9 @@ def predict(
                                                          "from: one for all questions, or one per --question. "
                                                          "--input takes a .jsonl of question/context rows or a "
                                                          "SQuAD-style .json.")] = None,
+    guard_file: Annotated[Optional[Path], typer.Option("--guard", help="YAML of a guard: section applied to the "
+                                                      "texts (default: the run's stored one; docs/trust.md).")]
+    = None,
     debug: DebugOpt = False,
 ) -> None:
     """Label and probabilities for texts given as arguments or in a file; for a qa run, the answer span
@@ -194,7 +197,11 @@ def predict(
         if not items:
             raise LmkError("no texts to predict", where="predict", fix='pass texts ("great film") or --input FILE '
                            '(qa runs: --question Q --context C)')
-        preds = model.predict(items, batch_size=batch_size)
+        from .trust.guardrun import cli_guard, guard_predictions
+
+        guard = cli_guard(model, guard_file) if items and isinstance(items[0], str) else None
+        preds = model.predict(items, batch_size=batch_size) if guard is None else \
+            guard_predictions(guard, items, lambda texts: model.predict(texts, batch_size=batch_size))
         lines = [json.dumps(p, ensure_ascii=False) for p in preds]
         if output is not None:
             from .fsutil import atomic_write_text
@@ -204,8 +211,11 @@ def predict(
         elif as_json or (preds and "label" not in preds[0]):  # NER: entity spans print as JSON
             typer.echo("\n".join(lines))
         else:
-            for p in preds:
-                typer.echo(f"{p['label']}\t{p['score']:.3f}\t{p['text']}")
+            for p in preds:  # the trust profile's flags, when raised, after the text
+                flags = [name for key, name in (("ood", "out-of-distribution"), ("low_confidence", "low confidence"))
+                         if p.get(key)]
+                shown = f"\t[{', '.join(flags)}]" if flags else ""
+                typer.echo(f"{p['label']}\t{p['score']:.3f}\t{p['text']}{shown}")
 
 
 @app.command()
@@ -418,6 +428,9 @@ def generate(
     = None,
     raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as-is, without the chat template or the run's "
                                       "system prompt.")] = False,
+    guard_file: Annotated[Optional[Path], typer.Option("--guard", help="YAML of a guard: section applied to the "
+                                                      "prompt and the reply (default: the run's stored one; a "
+                                                      "guarded reply prints once checked).")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Generate text with a causal LM, streaming tokens to stdout as they come."""
@@ -431,8 +444,12 @@ def generate(
             raise LmkError("no prompt given", where="generate", fix='pass a prompt ("Hello!") or use --chat')
         lm = load_generator(model)
         kwargs = {k: getattr(params, k) for k in params.__dataclass_fields__}
+        from .trust.guardrun import CliGuard
+
+        guard = CliGuard.of(lm, guard_file)
         if not chat:
-            _stream_reply(lm.stream(prompt, raw=raw, **({"system": system} if system else {}), **kwargs), sys.stdout)
+            stream = lm.stream(guard.input(prompt), raw=raw, **({"system": system} if system else {}), **kwargs)
+            guard.reply(lambda out: _stream_reply(stream, out))
             return
         lm._check_generative()
         talk = Conversation(system=system, style=lm.prompt_style)
@@ -446,8 +463,8 @@ def generate(
                 talk.messages.clear()
                 continue
             if line.strip():
-                result = _stream_reply(talk.ask(lm._generator(), lm.tokenizer, line.strip(), **kwargs), sys.stdout)
-                talk.answered(result.get("text", ""))
+                asked = talk.ask(lm._generator(), lm.tokenizer, guard.input(line.strip()), **kwargs)
+                talk.answered(guard.reply(lambda out, s=asked: _stream_reply(s, out)))
 
 
 @app.command()
@@ -458,7 +475,7 @@ def fields(section: Optional[str] = typer.Argument(  # noqa: UP007 (typer reads 
 
     rows = [r for r in describe_fields() if section is None or r[0] == section or r[0].startswith(section + ".")]
     if not rows:
-        raise typer.BadParameter(f"no spec key under {section!r} (sections: seed, task, data, model, tokenizer, "
+        raise typer.BadParameter(f"no spec key under {section!r} (sections: seed, task, data, model, tokenizer, guard, "
                                  "tuning, train, output)", param_hint="SECTION")
     for key, default, desc in rows:
         typer.echo(f"{key:32} {default:24} {desc}")
@@ -479,10 +496,22 @@ app.command("ask")(_ask)
 
 
 from .commands.app import app_cli  # noqa: E402  (command groups in their own modules)
+from .commands.guard import guard as _guard_cmd  # noqa: E402
 from .commands.recommend import recommend as _recommend  # noqa: E402
 
 app.add_typer(app_cli, name="app")
 app.command("recommend")(_recommend)
+app.command("guard")(_guard_cmd)
+
+from .commands.monitor import register as _register_monitor  # noqa: E402  (monitor, alerts check|export)
+
+_register_monitor(app)
+from .commands.audit import audit_app  # noqa: E402  (audit verify)
+
+app.add_typer(audit_app, name="audit")
+from .commands.explain import explain as _explain  # noqa: E402
+
+app.command("explain")(_explain)
 
 
 def main() -> None:  # console-script entry point

@@ -83,13 +83,20 @@ def prompt_text(tokenizer, prompt: str | None = None, messages: list[dict[str, s
     Raises:
         LmkError: messages for a model without a chat template, or ones its template refuses.
     """
+    text, rendered = _render(tokenizer, prompt, messages, system=system, raw=raw, style=style)
+    return text, rendered is not None
+
+
+def _render(tokenizer, prompt: str | None, messages: list[dict[str, str]] | None, *, system: str | None,
+            raw: bool, style: PromptStyle | None) -> tuple[str, list[dict[str, str]] | None]:
+    """``prompt_text``'s work: the text and, when the chat template rendered it, the messages it rendered."""
     style = style or PromptStyle()
     if (prompt is None) == (messages is None):
         raise TypeError("give exactly one of prompt and messages")
     templated = style.chat and has_chat_template(tokenizer)
     if prompt is not None:
         if raw or not templated:
-            return prompt, False
+            return prompt, None
         messages = [{"role": "user", "content": style.source(prompt) if style.source else prompt}]
     elif raw:
         raise LmkError("raw applies to a plain prompt, not to messages", where="raw",
@@ -104,7 +111,7 @@ def prompt_text(tokenizer, prompt: str | None = None, messages: list[dict[str, s
     if system and not (messages and messages[0].get("role") == "system"):
         messages = [{"role": "system", "content": system}] + messages
     try:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), True
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), messages
     except Exception as e:  # a template may raise on a role order it does not support (jinja's TemplateError)
         raise LmkError(f"the model's chat template refused these messages: {e}", where="messages",
                        fix="send user and assistant turns in turn, with at most one system message first") from e
@@ -114,8 +121,13 @@ def prompt_ids(tokenizer, prompt: str | None = None, messages: list[dict[str, st
                system: str | None = None, raw: bool = False, style: PromptStyle | None = None) -> list[int]:
     """The prompt's token ids: the one prompt path of ``lmkernel generate``, ``Model.generate`` and the
     server (same arguments as ``prompt_text``)."""
-    text, templated = prompt_text(tokenizer, prompt, messages, system=system, raw=raw, style=style)
-    ids = tokenizer(text, add_special_tokens=not templated, truncation=False, verbose=False)["input_ids"]
+    text, rendered = _render(tokenizer, prompt, messages, system=system, raw=raw, style=style)
+    if rendered is None:
+        ids = tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    else:  # message text never becomes the template's control tokens (trust/injection.py)
+        from .trust.injection import encode_messages
+
+        ids = encode_messages(tokenizer, rendered, text, add_generation_prompt=True)
     if not ids:
         raise LmkError("the prompt has no tokens", where="prompt", fix="send some text to answer or continue")
     return ids

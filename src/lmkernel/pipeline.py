@@ -39,6 +39,33 @@ def unknown_token_share(features: list[dict], unk_id: int | None) -> float:
     return sum(f["input_ids"].count(unk_id) for f in features) / max(total, 1)
 
 
+def _analysis(task, split: str, examples: list, features: list[dict], kept: dict[str, list], labels: list[str]):
+    """The split's error analysis (classification, NER) as a one-item list, its warnings printed; [] for others."""
+    if task.name not in ("classification", "ner") or not kept.get("index"):
+        return []
+    from .evaluation.analysis import analyze
+
+    analysis = analyze(task, split, examples, features, kept, labels)
+    for w in analysis.warnings:
+        print(f"warning: {split}: {w}")
+    return [analysis]
+
+
+def _trust_profile(task, model, tokenizer, splits: dict, labels: list[str], spec: Spec):
+    """A classifier's trust profile (low-confidence and out-of-distribution thresholds, drift reference),
+    calibrated on the validation split; None for other tasks or without one."""
+    if task.name != "classification" or not splits.get("validation") or not splits["validation"].examples:
+        if task.name == "classification":
+            print("note: no validation split, so the model gets no trust profile (ood / low-confidence flags); "
+                  "set data.validation or data.split.validation")
+        return None
+    from .trust.calibrate import build_profile
+
+    pairs = {k: [(e.text, e.label) for e in splits[k].examples] for k in ("train", "validation")}
+    return build_profile(model, tokenizer, labels, pairs["train"], pairs["validation"], max_length=spec.data.max_length,
+                         batch_size=spec.train.eval_batch_size, seed=spec.seed)
+
+
 def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
     """Train and evaluate per the spec; write the artifact, metrics.json and report.md."""
     if spec.task.type == "pretrain":  # streams its corpus and may build its model: its own pipeline
@@ -83,10 +110,14 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                    run_dir, accelerator, pad_id, resume=resume, progress=progress,
                    tuning=tuning)
     metrics: dict[str, dict[str, Any]] = {}
+    analyses = []
     for name in ("validation", "test") if final_eval else ("validation",):
         if features.get(name):
+            kept: dict[str, list] = {}
             metrics[name] = evaluate(model, task, features[name], labels, spec.train.eval_batch_size,
-                                     accelerator, pad_id, progress)
+                                     accelerator, pad_id, progress, keep=kept)
+            if accelerator.is_main_process:
+                analyses += _analysis(task, name, splits[name].examples, features[name], kept, labels)
             generated = getattr(task, "generation_metrics", None)  # BLEU/ROUGE: slow, so final eval only
             if generated is not None and accelerator.is_main_process:
                 metrics[name].update(generated(accelerator.unwrap_model(model), tokenizer, splits[name].examples,
@@ -102,7 +133,10 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                 "max_length": spec.data.max_length, "trainable_params": params[0], "total_params": params[1],
                 "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
                 "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}
-        save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge)
+        if spec.guard is not None:  # serve/predict/generate apply it by default (trust/guardrun.py)
+            card["guard"] = spec.guard.model_dump(mode="json")
+        trust = _trust_profile(task, accelerator.unwrap_model(model), tokenizer, splits, labels, spec)
+        save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge, trust=trust)
         training = {"optimizer steps": result.global_step, "epochs trained": round(result.epochs_trained, 3),
                     "precision": result.precision,
                     "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
@@ -119,7 +153,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
             data_counts={k: len(v.examples) for k, v in splits.items()},
             skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=summary,
             params=params, training=training, history=result.history,
-            sections=sections(splits["train"], labels) if sections else [])
+            sections=sections(splits["train"], labels) if sections else [], analyses=analyses)
         out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test")
         cleanup(run_dir, spec.train.keep_optimizer)
     accelerator.wait_for_everyone()
@@ -144,12 +178,15 @@ def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | No
     accelerator = make_accelerator("fp32")
     torch_model = accelerator.prepare(model.model)
     pad_id = model.tokenizer.pad_token_id or 0
-    metrics = evaluate(torch_model, model.task, features, model.labels, batch_size, accelerator, pad_id, progress)
+    kept: dict[str, list] = {}
+    metrics = evaluate(torch_model, model.task, features, model.labels, batch_size, accelerator, pad_id, progress,
+                       keep=kept)
     generated = getattr(model.task, "generation_metrics", None)
     if generated is not None:
         metrics.update(generated(model.model, model.tokenizer, ds.examples, batch_size))
     report = ReportInput(title=f"lmkernel eval: {Path(data).name}", labels=model.labels, metrics={"eval": metrics},
                          data_counts={"eval": len(ds.examples)}, skipped={"eval": ds.bad} if ds.bad else {},
-                         summary={"model": f"`{model.path}`", "data": f"`{data}`", "task": model.card["task"]})
+                         summary={"model": f"`{model.path}`", "data": f"`{data}`", "task": model.card["task"]},
+                         analyses=_analysis(model.task, "eval", ds.examples, features, kept, model.labels))
     out_dir.mkdir(parents=True, exist_ok=True)
     return write_report(out_dir, report, primary="eval")

@@ -19,6 +19,7 @@ from .errors import LmkError, SpecErrors, brief
 from .models.decoder_heads import is_decoder_backbone
 from .specmodel import SEED_MAX, SpecModel, SpecPath
 from .tasks import task_info, task_names
+from .trust.guardspec import GuardSpec
 from .tuning import get_method, method_names, methods, refusal
 
 
@@ -210,6 +211,9 @@ class Spec(_Section):
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    guard: GuardSpec | None = Field(None, description="Guards that serve, predict and generate apply to this run's "
+                                    "inputs and outputs by default (PII, blocklists, offensive content, ood and "
+                                    "low-confidence flags; docs/trust.md).")
 
     @model_validator(mode="before")
     @classmethod
@@ -545,6 +549,11 @@ def describe_fields(model: type[BaseModel] = Spec, prefix: str = "") -> list[tup
             continue
         if model is Spec and name == "task":
             rows.extend(_describe_task_fields())
+            continue
+        optional = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if optional:  # an optional section (guard): the section itself, then its keys
+            rows.append((key, "None", field.description or ""))
+            rows.extend(describe_fields(optional[0], key + "."))
             continue
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
         rows.append((key, default, field.description or ""))

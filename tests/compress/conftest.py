@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-
-def _root_conftest():
-    """tests/conftest.py's data helpers; ``import conftest`` here would find this file instead."""
-    spec = importlib.util.spec_from_file_location("_lmk_tests_root", Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_ROOT = _root_conftest()
-make_rows, write_csv = _ROOT.make_rows, _ROOT.write_csv
+from datakit import make_rows, write_csv
 
 MAX_EXAMPLES = 40  # measurement bounds that keep each compress call around a second
 LATENCY_SAMPLES = 5

@@ -149,7 +149,7 @@ def check_openapi(client, task: str, body_models: dict[str, str]) -> dict:
 
 def test_openapi_documents_the_routes_and_bodies(tiny_client):
     spec = check_openapi(tiny_client, "classification", {"/v1/classify": "ClassifyRequest"})
-    assert {"/v1/classify", "/v1/models", "/healthz", "/readyz", "/metrics"} == set(spec["paths"])
+    assert {"/v1/classify", "/v1/monitor", "/v1/models", "/healthz", "/readyz", "/metrics"} == set(spec["paths"])
     schemas = spec["components"]["schemas"]
     body = schemas["ClassifyRequest"]
     assert set(body["properties"]) == {"texts", "truncate"} and body["required"] == ["texts"]

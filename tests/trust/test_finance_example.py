@@ -51,9 +51,16 @@ def test_alert_rules_name_a_metric_a_comparison_and_a_window():
     rules = yaml.safe_load((FINANCE / "alerts.yaml").read_text())["rules"]
     assert {r["name"] for r in rules} >= {"negative_burst", "ood_spike"}
     for r in rules:
-        assert r["op"] in (">", "<") and isinstance(r["value"], float) and r["window"].endswith("m")
+        assert r["op"] in (">", "<") and isinstance(r["value"], float) and r["over"].endswith("m")
     burst = next(r for r in rules if r["name"] == "negative_burst")
     assert (burst["metric"], burst["label"]) == ("share", "negative")
+
+
+def test_alert_rules_load_with_the_monitors_loader():
+    from lmkernel.trust.alerts import load_rules
+
+    rules = load_rules(FINANCE / "alerts.yaml")
+    assert [r.name for r in rules][:2] == ["negative_burst", "ood_spike"] and rules[0].over == "5m"
 
 
 def test_feed_is_seeded_and_the_burst_raises_the_negative_share(tmp_path):

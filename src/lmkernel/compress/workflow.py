@@ -79,6 +79,7 @@ def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[s
             extra["progress"] = True
         changes = build_function(method)(source, tmp, **options, **extra)
         source.tokenizer.save_pretrained(str(tmp))
+        _copy_trust_profile(Path(source.path), tmp)
         card = {**source.card, **changes, "format": FORMAT_VERSION,
                 "compression": {"method": method.name, **options, "source": str(source.path),
                                 "source_weights": source.card["weights"]}}
@@ -86,6 +87,16 @@ def write_artifact(method: Method, source: Any, model_dir: Path, options: dict[s
         atomic_replace_dir(tmp, model_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_trust_profile(source_dir: Path, tmp: Path) -> None:
+    """The source's trust profile travels with the compressed copy (its thresholds were calibrated on the
+    source; a copy that cannot expose pooled features still flags low confidence)."""
+    from ..trust.profile import TRUST_JSON, TRUST_TENSORS
+
+    for name in (TRUST_TENSORS, TRUST_JSON):  # tensors first: trust.json's presence means a profile
+        if (source_dir / name).is_file():
+            shutil.copy2(source_dir / name, tmp / name)
 
 
 def _record_metrics(model_dir: Path, result: Measurement, from_validation: bool) -> None:

@@ -72,3 +72,24 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, tit
     _save(fig, path)
     plt.close(fig)
     return path
+
+
+def reliability(bins: list[dict[str, Any]], ece: float, path: Path, title: str) -> Path:
+    """Accuracy against mean confidence per confidence bin, with the diagonal of perfect calibration."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    width = (bins[0]["hi"] - bins[0]["lo"]) if bins else 0.1
+    ax.bar([b["lo"] for b in bins], [b["accuracy"] for b in bins], width=width, align="edge",
+           edgecolor="black", color="tab:blue", alpha=0.8, label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="tab:orange",
+            label="mean confidence")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title} (ECE {ece:.3f})")
+    ax.legend(loc="upper left")
+    _save(fig, path)
+    plt.close(fig)
+    return path

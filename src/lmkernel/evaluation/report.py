@@ -9,6 +9,7 @@ from typing import Any
 from ..data.readers import BadRow
 from ..fsutil import atomic_write_json, atomic_write_text
 from . import plots
+from .errors_report import ExplainFn, errors_section, warnings_section, write_error_files
 
 
 @dataclass
@@ -23,6 +24,7 @@ class ReportInput:
     training: dict[str, Any] | None = None  # time, throughput, steps, precision, best
     history: list[dict[str, Any]] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)  # task-specific markdown after the data table
+    analyses: list[Any] = field(default_factory=list)  # evaluation.analysis.ErrorAnalysis per analysed split
 
 
 def _fmt(v: Any) -> str:
@@ -60,10 +62,28 @@ def _split_section(split: str, m: dict[str, Any], labels: list[str], plot: str |
     return lines + [""]
 
 
-def write_report(out_dir: Path, r: ReportInput, primary: str = "validation") -> dict[str, Any]:
-    """Write report.md, metrics.json and plots/*.png into ``out_dir``; return the metrics dict."""
+def _add_analysis(r: ReportInput) -> None:
+    """Calibration errors and per-slice metrics join their split's metrics (metrics.json, the tables)."""
+    for a in r.analyses:
+        m = r.metrics.get(a.split)
+        if m is None:
+            continue
+        if a.calibration is not None:
+            m["ece"], m["mce"] = a.calibration["ece"], a.calibration["mce"]
+        m["slices"] = a.slices
+        m["errors"] = len(a.errors)
+
+
+def write_report(out_dir: Path, r: ReportInput, primary: str = "validation",
+                 explain_fn: ExplainFn | None = None) -> dict[str, Any]:
+    """Write report.md, metrics.json, plots/*.png and (with analyses) errors.csv/.jsonl into ``out_dir``;
+    return the metrics dict. ``explain_fn``: texts -> markdown per text, explaining the errors shown."""
     plot_dir = out_dir / "plots"
     lines = [f"# {r.title}", ""]
+    if r.analyses:
+        _add_analysis(r)
+        write_error_files(out_dir, r.analyses)
+        lines += warnings_section(r.analyses)
     if r.summary:
         lines += ["| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in r.summary.items()] + [""]
     if r.data_counts:
@@ -88,6 +108,8 @@ def write_report(out_dir: Path, r: ReportInput, primary: str = "validation") -> 
             plots.confusion_matrix(m["confusion_matrix"], r.labels, plot_dir / name, f"{split} confusion matrix")
             plot = f"plots/{name}"
         lines += _split_section(split, m, r.labels, plot)
+    if r.analyses:
+        lines += errors_section(out_dir, r.analyses, explain_fn)
     atomic_write_text(out_dir / "report.md", "\n".join(lines))
     data = metrics_json(r, primary)
     atomic_write_json(out_dir / "metrics.json", data)

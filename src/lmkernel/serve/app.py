@@ -50,6 +50,9 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
     service = Service(settings, ApiKeys(settings.api_keys), limiter, Metrics(),
                       auth_failures=RateLimiter(settings.max_auth_failures / 60), drain=Drain(settings.drain_s),
                       knowledge=knowledge)
+    from .monitoring import monitor_for
+
+    service.monitor = monitor_for(task, settings, service.metrics, own_router=router is not None)  # bad rules: here
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +66,8 @@ def create_app(settings: ServeSettings, *, task: str, load: Callable[[], Predict
                 service.batcher.close(timeout=settings.timeout_s)
             if service.engine is not None:
                 service.engine.close(timeout=settings.timeout_s)
+            if service.monitor is not None:
+                service.monitor.close()
 
     app = FastAPI(title="lmkernel", version=__version__, lifespan=lifespan,
                   description="Serve an lmkernel artifact. Errors: {\"error\": {\"message\", \"type\", \"param\"}}.")
@@ -124,6 +129,9 @@ def _load(service: Service, load: Callable[[], Predictor]) -> None:
         if service.knowledge is not None:
             service.knowledge.attach(predictor)
         predictor.warm_up()
+        from .content_guard import build_guard
+
+        service.guard = build_guard(predictor, s.guard)
         admission = calibrate(predictor, s.timeout_s) if s.admission == "on" else None
         if getattr(predictor, "kind", "batch") == "generate":  # continuous batching of decode steps
             worker = predictor.make_engine(max_batch=s.max_batch, max_queue=s.max_queue,

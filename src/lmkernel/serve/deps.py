@@ -37,7 +37,9 @@ class Service:
     batcher: Batcher | None = None
     engine: Any = None  # generation.engine.Engine for causal-LM artifacts (imported lazily: torch)
     admission: Admission | None = None  # None: --admission off (or not ready yet)
+    guard: Any = None  # trust.guard.Guard: --guard FILE or the run's guard: section (loaded with the model)
     knowledge: Any = None  # serve.knowledge.Knowledge: --knowledge IDX / --embedder (loaded with the model)
+    monitor: Any = None  # serve.monitoring.ServeMonitor: windows, alert rules, audit log (classification)
     status: str = "loading"  # loading -> ready | failed; stopping on shutdown
     detail: str | None = None
 

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 RATE_WINDOW_S = 10.0
+CONFIDENCE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 
 class Metrics:
@@ -41,9 +42,22 @@ class Metrics:
                                       buckets=BATCH_BUCKETS, registry=r)
         self.first_token = Histogram("lmk_time_to_first_token_seconds", "Request arrival to first token.",
                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.guard_findings = Counter("lmk_guard_findings", "Guard findings by type, action and where "
+                                      "(input, output).", ["type", "action", "where"], registry=r)
         self.running = Gauge("lmk_running_requests", "Generations in the running batch.", registry=r)
         self.tokens_per_second = Gauge("lmk_generated_tokens_per_second",
                                        f"Tokens generated per second over the last {RATE_WINDOW_S:g} s.", registry=r)
+        # monitoring (serve/monitoring.py): what the exported Prometheus alert rules read (trust/prometheus.py)
+        self.predictions = Counter("lmk_predictions", "Classified texts by predicted label.", ["label"], registry=r)
+        self.flagged = Counter("lmk_flagged", "Classified texts that carried an ood / low_confidence flag at all "
+                               "(the runs with a trust profile).", ["flag"], registry=r)
+        self.ood = Counter("lmk_ood", "Classified texts flagged out-of-distribution.", registry=r)
+        self.low_confidence = Counter("lmk_low_confidence", "Classified texts flagged low-confidence.", registry=r)
+        self.confidence = Histogram("lmk_confidence", "Top probability of each classified text.",
+                                    buckets=CONFIDENCE_BUCKETS, registry=r)
+        self.drift = Gauge("lmk_drift", "Input drift of a monitor window against the model's reference.",
+                           ["feature", "measure", "window"], registry=r)
+        self.alerts_firing = Gauge("lmk_alert_firing", "1 while an alert rule fires.", ["alertname"], registry=r)
         self._steps: deque[tuple[float, int]] = deque()  # (time, tokens) of recent decode steps
         self._steps_lock = threading.Lock()
         self.tokens_per_second.set_function(self._token_rate)

@@ -68,6 +68,7 @@ class ClassifierPredictor:
         self.card = model.card
         self.labels = list(model.labels)
         self.name = model_name(model.path)
+        self.model_dir = model.path  # the monitor reads the artifact's trust.json reference from it
         ceiling = getattr(self.model.config, "max_position_embeddings", None) or 512
         self.max_input_tokens = min(max_input_tokens or self.card.get("max_length", 512), ceiling)
         self.pad_id = batch_pad_id(self.model, self.tokenizer)  # a decoder pools at the last non-pad token
@@ -78,6 +79,14 @@ class ClassifierPredictor:
         # sends the whole batch as one group instead of cutting it into padded length groups
         self.unpadded = supports_unpadded(self.model)
         self.packed = prepack_model(self.model, self.precision) if prepack else 0
+        # the trust profile's flags; the pooled features come from the logits' own forward (a head hook)
+        self.trust = getattr(model, "trust", None)
+        self._capture = None
+        if self.trust is not None and self.trust.needs_features:
+            from ..trust.features import attach
+
+            attached = attach(self.model)
+            self._capture = attached[0] if attached else None
         # the request path's fast lane: the Rust tokenizer without the transformers wrapper
         self._ids = core_encoder(self.tokenizer, None)
         self._cut_ids = core_encoder(self._truncating, self.max_input_tokens)
@@ -126,12 +135,14 @@ class ClassifierPredictor:
             else:
                 batch = ClassificationTask().collate([{"input_ids": ids} for ids in items], self.pad_id)
                 logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits  # (B, labels)
-        probs = torch.softmax(logits.float(), -1).cpu().tolist()
+        probs = torch.softmax(logits.float(), -1).cpu()
+        flags = (self.trust.flags(probs.numpy(), self._capture.take().cpu().numpy() if self._capture else None)
+                 if self.trust is not None else None)
         out = []
-        for p in probs:
+        for row, p in enumerate(probs.tolist()):
             best = max(range(len(p)), key=p.__getitem__)
             out.append({"label": self.labels[best], "score": p[best],
-                        "probabilities": dict(zip(self.labels, p))})
+                        "probabilities": dict(zip(self.labels, p)), **(flags[row] if flags else {})})
         return out
 
     def warm_up(self) -> None:

@@ -46,6 +46,12 @@ class Classification(BaseModel):
     label: str = Field(description="The most probable label.")
     score: float = Field(description="Its probability.")
     probabilities: dict[str, float] = Field(description="Probability of every label, in the model's label order.")
+    ood: bool | None = Field(None, description="Out-of-distribution: ood_score above the threshold calibrated on "
+                             "validation at training time (null: the run has no trust profile).")
+    ood_score: float | None = Field(None, description="The trust profile's out-of-distribution score (higher = "
+                                    "further from the training data).")
+    low_confidence: bool | None = Field(None, description="score below the low-confidence threshold calibrated on "
+                                        "validation (null: the run has no trust profile).")
 
 
 class Usage(BaseModel):

@@ -42,6 +42,10 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     serving = serving_for(task, where=str(model_dir))
     resolve_precision(settings.precision, card["weights"])  # refuse bf16 on int8/ONNX before starting
     check_runtime(settings.runtime, model_dir, card, settings.precision)
+    if settings.guard is not None or card.get("guard") is not None:  # a bad guard fails before the server starts
+        from ..trust.guardrun import guard_spec
+
+        guard_spec(card, Path(settings.guard) if settings.guard else None)
 
     generation = getattr(serving.predictor, "kind", "") == "generate"
     _, threads = worker_layout(settings, generation)
@@ -66,6 +70,7 @@ def serve(path: str | Path, *, host: str, port: int, settings: ServeSettings, ac
     if knowledge is not None:
         knowledge.check(generation=generation, qa=task == "qa")
     app = create_app(settings, task=task, load=load, knowledge=knowledge)
+    __import__("lmkernel.serve.routes.explain", fromlist=["_"]).mount(app, model_dir, task)  # POST /v1/explain
     build_server(app, host=host, port=port, settings=settings, access_log=access_log).run()
 
 

@@ -80,6 +80,19 @@ class ServeSettings:
                                                  "rebinding; default: the bind address's names, any for 0.0.0.0).")
     allowed_origins: tuple[str, ...] = _opt((), "Comma-separated browser origins (e.g. https://app.example.com) "
                                             "besides the server's own that may POST, or '*'; others get 403.")
+    guard: str | None = _opt(None, "YAML file of a guard: section (PII, blocklists, offensive content, ood and "
+                             "low-confidence flags; docs/trust.md) applied to inputs and generated text "
+                             "(default: the run's stored guard: section; without one only chat-template control "
+                             "tokens are looked for).")
+    # monitoring, alerts and audit (docs/trust.md, "Monitoring, alerts and audit")
+    alerts: str | None = _opt(None, "Alert rules YAML file (docs/trust.md): judged continuously over the monitor's "
+                              "windows (GET /v1/monitor); firing and resolving go to the log and --webhook.")
+    webhook: str | None = _opt(None, "URL that gets a JSON POST (Alertmanager-like) per alert firing or resolving, "
+                               "from a background queue, retried with back-off.")
+    audit_log: str | None = _opt(None, "Append-only, hash-chained JSONL audit log of every classified text (PII "
+                                 "redacted before writing) and alert; `lmkernel audit verify FILE` checks it.")
+    audit_fsync: str = _opt("interval", "always | interval | never: fsync the audit log after every line, at most "
+                            "once a second (a crash can lose the last second), or never (the OS decides).")
 
     def __post_init__(self) -> None:
         positive = {"max_batch": self.max_batch, "max_queue": self.max_queue, "max_body_bytes": self.max_body_bytes,
@@ -115,6 +128,13 @@ class ServeSettings:
             raise LmkError(f"--admission {self.admission!r} is not known", where="--admission", fix="use on or off")
         if self.rate_limit is not None:
             parse_rate(self.rate_limit)
+        if self.audit_fsync not in ("always", "interval", "never"):
+            raise LmkError(f"--audit-fsync {self.audit_fsync!r} is not known", where="--audit-fsync",
+                           fix="use always, interval or never")
+        if self.webhook is not None:
+            from ..trust.webhook import check_url
+
+            check_url(self.webhook)
 
 
 def _check_proxy(entry: str) -> None:

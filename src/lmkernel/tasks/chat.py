@@ -19,6 +19,7 @@ from pydantic import Field
 
 from ..data.readers import BadRow, read_rows
 from ..errors import LmkError
+from ..trust.injection import content_spans, special_ids, split_in_content
 from ..tuning.base import is_prompt_learning
 from .base import Batch, Dataset, Example, Feature, TaskInfo, TaskOptions
 from .classification import check_bad_rows
@@ -108,6 +109,10 @@ def encode_conversation(tokenizer, messages: list[dict[str, str]], max_length: i
     text, spans = assistant_spans(tokenizer, messages)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    if special_ids(tokenizer).intersection(ids):  # message text never becomes control tokens (trust/injection.py)
+        content = content_spans(tokenizer, messages, text)
+        if content is not None:
+            ids, offsets = split_in_content(tokenizer, text, ids, offsets, content)
     labels = [-100] * len(ids)
     turn_ends: list[int] = []  # token index just past each assistant turn
     for start, end in spans:

@@ -131,7 +131,9 @@ class ClassificationTask:
         return batch
 
     def step_outputs(self, out, batch: Batch) -> dict[str, list]:
-        return {"pred": out.logits.argmax(-1).tolist(), "gold": batch["labels"].tolist()}
+        """Predicted and gold label ids, and the confidence (top probability) the error analysis reads."""
+        confidence, pred = out.logits.float().softmax(-1).max(-1)
+        return {"pred": pred.tolist(), "gold": batch["labels"].tolist(), "confidence": confidence.tolist()}
 
     def metrics(self, outputs: dict[str, list], labels: list[str]) -> dict[str, Any]:
         from ..evaluation.metrics import classification_metrics
@@ -140,10 +142,15 @@ class ClassificationTask:
 
     @no_grad
     def predict(self, model, tokenizer, texts: list[str], labels: list[str], *,
-                max_length: int, batch_size: int) -> list[dict[str, Any]]:
+                max_length: int, batch_size: int, trust: Any = None) -> list[dict[str, Any]]:
+        """Label, score and probabilities per text; with a trust profile (``trust/profile.py``) also
+        ``ood``, ``ood_score`` and ``low_confidence``, from the same forward pass."""
+        import contextlib
+
         import torch
 
         from ..models.decoder_heads import batch_pad_id
+        from ..trust.features import captured
 
         model.eval()
         device = next(model.parameters()).device
@@ -151,14 +158,18 @@ class ClassificationTask:
         feats = [{"input_ids": seq} for seq in ids]
         results: list[dict[str, Any]] = [{} for _ in texts]
         pad = batch_pad_id(model, tokenizer)
-        for idx in eval_batches([len(f["input_ids"]) for f in feats], batch_size):
-            batch = {k: v.to(device) for k, v in self.collate([feats[i] for i in idx], pad).items()}
-            probs = torch.softmax(model(**batch).logits.float(), -1).cpu()
-            for row, i in enumerate(idx):
-                p = probs[row].tolist()
-                best = max(range(len(p)), key=p.__getitem__)
-                results[i] = {"text": texts[i], "label": labels[best], "score": p[best],
-                              "probabilities": {lab: p[j] for j, lab in enumerate(labels)}}
+        capturing = captured(model) if trust is not None and trust.needs_features else contextlib.nullcontext()
+        with capturing as capture:
+            for idx in eval_batches([len(f["input_ids"]) for f in feats], batch_size):
+                batch = {k: v.to(device) for k, v in self.collate([feats[i] for i in idx], pad).items()}
+                probs = torch.softmax(model(**batch).logits.float(), -1).cpu()
+                pooled = capture.take().cpu().numpy() if capture is not None else None
+                flags = trust.flags(probs.numpy(), pooled) if trust is not None else [{}] * len(idx)
+                for row, i in enumerate(idx):
+                    p = probs[row].tolist()
+                    best = max(range(len(p)), key=p.__getitem__)
+                    results[i] = {"text": texts[i], "label": labels[best], "score": p[best],
+                                  "probabilities": {lab: p[j] for j, lab in enumerate(labels)}, **flags[row]}
         return results
 
 

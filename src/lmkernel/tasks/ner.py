@@ -81,14 +81,14 @@ class NerTask:
         marked = marks_word_starts(tokenizer)
         planned = _windows(tokenizer, [e.fields["tokens"] for e in examples], max_length, [e.label for e in examples],
                            marked)
-        for e, (words, ids, first, windows) in zip(examples, planned):
+        for position, (e, (words, ids, first, windows)) in enumerate(zip(examples, planned)):
             for w, wids, wfirst in _window_inputs(tokenizer, words, ids, first, windows, max_length, marked):
                 lab = [IGNORE] * len(wids)
                 for word in range(w.own_start, w.own_end):
                     pos = wfirst.get(word)
                     if pos is not None:
                         lab[pos] = index.get(e.label[word], IGNORE)
-                features.append({"input_ids": wids, "labels": lab})
+                features.append({"input_ids": wids, "labels": lab, "example": position})  # its sentence
         return features
 
     def collate(self, features: list[Feature], pad_id: int) -> Batch:

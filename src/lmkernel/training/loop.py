@@ -91,14 +91,15 @@ def _forward(task, model, batch: dict):
 
 
 def evaluate(model, task, features: list[dict], labels: list[str], batch_size: int, accelerator,
-             pad_id: int, progress: bool = True) -> dict[str, Any]:
-    """Validation loss and the task's metrics, each process running its shard of the batches."""
+             pad_id: int, progress: bool = True, keep: dict[str, list] | None = None) -> dict[str, Any]:
+    """Validation loss and the task's metrics, each process running its shard of the batches.
+    ``keep``: filled with the per-example outputs and ``index`` (the feature of each), for error analysis."""
     with torch.no_grad(), known_warnings_ignored():
-        return _evaluate(model, task, features, labels, batch_size, accelerator, pad_id, progress)
+        return _evaluate(model, task, features, labels, batch_size, accelerator, pad_id, progress, keep)
 
 
 def _evaluate(model, task, features: list[dict], labels: list[str], batch_size: int, accelerator,
-              pad_id: int, progress: bool) -> dict[str, Any]:
+              pad_id: int, progress: bool, keep: dict[str, list] | None = None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     model = accelerator.unwrap_model(model, keep_fp32_wrapper=True)  # no DDP collectives in eval forwards
@@ -118,6 +119,7 @@ def _evaluate(model, task, features: list[dict], labels: list[str], batch_size: 
         count += len(idx)
         for k, v in task.step_outputs(out, batch).items():
             outputs.setdefault(k, []).extend(v)
+        outputs.setdefault("index", []).extend(idx)
         bar.set_postfix(loss=f"{loss_sum / count:.4f}", samples_s=f"{count / (time.perf_counter() - start):.0f}")
     if accelerator.num_processes > 1:
         from accelerate.utils import gather_object
@@ -127,7 +129,9 @@ def _evaluate(model, task, features: list[dict], labels: list[str], batch_size: 
         count = sum(p[1] for p in parts)
         keys = {k for p in parts for k in p[2]}
         outputs = {k: [x for p in parts for x in p[2].get(k, [])] for k in keys}
-    metrics = task.metrics(outputs, labels)
+    if keep is not None:
+        keep.update(outputs)
+    metrics = task.metrics({k: v for k, v in outputs.items() if k != "index"}, labels)
     metrics.setdefault("loss", loss_sum / max(count, 1))
     model.train(was_training)
     return metrics

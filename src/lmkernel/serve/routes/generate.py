@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from .. import content_guard
 from ..deps import Service, ready_service
 from ..generation.engine import Delta, Done, Event, Failed, GenRequest
 from ..generation.sampling import SamplingParams
@@ -139,6 +140,30 @@ async def _collect(request: Request, job: Job) -> Done:
         job.end()
 
 
+async def _finish(request: Request, job: Job) -> Done:
+    """The whole completion, its text after the output guards (400 when they refuse it)."""
+    done = await _collect(request, job)
+    text = (await content_guard.acheck(job.service, [done.text], "output"))[0]
+    return done if text == done.text else Done(done.finish_reason, done.prompt_tokens, done.completion_tokens, text)
+
+
+async def _reply(request: Request, job: Job, chunks: Callable[[Delta | Done], list[dict[str, Any]]]) -> Any:
+    """A stream; when generated text is guarded, one sent after the whole text passed the guards (a
+    stream cannot take back what it sent)."""
+    if not content_guard.output_guarded(job.service):
+        return await _stream(job, chunks)
+    done = await _finish(request, job)
+
+    async def events() -> AsyncIterator[str]:
+        for ev in (Delta(done.text, done.completion_tokens), done):
+            for chunk in chunks(ev):
+                yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
 async def _stream(job: Job, chunks: Callable[[Delta | Done], list[dict[str, Any]]]) -> StreamingResponse:
     """Server-sent events of ``chunks(event)`` per engine event, then ``data: [DONE]``."""
     try:
@@ -181,9 +206,11 @@ async def generate(request: Request) -> Any:
     body = parse_body(await read_body(request, service.settings.max_body_bytes), GenerateRequest)
     p = service.predictor
     if body.prompt is not None:
-        ids = await tokenize(len(body.prompt), p.encode_prompt, body.prompt, body.truncate, "prompt", body.raw)
+        prompt = (await content_guard.acheck(service, [body.prompt], "input"))[0]
+        ids = await tokenize(len(prompt), p.encode_prompt, prompt, body.truncate, "prompt", body.raw)
     else:
-        ids = await tokenize(sum(len(m.text()) for m in body.messages), p.encode_chat, body.messages, body.truncate)
+        messages = await content_guard.check_messages(service, body.messages)
+        ids = await tokenize(sum(len(m.text()) for m in messages), p.encode_chat, messages, body.truncate)
     job = _start(service, ids, body, body.max_new_tokens, "max_new_tokens", started)
     if body.stream:
         def chunks(ev: Delta | Done) -> list[dict[str, Any]]:
@@ -191,8 +218,8 @@ async def generate(request: Request) -> Any:
                 return [{"text": ev.text}]
             return [{"text": "", "finish_reason": ev.finish_reason, "usage": _usage(ev).model_dump()}]
 
-        return await _stream(job, chunks)
-    done = await _collect(request, job)
+        return await _reply(request, job, chunks)
+    done = await _finish(request, job)
     return GenerateResponse(model=p.name, text=done.text, finish_reason=done.finish_reason, usage=_usage(done))
 
 
@@ -241,18 +268,21 @@ async def chat_completions(request: Request) -> Any:
     service = ready_service(request)
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), ChatCompletionRequest)
+    messages = await content_guard.check_messages(service, body.messages)
+    if messages != body.messages:
+        body = body.model_copy(update={"messages": messages})
     if service.knowledge is not None and service.knowledge.index is not None and \
             (body.knowledge is None or body.knowledge.enabled):
         from .grounded import grounded_chat
 
         return await grounded_chat(request, service, body, started)
-    ids = await tokenize(sum(len(m.text()) for m in body.messages), service.predictor.encode_chat,
-                         body.messages, body.truncate)
+    ids = await tokenize(sum(len(m.text()) for m in messages), service.predictor.encode_chat, messages,
+                         body.truncate)
     job = _start(service, ids, body, *_wanted(body), started)
     meta = _openai_meta(service, "chatcmpl")
     if body.stream:
-        return await _stream(job, chat_chunker(meta, body))
-    done = await _collect(request, job)
+        return await _reply(request, job, chat_chunker(meta, body))
+    done = await _finish(request, job)
     return ChatCompletion(**meta, usage=_usage(done), choices=[ChatChoice(
         message=AssistantMessage(content=done.text), finish_reason=done.finish_reason)])
 
@@ -272,7 +302,8 @@ async def completions(request: Request) -> Any:
     service = ready_service(request)
     started = time.perf_counter()
     body = parse_body(await read_body(request, service.settings.max_body_bytes), CompletionRequest)
-    ids = await tokenize(len(body.prompt), service.predictor.encode_prompt, body.prompt, body.truncate, "prompt",
+    prompt = (await content_guard.acheck(service, [body.prompt], "input"))[0]
+    ids = await tokenize(len(prompt), service.predictor.encode_prompt, prompt, body.truncate, "prompt",
                          True)  # the OpenAI completions API continues text as-is
     job = _start(service, ids, body, body.max_tokens, "max_tokens", started)
     meta = _openai_meta(service, "cmpl")
@@ -289,7 +320,7 @@ async def completions(request: Request) -> Any:
                 out.append({**chunk, "choices": [], "usage": _usage(ev).model_dump()})
             return out
 
-        return await _stream(job, chunks)
-    done = await _collect(request, job)
+        return await _reply(request, job, chunks)
+    done = await _finish(request, job)
     return Completion(**meta, usage=_usage(done), choices=[CompletionChoice(
         text=done.text, finish_reason=done.finish_reason)])
