@@ -138,3 +138,10 @@ def test_prepare_and_feed_on_the_real_data(tmp_path):
     feed = _module("make_feed")
     out = feed.build_feed({"en": feed.read_pool(tmp_path, "en")}, seed=0)
     assert len(out) == 2000
+
+
+def test_guard_file_loads_with_the_guard_loader():
+    from lmkernel.trust.guardspec import load_guard_file
+
+    guard = load_guard_file(FINANCE / "guard.yaml")
+    assert (guard.offensive.labels, guard.offensive.threshold, guard.offensive.action) == (["0", "1"], 0.7, "flag")
