@@ -80,3 +80,23 @@ def test_alerts_check_export_and_bad_file(tmp_path):
     rules.write_text("rules:\n  - {name: x, metric: drift, value: 0.2}\n")
     bad = runner.invoke(app, ["alerts", "check", str(rules)])
     assert bad.exit_code == 2 and "needs `feature`" in bad.output
+
+
+def test_monitor_guard_redacts_before_scoring_and_counts_hits(tmp_path, tiny_cls_run):
+    """--guard: the model, the monitor and the audit log see the redacted text; a guard rule fires on the
+    PII share as it would in the server."""
+    _feed(tmp_path / "feed.jsonl", n_en=120, n_zh=0)  # every English line carries an e-mail address
+    (tmp_path / "guard.yaml").write_text("guard:\n  pii: {action: redact}\n")
+    (tmp_path / "alerts.yaml").write_text("rules:\n  - {name: pii_traffic, metric: guard_rate, guard: email, "
+                                          "op: '>', value: 0.5, over: 5m, min_count: 50}\n")
+    audit = tmp_path / "audit.jsonl"
+    result = runner.invoke(app, ["monitor", str(tiny_cls_run), "--input", str(tmp_path / "feed.jsonl"),
+                                 "--time-field", "ts", "--guard", str(tmp_path / "guard.yaml"), "--alerts",
+                                 str(tmp_path / "alerts.yaml"), "--audit-log", str(audit), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.output.strip().splitlines()]
+    assert [a["labels"]["alertname"] for a in lines[:-1]] == ["pii_traffic"]
+    assert "[EMAIL]" in audit.read_text() and "example.com" not in audit.read_text()
+    unguarded = runner.invoke(app, ["monitor", str(tiny_cls_run), "--input", str(tmp_path / "feed.jsonl"),
+                                    "--time-field", "ts", "--alerts", str(tmp_path / "alerts.yaml"), "--json"])
+    assert len(unguarded.output.strip().splitlines()) == 1  # no guard, no guard hits: only the summary

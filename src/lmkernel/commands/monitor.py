@@ -26,6 +26,10 @@ def monitor(
                                                    "resolving (retried with back-off).")] = None,
     audit_log: Annotated[Optional[Path], typer.Option("--audit-log", help="Append each classified text (PII "
                                                       "redacted) and alert to this hash-chained JSONL log.")] = None,
+    guard: Annotated[Optional[Path], typer.Option("--guard", help="Guard file (a `guard:` section, docs/trust.md) "
+                                                  "checked on each text before it is scored, as `serve` does: PII "
+                                                  "redacted, findings counted for guard rules; default: the run's "
+                                                  "own guard section, if it has one.")] = None,
     text_field: Annotated[str, typer.Option("--text-field", help="The JSONL key holding the text.")] = "text",
     time_field: Annotated[Optional[str], typer.Option("--time-field", help="The JSONL key holding each line's "
                                                       "time (unix seconds or ISO-8601): windows and rules follow "
@@ -50,6 +54,7 @@ def monitor(
         from ..trust.audit import AuditLog
         from ..trust.feed import read_feed, replay
         from ..trust.guard import redact_pii
+        from ..trust.guardrun import cli_guard
         from ..trust.watch import Watch
         from ..trust.webhook import Webhook
 
@@ -69,7 +74,8 @@ def monitor(
                            f"(value {value}, {event.count} in window) at record {n}")
 
         try:
-            n = replay(model.predict, read_feed(input_, text_field, time_field, rate), watch, batch_size, show)
+            n = replay(model.predict, read_feed(input_, text_field, time_field, rate), watch, batch_size, show,
+                       guard=cli_guard(model, guard))
         finally:
             watch.close(timeout=10.0)
         _summary(watch, n, json_)

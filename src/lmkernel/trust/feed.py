@@ -88,25 +88,36 @@ def _parse(line: str, where: str, text_field: str, time_field: str | None) -> tu
 
 
 def replay(predict: Callable[[list[str]], list[dict[str, Any]]], feed: Iterator[tuple[str, float | None, str]],
-           watch: Watch, batch_size: int = 64, on_event: Callable[[Any, int], None] | None = None) -> int:
+           watch: Watch, batch_size: int = 64, on_event: Callable[[Any, int], None] | None = None,
+           guard: Any = None) -> int:
     """Classify the feed in batches and observe each text; ``on_event(event, record_number)`` for each
-    alert as it fires or resolves. Returns the number of records."""
+    alert as it fires or resolves; ``guard`` (a :class:`~lmkernel.trust.guard.Guard`) checks each text
+    first, as the server does: the model and the monitor see the redacted text, and the findings (the
+    prediction's ood/low-confidence flags included) are counted as guard hits. A text the guard would
+    refuse is still scored here, so the monitor counts it. Returns the number of records."""
     n, batch = 0, []
     for item in feed:
         batch.append(item)
         if len(batch) == batch_size:
-            n = _run(predict, batch, watch, n, on_event)
+            n = _run(predict, batch, watch, n, on_event, guard)
             batch = []
     if batch:
-        n = _run(predict, batch, watch, n, on_event)
+        n = _run(predict, batch, watch, n, on_event, guard)
     return n
 
 
-def _run(predict, batch, watch: Watch, n: int, on_event) -> int:
-    rows = predict([text for text, _, _ in batch])
-    for (text, at, _), row in zip(batch, rows):
+def _run(predict, batch, watch: Watch, n: int, on_event, guard) -> int:
+    texts = [text for text, _, _ in batch]
+    checked = guard.check(texts) if guard is not None and guard.spec.inputs else None
+    if checked is not None:
+        texts = [r.redacted for r in checked]
+    rows = predict(texts)
+    flags = guard.flags(rows) if checked is not None else [[] for _ in rows]
+    for i, ((_, at, _), text, row) in enumerate(zip(batch, texts, rows)):
         n += 1
-        for event in watch.observe(record_for(text, row, at=time.time() if at is None else at)):
+        found = (checked[i].findings if checked is not None else []) + flags[i]
+        record = record_for(text, row, guards=[f.type for f in found], at=time.time() if at is None else at)
+        for event in watch.observe(record):
             if on_event is not None:
                 on_event(event, n)
     return n
