@@ -14,24 +14,17 @@ from explain_helpers import LABELS as TRIGGER_LABELS
 from explain_helpers import TRIGGERS, bag_model, sentiment_rows
 from trust_helpers import EN, profile_json
 
-LABELS = ["negative", "positive"]
-
 
 @pytest.fixture(scope="session")
-def tiny_cls_run(tiny_bert, tmp_path_factory) -> Path:
-    import torch
+def tiny_cls_run(tiny_run, tmp_path_factory) -> Path:
+    """The serving tests' tiny classifier (random head) with a drift reference of its own predictions."""
+    import shutil
 
     import lmkernel
-    from lmkernel.artifact import save_artifact
-    from lmkernel.models.resolve import load_tokenizer
-    from lmkernel.tasks import get_task
     from lmkernel.trust.drift import build_reference
 
-    torch.manual_seed(0)
-    model = get_task("classification").build_model(tiny_bert, LABELS)
     run = tmp_path_factory.mktemp("trust") / "tiny-run"
-    card = {"task": "classification", "labels": LABELS, "base_model": str(tiny_bert), "max_length": 64}
-    save_artifact(run / "model", model, load_tokenizer(tiny_bert), card)
+    shutil.copytree(tiny_run, run)
     texts = EN * 30
     rows = lmkernel.load(run).predict(texts)
     ref = build_reference([r["label"] for r in rows], [r["score"] for r in rows], texts)
