@@ -156,7 +156,8 @@ def test_openapi_documents_the_routes_and_bodies(tiny_client):
     op = spec["paths"]["/v1/classify"]["post"]
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ClassifyResponse")
     assert set(schemas["ClassifyResponse"]["properties"]) == {"model", "results", "usage"}
-    assert set(schemas["Classification"]["properties"]) == {"label", "score", "probabilities"}
+    assert set(schemas["Classification"]["properties"]) == {"label", "score", "probabilities", "ood", "ood_score",
+                                                            "low_confidence"}  # null without a trust profile
     assert "ErrorResponse" in schemas
 
 
