@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log, settings_options, with_flags  # noqa: F401  (shared by command modules)
+from .clikit import DebugOpt, QuietOpt, SetOpt, _fail, _guard, _log, settings_options, texts_from_file, with_flags  # noqa: F401  (shared by command modules)
 from .errors import LmkError
 from .knowledge.answer import DEFAULT_K as _ANSWER_K  # light: the grounded-answer flags' defaults
 from .knowledge.answer import DEFAULT_MIN_SCORE as _ANSWER_MIN
@@ -142,19 +142,6 @@ def _qa_items(model, texts: list[str], questions: list[str], contexts: list[str]
     return predict_inputs(questions, contexts, path)
 
 
-def _texts_from_file(path: Path, text_column: str) -> list[str]:
-    from .data.readers import detect_format, read_rows
-
-    if path.suffix.lower() == ".txt":
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    fmt = detect_format(path)
-    result = read_rows(path, [text_column], fmt)
-    if result.bad:
-        b = result.bad[0]
-        raise LmkError(f"bad row in {path}: {b.reason}", where=f"{b.file} line {b.line}", fix="fix or remove the row")
-    return [str(r.fields[text_column]) for r in result.rows]
-
-
 @app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or its model/ folder).")],
@@ -193,7 +180,7 @@ def predict(
             input_ = None
         if input_ is not None:
             column = text_column or model.card.get("data", {}).get("text_column", "text")
-            items += _texts_from_file(input_, column)
+            items += texts_from_file(input_, column)
         if not items:
             raise LmkError("no texts to predict", where="predict", fix='pass texts ("great film") or --input FILE '
                            '(qa runs: --question Q --context C)')

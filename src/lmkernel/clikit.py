@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -126,3 +127,17 @@ def settings_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[Call
             tp, is_list = _flag_type(hints[f.name])
             flags.append(Flag(f.name, tp, f.default, f.metadata["help"], is_list))
     return with_flags(flags)
+
+
+def texts_from_file(path: Path, text_column: str) -> list[str]:
+    """``--input`` of predict and guard: .txt one text a line; .jsonl/.csv/.tsv the given column."""
+    from .data.readers import detect_format, read_rows
+
+    if path.suffix.lower() == ".txt":
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    fmt = detect_format(path)
+    result = read_rows(path, [text_column], fmt)
+    if result.bad:
+        b = result.bad[0]
+        raise LmkError(f"bad row in {path}: {b.reason}", where=f"{b.file} line {b.line}", fix="fix or remove the row")
+    return [str(r.fields[text_column]) for r in result.rows]

@@ -8,18 +8,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..clikit import DebugOpt, _guard
+from ..clikit import DebugOpt, _guard, texts_from_file
 from ..errors import LmkError
 
 
 def read_texts(path: Path) -> list[str]:
     """``--input``: read as ``lmkernel predict`` reads it (.txt one a line; .jsonl/.csv/.tsv a ``text`` field)."""
-    from ..cli import _texts_from_file  # the CLI module is loaded whenever a command runs
-
     if not path.is_file():
         raise LmkError(f"cannot read {path}: no such file", where="--input",
                        fix="give a .txt, .jsonl, .csv or .tsv file of texts")
-    return _texts_from_file(path, "text")
+    return texts_from_file(path, "text")
 
 
 def guard(
