@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=9009)
     args = ap.parse_args(argv)
+    # Ctrl-C and SIGTERM stop it even when started in the background, where a shell ignores SIGINT
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     server = ThreadingHTTPServer((args.host, args.port), AlertHandler)
     print(f"listening on http://{args.host}:{server.server_address[1]}/", flush=True)
     try:
