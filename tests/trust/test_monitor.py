@@ -100,3 +100,17 @@ def test_observe_cost_is_small():
         m.observe(rec)
     per = (time.perf_counter() - start) / len(recs)
     assert per < 0.5e-3, per
+
+
+def test_reference_and_live_traffic_read_scripts_alike():
+    """The trust profile's script shares and the monitor's live counts use one rule: a mixed or digits-only
+    text must not land in one bin at training time and another when served (spurious script drift)."""
+    from collections import Counter
+
+    from lmkernel.trust.calibrate import reference
+    from lmkernel.trust.monitor import SCRIPTS
+
+    texts = ["苹果 iPhone 15 发布", "12345", "hello world", "公司利润大涨", "Привет мир"]
+    ref = reference(texts, ["a"] * 5, [0.9] * 5, ["a"], None, [False] * 5)
+    live = Counter(script_of(t) for t in texts)
+    assert ref["script_shares"] == {k: round(live.get(k, 0) / 5, 6) for k in SCRIPTS}

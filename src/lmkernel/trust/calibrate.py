@@ -73,8 +73,9 @@ def length_hist_edges(lengths: Sequence[int]) -> list[float]:
 
 def reference(texts: Sequence[str], predicted: Sequence[str], confidence: Sequence[float], labels: Sequence[str],
               ood: Sequence[bool] | None, low: Sequence[bool]) -> dict[str, Any]:
-    """Validation statistics the monitor measures drift against (shares of predicted labels, not gold)."""
-    from ..evaluation.slices import SCRIPTS, script_of
+    """Validation statistics the monitor measures drift against (shares of predicted labels, not gold).
+    Scripts are read with the monitor's own rule, so live traffic and its reference are binned alike."""
+    from .monitor import SCRIPTS, script_of
 
     n = len(texts)
     count = Counter(predicted)
