@@ -87,9 +87,9 @@ def test_non_finite_loss_stops_in_process(spec_file, monkeypatch):
     from lmkernel.errors import LmkError
     from lmkernel.pipeline import run
     from lmkernel.spec import load_spec
-    from lmkernel.training import loop
+    from lmkernel.training import objective
 
-    real = loop._forward
+    real = objective.task_forward
     calls = {"n": 0}
 
     def forward(task, model, batch):
@@ -99,7 +99,7 @@ def test_non_finite_loss_stops_in_process(spec_file, monkeypatch):
             out.loss = out.loss * torch.tensor(float("inf"))
         return out
 
-    monkeypatch.setattr(loop, "_forward", forward)
+    monkeypatch.setattr(objective, "task_forward", forward)
     monkeypatch.chdir(spec_file.parent)
     with pytest.raises(LmkError) as e:
         run(load_spec(spec_file, ["output.dir=runs/inf", "train.precision=fp32"]), progress=False)

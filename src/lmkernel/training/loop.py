@@ -14,6 +14,7 @@ memory). Both give an epoch a known number of batches and a deterministic order 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from ..spec import TrainSpec
 from .checkpoint import checkpoint_root, fault_point, latest_checkpoint, load_checkpoint, save_checkpoint
 from .dropout import use_cheap_dropout
 from .lora import use_addmm_lora
+from .objective import Objective, Step, plain, task_forward
 
 
 @runtime_checkable
@@ -83,13 +85,6 @@ def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def _forward(task, model, batch: dict):
-    """The task's own forward where it has one (a chat task runs a shared prompt prefix once),
-    else ``model(**batch)``."""
-    forward = getattr(task, "forward", None)
-    return forward(model, batch) if forward is not None else model(**batch)
-
-
 def evaluate(model, task, features: list[dict], labels: list[str], batch_size: int, accelerator,
              pad_id: int, progress: bool = True, keep: dict[str, list] | None = None) -> dict[str, Any]:
     """Validation loss and the task's metrics, each process running its shard of the batches.
@@ -114,7 +109,7 @@ def _evaluate(model, task, features: list[dict], labels: list[str], batch_size: 
     for idx in bar:
         batch = _to(task.collate([features[i] for i in idx], pad_id), accelerator.device)
         with accelerator.autocast():
-            out = _forward(task, model, batch)
+            out = task_forward(task, model, batch)
         loss_sum += float(out.loss.detach()) * len(idx)
         count += len(idx)
         for k, v in task.step_outputs(out, batch).items():
@@ -174,23 +169,53 @@ def _improved(value: float, best: float | None, metric: str) -> bool:
     return value < best if metric in LOWER_IS_BETTER else value > best
 
 
-class _Writer:
-    """TensorBoard events on the main process only (no-op elsewhere)."""
+PROGRESS_FILE = "progress.jsonl"
 
-    def __init__(self, accelerator, log_dir: Path):
-        self.writer = None
+
+class _Writer:
+    """TensorBoard events and ``progress.jsonl`` (one JSON line per event: start, train, eval, end — what a
+    search or a console follows while the run goes on) on the main process only (no-op elsewhere)."""
+
+    def __init__(self, accelerator, run_dir: Path):
+        self.writer = self.events = None
         if accelerator.is_main_process:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(log_dir))
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            self.events = open(run_dir / PROGRESS_FILE, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         if self.writer is not None:
             self.writer.add_scalar(tag, value, step)
 
+    def event(self, kind: str, **fields: Any) -> None:
+        """Append one line, flushed at once: readers see each step as it lands (a torn last line is skipped)."""
+        if self.events is not None:
+            self.events.write(json.dumps({"event": kind, "time": round(time.time(), 3), **fields},
+                                         ensure_ascii=False, default=str) + "\n")
+            self.events.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.events is not None:
+            self.events.close()
+
+
+def read_progress(run_dir: Path) -> list[dict[str, Any]]:
+    """The events of ``progress.jsonl`` so far; lines being written (or torn by a kill) are skipped."""
+    path = Path(run_dir) / PROGRESS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 class _Loop:
@@ -199,7 +224,8 @@ class _Loop:
     STATE_KEYS = ("history", "best_metric", "best_step", "global_step", "train_seconds", "train_samples")
 
     def __init__(self, model, task, train_features, val_features, labels, opts: TrainSpec, seed: int,
-                 run_dir: Path, accelerator, pad_id: int, progress: bool, tuning=None):
+                 run_dir: Path, accelerator, pad_id: int, progress: bool, tuning=None,
+                 objective: Objective | None = None):
         from transformers import get_linear_schedule_with_warmup
 
         self.task, self.train_features, self.val_features, self.labels = task, train_features, val_features, labels
@@ -219,6 +245,7 @@ class _Loop:
             use_cheap_dropout(model)
         use_addmm_lora(model)
         self.tuning = tuning
+        self.objective = objective or plain
         optimizer = _optimizer(model, opts.lr, opts.weight_decay, tuning)
         self.scheduler = get_linear_schedule_with_warmup(
             optimizer, int(opts.warmup_ratio * self.total_steps), self.total_steps)
@@ -284,8 +311,8 @@ class _Loop:
         feats = items if self.stream is not None else [self.train_features[j] for j in items]
         batch = _to(self.task.collate(feats, self.pad_id), self.acc.device)
         with self.acc.no_sync(self.model) if not sync else contextlib.nullcontext():
-            out = _forward(self.task, self.model, batch)
-            self.acc.backward(out.loss / group_size)
+            out = self.objective(Step(self.model, self.task, batch, lambda loss: self.acc.backward(loss / group_size),
+                                      self.result.global_step + 1, lambda: self.acc.unwrap_model(self.model)))
         if sync:
             if self.opts.grad_clip:
                 self.acc.clip_grad_norm_(self.model.parameters(), self.opts.grad_clip)
@@ -305,8 +332,11 @@ class _Loop:
         r = self.result
         avg = self.pos["loss_sum"] / max(self.pos["loss_n"], 1)
         r.history.append({"step": r.global_step, "epoch": self.pos["epoch"] + 1, "train_loss": avg})
+        lr = self.scheduler.get_last_lr()[0]
         writer.scalar("train/loss", avg, r.global_step)
-        writer.scalar("train/lr", self.scheduler.get_last_lr()[0], r.global_step)
+        writer.scalar("train/lr", lr, r.global_step)
+        writer.event("train", step=r.global_step, epoch=self.pos["epoch"] + 1, train_loss=avg, lr=lr,
+                     total_steps=self.total_steps)
         bar.set_postfix(loss=f"{avg:.4f}", samples_s=f"{r.samples_per_second:.0f}")
         self.pos["loss_sum"], self.pos["loss_n"] = 0.0, 0
 
@@ -319,6 +349,8 @@ class _Loop:
         shown = {k: metrics[k] for k in _shown(self.task) if isinstance(metrics.get(k), float)}
         for key, value in shown.items():
             writer.scalar(f"eval/{key}", value, r.global_step)
+        writer.event("eval", step=r.global_step, epoch=self.pos["epoch"], metric=o.metric,
+                     metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)})
         value = metrics[o.metric]  # the spec checked the name against the task's metrics
         if _improved(value, r.best_metric, o.metric):
             r.best_metric, r.best_step = value, r.global_step
@@ -331,10 +363,25 @@ class _Loop:
         return bool(o.patience and self.pos["bad_evals"] >= o.patience)
 
     def run(self) -> TrainResult:
+        writer = _Writer(self.acc, self.run_dir)
+        r = self.result
+        writer.event("start", step=r.global_step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
+                     epochs=self.epochs)
+        try:
+            self._steps(writer)
+        except BaseException as e:  # a kill or an error still tells readers the run is over
+            writer.event("error", step=r.global_step, error=f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            writer.close()
+        if self.best_path.exists():
+            _load_best(self.acc, self.model, self.best_path)
+        return r
+
+    def _steps(self, writer: _Writer) -> None:
         from tqdm.auto import tqdm
 
         r, accum = self.result, self.opts.grad_accum
-        writer = _Writer(self.acc, self.run_dir / "tensorboard")
         bar = tqdm(total=self.total_steps, initial=r.global_step, desc="train", unit="step",
                    disable=not (self.progress and self.acc.is_local_main_process))
         stop = r.global_step >= self.total_steps
@@ -368,10 +415,8 @@ class _Loop:
                 if end_of_epoch:
                     break
         bar.close()
-        writer.close()
-        if self.best_path.exists():
-            _load_best(self.acc, self.model, self.best_path)
-        return r
+        writer.event("end", step=r.global_step, best_step=r.best_step, best_metric=r.best_metric,
+                     stopped_early=r.stopped_early)
 
 
 def epochs_done(result: TrainResult, opts: TrainSpec) -> str:
@@ -398,11 +443,12 @@ def non_finite_loss(loss: float, step: int, opts: TrainSpec, precision: str) -> 
 
 def train(model, task, train_features: list[dict] | BatchSource, val_features: list[dict] | None, labels: list[str],
           opts: TrainSpec, seed: int, run_dir: Path, accelerator, pad_id: int, resume: bool = False,
-          progress: bool = True, tuning=None) -> TrainResult:
+          progress: bool = True, tuning=None, objective: Objective | None = None) -> TrainResult:
     """Train ``model`` in place and leave the best validation weights loaded in it. ``tuning`` (a
-    ``tuning.Tuning``) supplies the optimizer groups and the method's hooks; None: plain groups, no hooks."""
+    ``tuning.Tuning``) supplies the optimizer groups and the method's hooks; None: plain groups, no hooks.
+    ``objective`` (``training.objective``): what a micro-batch adds to the gradients; None: the task's loss."""
     loop = _Loop(model, task, train_features, val_features, labels, opts, seed, run_dir, accelerator, pad_id,
-                 progress, tuning)
+                 progress, tuning, objective)
     if resume:
         loop.resume()
     with known_warnings_ignored():
