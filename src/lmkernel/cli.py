@@ -499,6 +499,10 @@ app.add_typer(audit_app, name="audit")
 from .commands.explain import explain as _explain  # noqa: E402
 
 app.command("explain")(_explain)
+from .commands.runs import RUNS_HELP  # noqa: E402
+from .commands.runs import runs as _runs  # noqa: E402
+
+app.command("runs", help=RUNS_HELP)(_runs)
 
 
 def main() -> None:  # console-script entry point
