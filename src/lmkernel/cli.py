@@ -499,6 +499,9 @@ app.add_typer(audit_app, name="audit")
 from .commands.explain import explain as _explain  # noqa: E402
 
 app.command("explain")(_explain)
+from .commands.tune import tune as _tune  # noqa: E402  (hyperparameter search)
+
+app.command("tune")(_tune)
 
 
 def main() -> None:  # console-script entry point
