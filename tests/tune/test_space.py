@@ -88,3 +88,39 @@ def test_set_args_round_trip_through_the_spec_loader(spec_file):
     sets = set_args({"train.lr": 0.00123, "train.batch_size": 8, "data.text_column": "text"})
     spec = load_spec(spec_file, sets)
     assert spec.train.lr == 0.00123 and spec.train.batch_size == 8 and spec.data.text_column == "text"
+
+
+def test_pruners_by_name():
+    import optuna
+
+    from lmkernel.search.study import make_pruner
+
+    assert isinstance(make_pruner("median"), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("hyperband"), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
+    with pytest.raises(LmkError, match="unknown pruner") as e:
+        make_pruner("asha")
+    assert e.value.where == "--pruner" and "median" in e.value.fix
+
+
+def test_resource_is_percent_of_an_epoch():
+    from lmkernel.search.trial import resource
+
+    assert [resource(s, 32) for s in (16, 32, 64, 96)] == [50, 100, 200, 300]
+    assert resource(63, 63) == resource(125, 125) == 100  # batch sizes differ, the point is the same
+
+
+def test_a_process_that_is_not_our_trial_is_left_alone(tmp_path):
+    import subprocess
+    import sys
+
+    from lmkernel.search.trial import end_orphan
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert not end_orphan(other.pid, str(tmp_path / "trials" / "0000"))
+        assert other.poll() is None
+        assert not end_orphan(None, "") and not end_orphan(-1, "x")
+    finally:
+        other.kill()
+        other.wait()

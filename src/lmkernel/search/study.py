@@ -68,7 +68,8 @@ def make_pruner(name: str) -> Any:
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+        # resources are percent of an epoch (trial.resource): 100 is the first per-epoch evaluation
+        return optuna.pruners.HyperbandPruner(min_resource=100, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise LmkError(f"unknown pruner {name!r}", where="--pruner", fix="use one of " + ", ".join(PRUNERS))
