@@ -40,8 +40,12 @@ def tune(
     with _guard(debug):
         from ..search import tune as run_tune
 
-        summary = run_tune(spec, trials, space, parallel, study_dir, pruner, timeout, set_ or [],
-                           log=_log(quiet or as_json))
+        try:
+            summary = run_tune(spec, trials, space, parallel, study_dir, pruner, timeout, set_ or [],
+                               log=_log(quiet or as_json))
+        except KeyboardInterrupt:  # the study keeps every finished trial; the running ones are queued again
+            typer.secho("interrupted; rerun the same command to continue the study", err=True)
+            raise typer.Exit(130) from None
         if as_json:
             typer.echo(json.dumps(summary, ensure_ascii=False, default=str))
             return
