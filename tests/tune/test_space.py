@@ -49,6 +49,14 @@ def test_malformed_space_is_refused_with_where_and_fix(tree, words):
     assert e.value.where.startswith("space.yaml") and e.value.fix
 
 
+def test_space_file_numbers_read_as_in_a_spec(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("train.lr: {type: categorical, choices: [3e-05, 1e-4]}\n"
+                    "train.weight_decay: {type: float, low: 1e-5, high: 1e-1, log: true}\n", encoding="utf-8")
+    lr, wd = read_space(path)
+    assert lr.choices == (3e-05, 1e-4) and (wd.low, wd.high) == (1e-5, 1e-1)
+
+
 def test_space_file_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train.lr: {type: float, low: 1\n", encoding="utf-8")

@@ -133,8 +133,10 @@ def read_space(path: Path) -> list[Param]:
     """A space file (YAML)."""
     import yaml
 
+    from .. import specyaml  # the spec's own YAML reading: 1e-5 is a number, as in a spec, not a string
+
     try:
-        tree = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        tree = specyaml.load(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise LmkError(f"cannot read the search space {path}: {e.strerror or e}", where="--space",
                        fix="pass a readable YAML file") from None
