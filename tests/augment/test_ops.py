@@ -6,8 +6,14 @@ import random
 
 import pytest
 
-from lmkernel.augment.eda import (apply_op, augment_examples, random_deletion, random_insertion, random_swap,
-                                  synonym_replacement)
+from lmkernel.augment.eda import (
+    apply_op,
+    augment_examples,
+    random_deletion,
+    random_insertion,
+    random_swap,
+    synonym_replacement,
+)
 from lmkernel.augment.words import join_words, split_words
 from lmkernel.tasks.base import Example
 

@@ -33,8 +33,9 @@ def check_model(ref: str) -> None:
 def _translate(model, texts: list[str], source: str, target: str, opts: BackTranslation) -> list[str]:
     prompts = [[{"role": "user", "content": INSTRUCTION.format(source_lang=source, target_lang=target, source=t)}]
                for t in texts]
-    outs = model.generate(prompts, temperature=0, max_new_tokens=opts.max_new_tokens, batch_size=opts.batch_size)
-    return [o["text"].strip().split("\n")[0].strip() for o in outs]
+    outs = model.generate(prompts, temperature=0, max_new_tokens=opts.max_new_tokens, batch_size=opts.batch_size,
+                          repetition_penalty=opts.repetition_penalty)
+    return [next((line.strip() for line in o["text"].splitlines() if line.strip()), "") for o in outs]
 
 
 def back_translate(examples: list[Any], opts: BackTranslation) -> list[Any]:

@@ -30,6 +30,8 @@ class BackTranslation(SpecModel):
     pivot_language: str = Field("French", min_length=1, description="The language translated into and back from.")
     max_new_tokens: int = Field(96, gt=0, le=4096, description="Longest translation, in tokens.")
     batch_size: int = Field(8, gt=0, le=1024, description="Prompts generated together.")
+    repetition_penalty: float = Field(1.0, ge=1.0, le=10.0, description="Above 1 discourages a small model's "
+                                      "loops (the same word again and again).")
     max_rows: int | None = Field(None, gt=0, description="Back-translate at most this many training rows (the "
                                  "first, in the seeded order); generation is slow on a CPU. Default: all.")
 

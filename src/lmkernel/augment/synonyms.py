@@ -51,7 +51,9 @@ def _read_table(model_path: Path) -> _Table:
 
     tokenizer = load_tokenizer(model_path)
     vocab = tokenizer.get_vocab()
-    wordpiece = any(p.startswith("##") for p in vocab)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    wordpiece = (type(backend.model).__name__ == "WordPiece" if backend is not None
+                 else any(p.startswith("##") for p in vocab))
     special = set(tokenizer.all_special_tokens)
     rows: dict[str, int] = {}
     for piece, i in sorted(vocab.items(), key=lambda kv: kv[1]):
