@@ -48,7 +48,8 @@ def fit_and_score(train, dev, steps: int, args, seed: int, workdir: Path) -> flo
     from lmkernel.models.resolve import load_tokenizer, resolve_model_path
     from lmkernel.spec import TrainSpec
     from lmkernel.tasks import get_task
-    from lmkernel.training import evaluate, train as train_model
+    from lmkernel.training import evaluate
+    from lmkernel.training import train as train_model
 
     task, labels = get_task("classification"), ["0", "1"]
     path = resolve_model_path("minilm")
@@ -109,13 +110,18 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--dev-rows", type=int, default=872)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "augment.json")
     args = p.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     pool = read_tsv(SST2 / "train.tsv")
     dev = _examples(read_tsv(SST2 / "dev.tsv", args.dev_rows))
     start = time.perf_counter()
-    results = [one_seed(pool, dev, size, seed, args) for size in args.sizes for seed in range(1, args.seeds + 1)]
+    results = []
+    for size in args.sizes:
+        for seed in range(1, args.seeds + 1):
+            results.append(one_seed(pool, dev, size, seed, args))
+            _write(args, results, summary(results, sorted({r["size"] for r in results})))  # kept if cut short
     table = summary(results, args.sizes)
     print(f"\nSST-2 dev ({len(dev)} rows), MiniLM full fine-tuning, n_aug {args.n_aug}, equal steps "
           f"({args.epochs} passes over the plain rows, batch {args.batch_size}, lr {args.lr}); "
@@ -127,6 +133,10 @@ def main() -> None:
         print(f"| {r['size']} | {r['seeds']} | {r['none'][0]:.1f} ± {r['none'][1]:.1f} | "
               f"{r['augmented'][0]:.1f} ± {r['augmented'][1]:.1f} | {r['gain'][0]:+.1f} ± {r['gain'][1]:.1f} | "
               f"{r['wins']}/{r['seeds']} |")
+    _write(args, results, table)
+
+
+def _write(args, results: list[dict], table: list[dict]) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": results,
                                     "summary": table}, indent=2), encoding="utf-8")

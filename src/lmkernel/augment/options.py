@@ -33,7 +33,7 @@ class BackTranslation(SpecModel):
     repetition_penalty: float = Field(1.0, ge=1.0, le=10.0, description="Above 1 discourages a small model's "
                                       "loops (the same word again and again).")
     max_rows: int | None = Field(None, gt=0, description="Back-translate at most this many training rows (the "
-                                 "first, in the seeded order); generation is slow on a CPU. Default: all.")
+                                 "first in file order); generation is slow on a CPU. Default: all.")
 
 
 class AugmentOptions(SpecModel):

@@ -60,15 +60,28 @@ def _read_table(model_path: Path) -> _Table:
         word = None if piece in special else _whole_word(piece, wordpiece)
         if word is not None and word not in rows:
             rows[word] = i
-    with quiet_libraries():
-        model = AutoModel.from_pretrained(model_path, dtype=torch.float32)
-    weight = model.get_input_embeddings().weight.detach()
     ids = torch.tensor(list(rows.values()), dtype=torch.long)
-    vectors = weight[ids].clone()
-    del model
+    weight = _embedding_tensor(model_path)
+    if weight is None:
+        with quiet_libraries():
+            weight = AutoModel.from_pretrained(model_path, dtype=torch.float32).get_input_embeddings().weight
+    vectors = weight.detach()[ids].float().clone()
     unit = torch.nn.functional.normalize(vectors, dim=1)
     words = list(rows)
     return _Table(words, {w: k for k, w in enumerate(words)}, unit)
+
+
+def _embedding_tensor(model_path: Path):
+    """The input-embedding matrix read alone from the checkpoint's safetensors (a large LM need not load
+    whole); None when no tensor is named like one."""
+    from safetensors import safe_open
+
+    for file in sorted(model_path.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            names = [k for k in f.keys() if k.endswith(("word_embeddings.weight", "embed_tokens.weight"))]
+            if names:
+                return f.get_tensor(sorted(names, key=len)[0])
+    return None
 
 
 def table(model_ref: str | Path) -> _Table:
