@@ -1,6 +1,7 @@
 """Augmentation (data.augment's EDA) against none: SST-2 with few training rows, several seeds, one run.
 
     nice -n 5 .venv/bin/python bench/augment.py [--sizes 100 500] [--seeds 5] [--n-aug 4] [--dev-rows 872]
+                                                [--epochs 8 | --steps 60] [--threads 1]
 
 Per size N and seed s: N rows drawn from SST-2 train with seed s; MiniLM fine-tuned (full) twice from the
 same start, on the N rows as they are (baseline) and on them plus EDA's new rows (lmkernel's
@@ -72,7 +73,7 @@ def one_seed(pool, dev, size: int, seed: int, args) -> dict:
 
     train = _examples(random.Random(seed).sample(pool, size))
     added, made = augment(train, AugmentOptions(n_aug=args.n_aug), "minilm", seed)
-    steps = math.ceil(size * args.epochs / args.batch_size)
+    steps = args.steps or math.ceil(size * args.epochs / args.batch_size)
     out = {"size": size, "seed": seed, "steps": steps, "added": made["added"], "alpha": made["alpha"]}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -107,6 +108,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--n-aug", type=int, default=4)
     p.add_argument("--epochs", type=int, default=8, help="passes over the plain rows (sets the step count)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps for every size (overrides --epochs)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--dev-rows", type=int, default=872)
@@ -123,8 +125,9 @@ def main() -> None:
             results.append(one_seed(pool, dev, size, seed, args))
             _write(args, results, summary(results, sorted({r["size"] for r in results})))  # kept if cut short
     table = summary(results, args.sizes)
+    budget = f"{args.steps} steps" if args.steps else f"{args.epochs} passes over the plain rows"
     print(f"\nSST-2 dev ({len(dev)} rows), MiniLM full fine-tuning, n_aug {args.n_aug}, equal steps "
-          f"({args.epochs} passes over the plain rows, batch {args.batch_size}, lr {args.lr}); "
+          f"({budget}, batch {args.batch_size}, lr {args.lr}); "
           f"{platform.machine()}, torch {torch.__version__}, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, wall {time.perf_counter() - start:.0f} s")
     print("| train rows | seeds | none (mean ± std) | augmented (mean ± std) | gain (mean ± std) | seeds won |")
