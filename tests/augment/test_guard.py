@@ -77,3 +77,61 @@ def test_resume_is_refused(tmp_path, tiny_bert):
 
     with pytest.raises(LmkError, match="--resume cannot continue a run with data.augment"):
         run(_spec(tmp_path, tiny_bert, "{ops: [swap]}"), resume=True, progress=False)
+
+
+def _fake_run(scores: dict[str, float], calls: list):
+    """pipeline.run's stand-in: records the spec, writes a run folder, returns the given validation score."""
+    from lmkernel.rundir import RunResult
+
+    def run_fn(spec, **_kw):
+        calls.append(spec)
+        out = spec.output.dir
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model").mkdir()
+        (out / "report.md").write_text("# report\n", encoding="utf-8")
+        key = "with" if spec.data.train.name == "train-augmented.jsonl" else "without"
+        return RunResult(out, {"accuracy": scores[key], "validation": {"accuracy": scores[key]}})
+
+    return run_fn
+
+
+@pytest.mark.parametrize("scores, kept", [({"without": 0.8, "with": 0.9}, "with"),
+                                          ({"without": 0.9, "with": 0.8}, "without")])
+def test_guard_keeps_whichever_run_validates_better(tmp_path, tiny_bert, scores, kept):
+    from lmkernel.augment.guard import run_augmented
+
+    calls: list = []
+    result = run_augmented(_spec(tmp_path, tiny_bert, "{ops: [swap], n_aug: 1}"), _fake_run(scores, calls))
+    assert [c.data.augment for c in calls] == [None, None]
+    assert [c.data.train.name for c in calls] == ["train.jsonl", "train-augmented.jsonl"]
+    assert all(c.data.validation == calls[0].data.validation for c in calls)  # judged on the same rows
+    assert result.metrics["augmentation"]["kept"] == kept
+    assert result.metrics["validation"]["accuracy"] == max(scores.values())
+    assert (result.run_dir / "model").is_dir()
+    assert "| " + kept + " augmentation" in (result.run_dir / "report.md").read_text(encoding="utf-8")
+
+
+def test_guard_false_trains_only_the_augmented_run(tmp_path, tiny_bert):
+    from lmkernel.augment.guard import run_augmented
+
+    calls: list = []
+    spec = _spec(tmp_path, tiny_bert, "{ops: [swap], n_aug: 1, guard: false}")
+    result = run_augmented(spec, _fake_run({"with": 0.7}, calls))
+    assert [c.data.train.name for c in calls] == ["train-augmented.jsonl"]
+    assert result.metrics["augmentation"]["kept"] == "with"
+    assert "guard is false" in (result.run_dir / "report.md").read_text(encoding="utf-8")
+
+
+def test_other_tasks_train_without_augmentation(tmp_path, tiny_bert, capsys):
+    from lmkernel.augment.guard import run_augmented
+
+    spec = _spec(tmp_path, tiny_bert, "{ops: [swap]}")
+    object.__setattr__(spec.task, "type", "ner")  # the task name is all the guard reads before handing over
+    calls: list = []
+
+    def run_fn(s, **_kw):
+        calls.append(s)
+        return "plain run"
+
+    assert run_augmented(spec, run_fn) == "plain run"
+    assert calls[0].data.augment is None and "classification only" in capsys.readouterr().out
