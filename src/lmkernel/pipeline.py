@@ -92,6 +92,10 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         from .pretrain import pretrain
 
         return pretrain(spec, resume=resume, progress=progress)
+    if spec.data.augment is not None:  # trains without and with the new rows, keeps the better (augment/guard.py)
+        from .augment.guard import run_augmented
+
+        return run_augmented(spec, run, resume=resume, final_eval=final_eval, progress=progress)
     from accelerate.utils import set_seed
 
     from .artifact import save_artifact
