@@ -506,6 +506,9 @@ app.command("runs", help=RUNS_HELP)(_runs)
 from .commands.tune import tune as _tune  # noqa: E402  (hyperparameter search)
 
 app.command("tune")(_tune)
+from .commands.console import console as _console  # noqa: E402
+
+app.command("console")(_console)
 
 
 def main() -> None:  # console-script entry point

@@ -1,0 +1,47 @@
+"""`lmkernel console [DIR]`: the web console over a runs folder, on 127.0.0.1 unless --host says otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..clikit import DebugOpt, _guard
+from ..errors import LmkError
+
+
+def console(
+    folder: Annotated[Path, typer.Argument(help="Folder of runs to show; runs started in the page go here too.")]
+    = Path("runs"),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the console to the network "
+                                      "(give it --api-key-env then).")] = "127.0.0.1",
+    api_key_env: Annotated[Optional[str], typer.Option(help="Environment variable holding comma-separated API "
+                                                       "keys; the page asks for one once.")] = None,
+    api_key_file: Annotated[Optional[Path], typer.Option(help="File with one API key per line.")] = None,
+    allowed_hosts: Annotated[Optional[list[str]], typer.Option("--allowed-hosts", help="Host header names to "
+                                                               "answer besides the bound address's.")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """A local web page: runs and their reports, comparisons, new runs with live curves (stop, resume), a
+    playground (classify with explanations, chat, search) and a server's monitor. No request leaves it."""
+    with _guard(debug):
+        import uvicorn
+
+        from ..console import create_console
+        from ..serve.guards import default_allowed_hosts
+        from ..serve.settings import read_api_keys
+
+        keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None) \
+            if (api_key_env or api_key_file) else frozenset()
+        if folder.exists() and not folder.is_dir():
+            raise LmkError(f"{folder} is not a folder", where="DIR", fix="give the folder your runs are in")
+        folder.mkdir(parents=True, exist_ok=True)
+        hosts = default_allowed_hosts(host)
+        if allowed_hosts and hosts is not None:
+            hosts = (*hosts, *allowed_hosts)
+        app = create_console(folder, api_keys=keys, host=host, allowed_hosts=hosts)
+        typer.echo(f"lmkernel console on http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/ "
+                   f"(runs in {folder.resolve()}{', API key required' if keys else ''})", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning")

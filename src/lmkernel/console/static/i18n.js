@@ -1,0 +1,68 @@
+// Every interface string, English and Chinese: the one dictionary the page reads (t(key)).
+const I18N = {
+  en: {
+    "tab.runs": "Runs", "tab.new": "New run", "tab.play": "Playground", "tab.monitor": "Monitor",
+    "tab.tune": "Search (tuning)",
+    "key.ask": "API key for this console:", "key.save": "Use key",
+    "runs.refresh": "Refresh", "runs.compare": "Compare selected", "runs.hint": "Click a run for its report; tick two or more to compare.",
+    "runs.compared": "Runs compared", "runs.none": "No runs in this folder yet.",
+    "col.run": "run", "col.task": "task", "col.model": "model", "col.method": "method", "col.metric": "metric",
+    "col.validation": "validation", "col.test": "test", "col.size": "size", "col.date": "date", "col.status": "status",
+    "report.metrics": "Metrics", "report.confusion": "Confusion matrix", "report.errors": "Errors (first rows)",
+    "report.plots": "Plots", "report.curve": "Loss curve", "report.gold": "gold \\ predicted", "report.setting": "setting",
+    "compare.need": "Tick two or more runs to compare.",
+    "new.name": "Run name", "new.check": "Check", "new.start": "Start", "new.stop": "Stop", "new.resume": "Resume",
+    "new.ok": "Spec is valid.", "new.line": "line", "new.fix": "fix",
+    "new.where": "Runs train on {device} ({gpu}) with {threads} CPU threads of {cpus}; new runs go to {folder}; relative paths in the spec start at {base}.",
+    "job.running": "running: step {step} of {total}", "job.starting": "starting…", "job.ended": "ended (exit code {code}), status: {status}",
+    "job.stopped": "stopped", "job.train": "train loss", "job.eval": "eval loss",
+    "play.run": "Run", "play.classify": "Classify / tag", "play.chat": "Chat", "play.search": "Search a knowledge index",
+    "play.go": "Go", "play.send": "Send", "play.index": "index folder", "play.query": "query", "play.label": "label",
+    "play.none": "No entities found.",
+    "mon.key": "server API key (optional)", "mon.watch": "Watch", "mon.shares": "Label shares",
+    "mon.confidence": "Confidence", "mon.alerts": "Alerts", "mon.count": "requests", "mon.window": "window",
+    "mon.off": "This server has no monitor (it is not a classifier).",
+    "tune.placeholder": "Hyperparameter-search progress comes with `lmkernel tune` (built separately). Study folders found here:",
+    "tune.none": "No study folders found.",
+    "err.key": "The console needs its API key.",
+  },
+  zh: {
+    "tab.runs": "运行", "tab.new": "新建运行", "tab.play": "试用", "tab.monitor": "监控", "tab.tune": "超参搜索",
+    "key.ask": "本控制台的 API 密钥：", "key.save": "使用密钥",
+    "runs.refresh": "刷新", "runs.compare": "比较所选", "runs.hint": "点击运行查看报告；勾选两个或以上进行比较。",
+    "runs.compared": "运行比较", "runs.none": "此文件夹中还没有运行。",
+    "col.run": "运行", "col.task": "任务", "col.model": "模型", "col.method": "方法", "col.metric": "指标",
+    "col.validation": "验证集", "col.test": "测试集", "col.size": "大小", "col.date": "日期", "col.status": "状态",
+    "report.metrics": "指标", "report.confusion": "混淆矩阵", "report.errors": "错误样例（前几行）",
+    "report.plots": "图表", "report.curve": "损失曲线", "report.gold": "真实 \\ 预测", "report.setting": "设置",
+    "compare.need": "请勾选两个或以上的运行。",
+    "new.name": "运行名称", "new.check": "检查", "new.start": "开始", "new.stop": "停止", "new.resume": "继续",
+    "new.ok": "配置有效。", "new.line": "行", "new.fix": "修改建议",
+    "new.where": "训练在 {device}（{gpu}）上进行，使用 {threads} 个 CPU 线程（共 {cpus} 个）；新运行保存在 {folder}；配置中的相对路径从 {base} 开始。",
+    "job.running": "运行中：第 {step} / {total} 步", "job.starting": "启动中…", "job.ended": "已结束（退出码 {code}），状态：{status}",
+    "job.stopped": "已停止", "job.train": "训练损失", "job.eval": "验证损失",
+    "play.run": "运行", "play.classify": "分类 / 标注", "play.chat": "对话", "play.search": "搜索知识库",
+    "play.go": "执行", "play.send": "发送", "play.index": "索引文件夹", "play.query": "查询", "play.label": "标签",
+    "play.none": "未发现实体。",
+    "mon.key": "服务器 API 密钥（可选）", "mon.watch": "开始监控", "mon.shares": "标签占比",
+    "mon.confidence": "置信度", "mon.alerts": "告警", "mon.count": "请求数", "mon.window": "时间窗",
+    "mon.off": "此服务器没有监控（不是分类模型）。",
+    "tune.placeholder": "超参搜索进度由 `lmkernel tune` 提供（另行开发）。此处找到的搜索文件夹：",
+    "tune.none": "未找到搜索文件夹。",
+    "err.key": "控制台需要 API 密钥。",
+  },
+};
+let LANG = sessionStorage.getItem("lmkConsoleLang") || (navigator.language || "en").startsWith("zh") && "zh" || "en";
+
+function t(key, vars) {
+  let s = (I18N[LANG] && I18N[LANG][key]) || I18N.en[key] || key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll("{" + k + "}", v);
+  return s;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-i18n]").forEach(el => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-ph]").forEach(el => { el.placeholder = t(el.dataset.i18nPh); });
+  document.getElementById("lang").textContent = LANG === "zh" ? "English" : "中文";
+}
