@@ -171,7 +171,7 @@ async function stopJob() { state.job = await api("/jobs/" + encodeURIComponent(s
 async function loadPlayRuns() {
   const runs = await api("/runs");
   const keep = $("#pg-run").value;
-  $("#pg-run").replaceChildren(...runs.filter(r => r.status === "done").map(r => el("option", { value: r.id }, r.id + " (" + r.task + ")")));
+  $("#pg-run").replaceChildren(...runs.filter(r => r.size_bytes > 0).map(r => el("option", { value: r.id }, r.id + " (" + r.task + ")")));
   if (keep) $("#pg-run").value = keep;
 }
 function shade(score, max) {

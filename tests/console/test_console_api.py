@@ -1,0 +1,126 @@
+"""The console's API without a browser: keys, Host checks, spec checks, runs and reports, jobs, playground."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import KEY, spec_text
+from fastapi.testclient import TestClient
+
+from lmkernel.console import create_console
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture()
+def client(console_home):
+    app = create_console(console_home / "runs", base=console_home, api_keys=frozenset({KEY}))
+    with TestClient(app, base_url="http://127.0.0.1:7860", headers=AUTH) as c:
+        yield c
+
+
+def test_api_refuses_missing_and_wrong_keys_but_serves_the_page(console_home):
+    app = create_console(console_home / "runs", base=console_home, api_keys=frozenset({KEY}))
+    with TestClient(app, base_url="http://127.0.0.1:7860") as c:
+        assert c.get("/api/runs").status_code == 401
+        wrong = c.get("/api/runs", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["message"] == "invalid API key"
+        assert c.get("/api/runs", headers=AUTH).status_code == 200
+        page = c.get("/")
+        assert page.status_code == 200 and "/static/app.js" in page.text
+        assert c.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+        assert c.get("/static/..%2Fapp.py").status_code == 404
+
+
+def test_host_header_of_another_name_is_refused(client):
+    refused = client.get("/", headers={"Host": "evil.example"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "Host"
+    assert client.get("/", headers={"Host": "localhost:7860"}).status_code == 200
+
+
+def test_runs_report_and_compare(client):
+    rows = {r["id"]: r for r in client.get("/api/runs").json()}
+    assert rows["tiny"]["status"] == "done" and rows["tiny"]["task"] == "classification" and "path" not in rows["tiny"]
+    report = client.get("/api/report", params={"run": "tiny"}).json()
+    assert report["confusion"]["test"]["labels"] == ["negative", "positive"]
+    assert sum(map(sum, report["confusion"]["test"]["matrix"])) == 40
+    assert "accuracy" in report["metrics"]["test"] and "loss.png" in report["plots"]
+    assert report["errors"]["columns"][:3] == ["split", "line", "text"]
+    png = client.get("/api/plot", params={"run": "tiny", "name": "loss.png"})
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    assert client.get("/api/plot", params={"run": "tiny", "name": "../spec.yaml"}).status_code == 404
+    assert client.get("/api/report", params={"run": "../.."}).status_code == 404
+    both = client.get("/api/compare", params={"runs": "tiny,chat"}).json()
+    assert both["runs"] == ["tiny", "chat"] and len(both["histories"][0]) > 3
+    assert client.get("/api/compare", params={"runs": "tiny"}).status_code == 422
+
+
+def test_spec_check_names_the_line_and_the_fix(client, tiny_bert):
+    bad = client.post("/api/spec/check", json={"text": "task: {type: clasification}\ndata: {train: x.csv}\n"}).json()
+    assert not bad["ok"]
+    first = bad["problems"][0]
+    assert first["line"] == 1 and "clasification" in first["what"] and "classification" in first["fix"]
+    broken = client.post("/api/spec/check", json={"text": "task: [\n"}).json()
+    assert broken["problems"][0]["what"].startswith("spec is not valid YAML")
+    good = client.post("/api/spec/check", json={"text": spec_text(tiny_bert), "data": True}).json()
+    assert good["ok"] and any("160 usable row" in n for n in good["notes"])  # data/ read relative to home
+
+
+def test_predict_explains_and_chat_streams(client):
+    out = client.post("/api/predict", json={"run": "tiny", "text": "the film was great"}).json()
+    assert out["prediction"]["label"] in ("positive", "negative")
+    assert [w["word"] for w in out["explanation"]["words"]] == ["the", "film", "was", "great"]
+    refused = client.post("/api/predict", json={"run": "chat", "text": "hi"})
+    assert refused.status_code == 422 and "chat" in refused.json()["error"]["message"]
+    with client.stream("POST", "/api/chat", json={"run": "chat", "messages": [{"role": "user", "content": "hello"}],
+                                                  "max_new_tokens": 6}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1]["done"] and events[-1]["tokens"] >= 1
+    assert client.post("/api/chat", json={"run": "tiny", "messages": [{"role": "user", "content": "x"}]}
+                       ).status_code == 422
+
+
+def test_monitor_proxy_refuses_bad_urls_and_reports_unreachable(client):
+    assert client.post("/api/monitor", json={"url": "file:///etc/passwd"}).status_code == 422
+    gone = client.post("/api/monitor", json={"url": "http://127.0.0.1:9"})
+    assert gone.status_code == 502 and "cannot reach" in gone.json()["error"]["message"]
+
+
+def _wait(predicate, timeout: float = 240.0, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_job_starts_stops_resumable_and_resumes(client, console_home, tiny_bert):
+    runs: Path = console_home / "runs"
+    text = spec_text(tiny_bert, epochs=4, checkpoint_every=2)
+    assert client.post("/api/jobs/nope/resume", json={}).status_code == 422
+    started = client.post("/api/jobs", json={"name": "job1", "text": text})
+    assert started.status_code == 200 and started.json()["running"]
+    assert client.post("/api/jobs", json={"name": "job1", "text": text}).status_code == 409
+    _wait(lambda: (runs / "job1" / "checkpoints").is_dir(), what="a first checkpoint")
+    stopped = client.post("/api/jobs/job1/stop", json={}).json()
+    assert not stopped["running"] and stopped["exit_code"] != 0
+    row = next(r for r in client.get("/api/runs").json() if r["id"] == "job1")
+    assert row["status"] == "resumable", row
+    assert client.post("/api/jobs/job1/stop", json={}).status_code == 422
+    assert client.post("/api/jobs/job1/resume", json={}).json()["running"]
+    _wait(lambda: not client.get("/api/jobs").json()[0]["running"], what="the resumed run to end")
+    job = client.get("/api/jobs").json()[0]
+    assert job["exit_code"] == 0, job["log"]
+    row = next(r for r in client.get("/api/runs").json() if r["id"] == "job1")
+    assert row["status"] == "done" and row["steps"] == 40
+    assert (runs / ".console" / "jobs" / "job1.log").stat().st_size > 0
+
+
+def test_bad_job_names_and_specs_are_refused(client):
+    bad_name = client.post("/api/jobs", json={"name": "../x", "text": "task: {type: classification}"})
+    assert bad_name.status_code == 422 and "plain folder name" in bad_name.json()["error"]["message"]
+    bad_spec = client.post("/api/jobs", json={"name": "ok-name", "text": "task: [\n"})
+    assert bad_spec.status_code == 422 and "not valid YAML" in bad_spec.json()["error"]["message"]
