@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..clikit import DebugOpt, _guard
+from ..clikit import DebugOpt, _fail
 from ..errors import LmkError
 
 
@@ -26,22 +26,32 @@ def console(
 ) -> None:
     """A local web page: runs and their reports, comparisons, new runs with live curves (stop, resume), a
     playground (classify with explanations, chat, search) and a server's monitor. No request leaves it."""
-    with _guard(debug):
-        import uvicorn
+    try:  # not clikit._guard: it imports transformers, which would double the console's start time
+        _serve_console(folder, port, host, api_key_env, api_key_file, allowed_hosts)
+    except LmkError as e:
+        if debug:
+            raise
+        _fail(e)
 
-        from ..console import create_console
-        from ..serve.guards import default_allowed_hosts
-        from ..serve.settings import read_api_keys
 
-        keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None) \
-            if (api_key_env or api_key_file) else frozenset()
-        if folder.exists() and not folder.is_dir():
-            raise LmkError(f"{folder} is not a folder", where="DIR", fix="give the folder your runs are in")
-        folder.mkdir(parents=True, exist_ok=True)
-        hosts = default_allowed_hosts(host)
-        if allowed_hosts and hosts is not None:
-            hosts = (*hosts, *allowed_hosts)
-        app = create_console(folder, api_keys=keys, host=host, allowed_hosts=hosts)
-        typer.echo(f"lmkernel console on http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/ "
-                   f"(runs in {folder.resolve()}{', API key required' if keys else ''})", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+def _serve_console(folder: Path, port: int, host: str, api_key_env: str | None, api_key_file: Path | None,
+                   allowed_hosts: list[str] | None) -> None:
+    """Bind and serve until Ctrl-C."""
+    import uvicorn
+
+    from ..console import create_console
+    from ..serve.guards import default_allowed_hosts
+    from ..serve.settings import read_api_keys
+
+    keys = read_api_keys(api_key_env, str(api_key_file) if api_key_file else None) \
+        if (api_key_env or api_key_file) else frozenset()
+    if folder.exists() and not folder.is_dir():
+        raise LmkError(f"{folder} is not a folder", where="DIR", fix="give the folder your runs are in")
+    folder.mkdir(parents=True, exist_ok=True)
+    hosts = default_allowed_hosts(host)
+    if allowed_hosts and hosts is not None:
+        hosts = (*hosts, *allowed_hosts)
+    app = create_console(folder, api_keys=keys, host=host, allowed_hosts=hosts)
+    typer.echo(f"lmkernel console on http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/ "
+               f"(runs in {folder.resolve()}{', API key required' if keys else ''})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
