@@ -22,12 +22,15 @@ def console(
     api_key_file: Annotated[Optional[Path], typer.Option(help="File with one API key per line.")] = None,
     allowed_hosts: Annotated[Optional[list[str]], typer.Option("--allowed-hosts", help="Host header names to "
                                                                "answer besides the bound address's.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Torch threads for the playground's models (default: "
+                                                   "all cores; fewer leaves cores to a run training meanwhile).")]
+    = None,
     debug: DebugOpt = False,
 ) -> None:
     """A local web page: runs and their reports, comparisons, new runs with live curves (stop, resume), a
     playground (classify with explanations, chat, search) and a server's monitor. No request leaves it."""
     try:  # not clikit._guard: it imports transformers, which would double the console's start time
-        _serve_console(folder, port, host, api_key_env, api_key_file, allowed_hosts)
+        _serve_console(folder, port, host, api_key_env, api_key_file, allowed_hosts, threads)
     except LmkError as e:
         if debug:
             raise
@@ -35,7 +38,7 @@ def console(
 
 
 def _serve_console(folder: Path, port: int, host: str, api_key_env: str | None, api_key_file: Path | None,
-                   allowed_hosts: list[str] | None) -> None:
+                   allowed_hosts: list[str] | None, threads: int | None) -> None:
     """Bind and serve until Ctrl-C."""
     import uvicorn
 
@@ -51,7 +54,7 @@ def _serve_console(folder: Path, port: int, host: str, api_key_env: str | None, 
     hosts = default_allowed_hosts(host)
     if allowed_hosts and hosts is not None:
         hosts = (*hosts, *allowed_hosts)
-    app = create_console(folder, api_keys=keys, host=host, allowed_hosts=hosts)
+    app = create_console(folder, api_keys=keys, host=host, allowed_hosts=hosts, threads=threads)
     typer.echo(f"lmkernel console on http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/ "
                f"(runs in {folder.resolve()}{', API key required' if keys else ''})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

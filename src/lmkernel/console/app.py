@@ -33,8 +33,10 @@ class Console:
     base: Path
     keys: ApiKeys
     failures: RateLimiter
-    models: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)  # run id -> lmkernel.load(run)
+    engines: dict[str, Any] = field(default_factory=dict)  # run id -> (predictor, engine): playground chat
     jobs: Any = None
+    threads: int | None = None  # torch threads of the playground's models (None: torch's default, all cores)
 
 
 def console_of(request: Request) -> Console:
@@ -49,19 +51,24 @@ def authorized(request: Request) -> Console:
 
 
 def create_console(root: Path, *, base: Path | None = None, api_keys: frozenset[str] = frozenset(),
-                   host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
-    """The console over the runs under ``root``; ``base``: where relative paths in a new spec start (cwd)."""
+                   host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] | None = None,
+                   threads: int | None = None) -> FastAPI:
+    """The console over the runs under ``root``; ``base``: where relative paths in a new spec start (cwd);
+    ``threads``: torch threads for the playground's models."""
     from .jobs import Jobs
     from .routes import api_router
 
     root = Path(root).resolve()
     console = Console(root=root, base=Path(base or Path.cwd()).resolve(), keys=ApiKeys(api_keys),
-                      failures=RateLimiter(MAX_AUTH_FAILURES_PER_MINUTE / 60))
+                      failures=RateLimiter(MAX_AUTH_FAILURES_PER_MINUTE / 60), threads=threads)
     console.jobs = Jobs(root, console.base)
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from .chat import close_engines
+
         yield
         console.jobs.close()  # runs started here stop with the console (resumable from their checkpoint)
+        close_engines(console)
 
     app = FastAPI(title="lmkernel console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.console = console

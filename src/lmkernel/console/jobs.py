@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import LmkError
 from ..fsutil import atomic_write_json, atomic_write_text
 from .specs import check_name, spec_tree
@@ -39,6 +37,8 @@ class Jobs:
         Raises:
             LmkError: a bad name or spec, or a run of that name already there.
         """
+        import yaml
+
         check_name(name)
         run_dir = self.root / name
         if (run_dir / "spec.yaml").exists() or self.running(name):

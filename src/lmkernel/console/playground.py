@@ -1,16 +1,14 @@
-"""Playground: a run's model on text typed in the page — classify or tag with explanations, chat streamed,
-and search a knowledge index. Models load once per run and stay loaded while the console runs."""
+"""Playground: a run's model on text typed in the page — classify or tag with explanations, and search a
+knowledge index (chat: chat.py). Models load once per run and stay loaded while the console runs."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import LmkError
@@ -29,13 +27,6 @@ class TextIn(BaseModel):
     explain: bool = True
 
 
-class ChatIn(BaseModel):
-    run: str
-    messages: list[dict[str, str]] = Field(min_length=1, max_length=64)
-    max_new_tokens: int = Field(64, gt=0, le=1024)
-    temperature: float = Field(0.0, ge=0, le=2)
-
-
 class SearchIn(BaseModel):
     index: str = Field(min_length=1)
     query: str = Field(min_length=1, max_length=2000)
@@ -49,6 +40,10 @@ def model_for(console: Console, run: str) -> Any:
         if run not in console.models:
             import lmkernel
 
+            if console.threads:
+                import torch
+
+                torch.set_num_threads(console.threads)
             try:
                 console.models[run] = lmkernel.load(path)
             except LmkError as e:
@@ -70,35 +65,6 @@ def predict(body: TextIn, console: Console = Depends(authorized)) -> dict[str, A
     except LmkError as e:
         raise ApiError(422, e.what, param="text") from e
     return {"task": task, "prediction": _plain(prediction), "explanation": _plain(explained)}
-
-
-@router.post("/chat")
-def chat(body: ChatIn, console: Console = Depends(authorized)) -> StreamingResponse:
-    """The reply as server-sent events: ``{"text": piece}`` per piece, then ``{"done": true, ...}``."""
-    model = model_for(console, body.run)
-    if model.card.get("task") not in GENERATIVE:
-        raise ApiError(422, f"run {body.run!r} is a {model.card.get('task')} model, which does not chat",
-                       param="run")
-    try:
-        stream = model.stream(body.messages, max_new_tokens=body.max_new_tokens, temperature=body.temperature)
-    except LmkError as e:
-        raise ApiError(422, e.what, param="messages") from e
-    return StreamingResponse(_events(stream), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-def _events(stream: Any) -> Iterator[bytes]:
-    try:
-        for piece in stream:
-            if piece:
-                yield f"data: {json.dumps({'text': piece}, ensure_ascii=False)}\n\n".encode()
-        result = stream.result or {}
-        done = {"done": True, "tokens": result.get("tokens"), "finish_reason": result.get("finish_reason")}
-        yield f"data: {json.dumps(done)}\n\n".encode()
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
 
 
 @router.post("/search")

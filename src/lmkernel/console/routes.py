@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import LmkError
 from ..serve.http_errors import ApiError
-from . import monitor_api, playground, runs_api
+from . import chat, monitor_api, playground, runs_api
 from .app import Console, authorized
 from .specs import check, problems
 
@@ -62,15 +62,16 @@ def _job(action) -> dict[str, Any]:
 
 @jobs_router.get("/system")
 def system(console: Console = Depends(authorized)) -> dict[str, Any]:
-    """Where a run started here trains: the device and the CPU threads torch uses (the page says so)."""
+    """What runs where (the page says so): the device a run started here trains on, the cores it may use,
+    and the torch threads of the playground's models in this process."""
     import torch
 
     cuda = torch.cuda.is_available()
     return {"device": "cuda" if cuda else "cpu", "gpu": torch.cuda.get_device_name(0) if cuda else None,
-            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "folder": str(console.root),
-            "base": str(console.base)}
+            "cpus": os.cpu_count(), "threads": console.threads or torch.get_num_threads(),
+            "folder": str(console.root), "base": str(console.base)}
 
 
 api_router = APIRouter()
-for sub in (runs_api.router, jobs_router, playground.router, monitor_api.router):
+for sub in (runs_api.router, jobs_router, playground.router, chat.router, monitor_api.router):
     api_router.include_router(sub)

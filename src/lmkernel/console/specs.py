@@ -10,8 +10,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import LmkError, SpecErrors
 
 SOURCE = "spec"
@@ -32,6 +30,8 @@ def spec_tree(text: str, base: Path, output_dir: Path) -> dict[str, Any]:
     Raises:
         LmkError: not YAML, not a spec, or a problem in a field (SpecErrors: all of them).
     """
+    import yaml
+
     from .. import specyaml
     from ..spec import _resolve_relative, parse_spec
 
@@ -74,6 +74,6 @@ def problems(error: LmkError) -> list[dict[str, Any]]:
     return out
 
 
-def _mark(e: yaml.YAMLError) -> str:
+def _mark(e: Exception) -> str:
     mark = getattr(e, "problem_mark", None)
     return f"{SOURCE} line {mark.line + 1}" if mark else SOURCE
