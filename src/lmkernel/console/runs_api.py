@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ def list_runs(console: Console = Depends(authorized)) -> list[dict[str, Any]]:
 
 @router.get("/report")
 def report(run: str = Query(...), console: Console = Depends(authorized)) -> dict[str, Any]:
-    from ..catalog import describe
+    from ..catalog import _read_json, describe
 
     path = run_path(console, run)
     row = describe(path).as_json()
@@ -108,14 +107,6 @@ def studies(console: Console = Depends(authorized)) -> list[dict[str, Any]]:
         for hit in sorted(console.root.glob(f"*/{marker}")) + sorted(console.root.glob(f"*/*/{marker}")):
             found.append({"id": run_name(console, hit.parent), "file": marker})
     return found
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
