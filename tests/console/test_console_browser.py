@@ -100,6 +100,12 @@ def test_runs_table_and_a_report(browser_page, console_url):
     page.wait_for_function("document.querySelectorAll('#report .plots img').length >= 3")
     assert int(page.get_attribute("#report-canvas", "data-points")) > 3
     page.screenshot(path=str(shots / "runs-report.png"), full_page=True)
+    page.check("tr[data-run='tiny'] input.pick")
+    page.check("tr[data-run='chat'] input.pick")
+    page.click("#compare-btn")
+    page.wait_for_selector("#compare-table td:has-text('test accuracy')")
+    assert int(page.get_attribute("#compare-canvas", "data-points")) > 3
+    page.screenshot(path=str(shots / "runs-compare.png"), full_page=True)
     _only_console(requests, console_url)
 
 

@@ -245,8 +245,9 @@ function showMonitor(m) {
       el("div", {}, el("span", { style: "width:" + Math.round(200 * s) + "px" }), " " + l + " " + (100 * s).toFixed(1) + "%"))));
     kids.push(el("p", {}, t("mon.confidence") + ": mean " + fmt(w.confidence.mean) + ", p10 " + fmt(w.confidence.p10) + ", p50 " + fmt(w.confidence.p50)));
   }
-  const rules = m.alerts || m.rules || [];
+  const rules = m.alerts || [], recent = (m.recent_alerts || []).slice(-10);
   if (rules.length) kids.push(el("h3", {}, t("mon.alerts")), table(["rule", "state", "value", "fired"], rules.map(a => [a.name, a.state, a.value, a.fired])));
+  if (recent.length) kids.push(el("h3", {}, t("mon.recent")), el("ul", { id: "mon-recent" }, ...recent.map(a => el("li", {}, JSON.stringify(a)))));
   out.replaceChildren(...kids);
 }
 
