@@ -124,3 +124,25 @@ def test_bad_job_names_and_specs_are_refused(client):
     assert bad_name.status_code == 422 and "plain folder name" in bad_name.json()["error"]["message"]
     bad_spec = client.post("/api/jobs", json={"name": "ok-name", "text": "task: [\n"})
     assert bad_spec.status_code == 422 and "not valid YAML" in bad_spec.json()["error"]["message"]
+
+
+def test_missing_runs_and_index_folders_are_404(client):
+    assert client.post("/api/predict", json={"run": "nope", "text": "x"}).status_code == 404
+    missing = client.post("/api/search", json={"index": "no-such-index", "query": "x"})
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "index"
+    outside = client.post("/api/search", json={"index": "/etc", "query": "x"})
+    assert outside.status_code == 404
+
+
+def test_console_command_refuses_a_file_and_an_unset_key_variable(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lmkernel.cli import app
+
+    afile = tmp_path / "runs.txt"
+    afile.write_text("x", encoding="utf-8")
+    out = CliRunner().invoke(app, ["console", str(afile)])
+    assert out.exit_code == 2 and "is not a folder" in out.output
+    monkeypatch.delenv("LMK_UNSET_KEYS", raising=False)
+    out = CliRunner().invoke(app, ["console", str(tmp_path), "--api-key-env", "LMK_UNSET_KEYS"])
+    assert out.exit_code == 2 and "LMK_UNSET_KEYS" in out.output
