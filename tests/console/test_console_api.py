@@ -146,3 +146,11 @@ def test_console_command_refuses_a_file_and_an_unset_key_variable(tmp_path, monk
     monkeypatch.delenv("LMK_UNSET_KEYS", raising=False)
     out = CliRunner().invoke(app, ["console", str(tmp_path), "--api-key-env", "LMK_UNSET_KEYS"])
     assert out.exit_code == 2 and "LMK_UNSET_KEYS" in out.output
+
+
+def test_studies_lists_tune_folders(tmp_path):
+    (tmp_path / "search" / "trials" / "0000").mkdir(parents=True)
+    (tmp_path / "search" / "study.db").write_bytes(b"")
+    (tmp_path / "search" / "best.yaml").write_text("task: {type: classification}\n", encoding="utf-8")
+    with TestClient(create_console(tmp_path), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/studies").json() == [{"id": "search", "trials": 1, "best": True}]

@@ -101,11 +101,13 @@ def compare(runs: str = Query(..., description="run ids, comma-separated"),
 
 @router.get("/studies")
 def studies(console: Console = Depends(authorized)) -> list[dict[str, Any]]:
-    """Hyperparameter-search folders (``lmkernel tune`` writes them): a placeholder list until its view lands."""
+    """``lmkernel tune`` study folders (a ``study.db``) under the console's: a placeholder list until the
+    search's own view lands."""
     found = []
-    for marker in ("study.json", "study.yaml", "trials.jsonl"):
-        for hit in sorted(console.root.glob(f"*/{marker}")) + sorted(console.root.glob(f"*/*/{marker}")):
-            found.append({"id": run_name(console, hit.parent), "file": marker})
+    for db in sorted(console.root.glob("*/study.db")) + sorted(console.root.glob("*/*/study.db")):
+        folder = db.parent
+        trials = [p for p in (folder / "trials").glob("*") if p.is_dir()] if (folder / "trials").is_dir() else []
+        found.append({"id": run_name(console, folder), "trials": len(trials), "best": (folder / "best.yaml").is_file()})
     return found
 
 

@@ -253,7 +253,7 @@ function showMonitor(m) {
 
 async function loadStudies() {
   const s = await api("/studies");
-  $("#studies").replaceChildren(...(s.length ? s.map(x => el("li", {}, x.id + " (" + x.file + ")")) : [el("li", {}, t("tune.none"))]));
+  $("#studies").replaceChildren(...(s.length ? s.map(x => el("li", {}, x.id + " — " + t("tune.trials", { n: x.trials }) + (x.best ? ", best.yaml" : ""))) : [el("li", {}, t("tune.none"))]));
 }
 
 // ---- wiring

@@ -22,8 +22,8 @@ const I18N = {
     "mon.key": "server API key (optional)", "mon.watch": "Watch", "mon.shares": "Label shares",
     "mon.confidence": "Confidence", "mon.alerts": "Alerts", "mon.recent": "Alerts fired lately", "mon.count": "requests", "mon.window": "window",
     "mon.off": "This server has no monitor (it is not a classifier).",
-    "tune.placeholder": "Hyperparameter-search progress comes with `lmkernel tune` (built separately). Study folders found here:",
-    "tune.none": "No study folders found.",
+    "tune.placeholder": "Hyperparameter-search progress comes with `lmkernel tune` (built separately). Study folders (study.db) found here:",
+    "tune.none": "No study folders found.", "tune.trials": "{n} trials",
     "err.key": "The console needs its API key.",
   },
   zh: {
@@ -48,7 +48,7 @@ const I18N = {
     "mon.confidence": "置信度", "mon.alerts": "告警", "mon.recent": "最近触发的告警", "mon.count": "请求数", "mon.window": "时间窗",
     "mon.off": "此服务器没有监控（不是分类模型）。",
     "tune.placeholder": "超参搜索进度由 `lmkernel tune` 提供（另行开发）。此处找到的搜索文件夹：",
-    "tune.none": "未找到搜索文件夹。",
+    "tune.none": "未找到搜索文件夹。", "tune.trials": "{n} 次试验",
     "err.key": "控制台需要 API 密钥。",
   },
 };
