@@ -34,7 +34,7 @@ class Options(_Base):
         None, ge=0, le=100, description="Contrastive epochs over fresh pairs (default: 1 for head logistic, 0 "
         "for prototype; 0 leaves the encoder as it is). train.epochs and train.batch_size are not read.")
     pairs_per_example: int = Field(
-        20, ge=2, le=1000, description="Pairs drawn per training example and epoch, half with an example of its "
+        40, ge=2, le=1000, description="Pairs drawn per training example and epoch, half with an example of its "
         "class, half with one of another class (SetFit: 2 × num_iterations): the cost grows with the "
         "examples, not with the number of classes.")
     max_pairs: int | None = Field(20000, gt=0, description="Cap on the pairs per epoch (a balanced random "

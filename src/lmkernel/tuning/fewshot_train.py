@@ -113,15 +113,18 @@ def _contrastive(model: FewShotClassifier, task: Any, features: list[dict], labe
 
 def _pair_loss(model: FewShotClassifier, task: Any, features: list[dict], pairs: list[tuple[int, int, float]],
                loss: str, pad_id: int, accelerator: Any) -> torch.Tensor:
-    """Both sides of the pairs in one forward, then the cosine-regression or CoSENT loss."""
+    """Both sides of the pairs in one forward, each distinct text once (with few examples most of a batch's
+    texts repeat), then the cosine-regression or CoSENT loss."""
     from ..tasks.embedding_losses import cosent_loss
 
-    rows = [{"input_ids": features[i]["input_ids"]} for i, _, _ in pairs]
-    rows += [{"input_ids": features[j]["input_ids"]} for _, j, _ in pairs]
+    distinct = sorted({i for i, _, _ in pairs} | {j for _, j, _ in pairs})
+    row_of = {k: r for r, k in enumerate(distinct)}
+    rows = [{"input_ids": features[k]["input_ids"]} for k in distinct]
     batch = {k: v.to(accelerator.device) for k, v in task.collate(rows, pad_id).items()}
     with accelerator.autocast():
         vectors = model.embed(batch["input_ids"], batch["attention_mask"])
-    left, right = vectors[:len(pairs)], vectors[len(pairs):]
+    left = vectors[torch.tensor([row_of[i] for i, _, _ in pairs], device=vectors.device)]
+    right = vectors[torch.tensor([row_of[j] for _, j, _ in pairs], device=vectors.device)]
     target = torch.tensor([t for _, _, t in pairs], dtype=vectors.dtype, device=vectors.device)
     if loss == "cosent":
         return cosent_loss(left, right, target)
