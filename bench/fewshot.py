@@ -183,6 +183,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": args.threads,
                      "shots": args.shots, "seeds": seeds, "fewshot_options": options, "datasets": {}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in args.datasets.split(","):
@@ -199,6 +200,8 @@ def main() -> None:
                          run_lmkernel(train_file, test_file, seed, work / name, "logistic" if m == "fewshot" else m,
                                       options))
                     rows[m].append(r)
+                    results["datasets"][name] = {"train_rows": len(train), "test_rows": len(test), "runs": rows}
+                    Path(args.out).write_text(json.dumps(results, indent=1), encoding="utf-8")  # kept if killed
                     print(f"{name} seed {seed} {m}: accuracy {100 * r['accuracy']:.1f}, {r['seconds']:.0f} s wall, "
                           f"{r['cpu_seconds']:.0f} CPU s, {r['steps']} steps", flush=True)
             results["datasets"][name] = {"train_rows": len(train), "test_rows": len(test), "runs": rows}
@@ -215,7 +218,6 @@ def main() -> None:
             if name == "cr" and "fewshot" in rows:
                 print(f"  target: CR mean >= {SETFIT_CR_8SHOT} (SetFit, all-MiniLM-L6-v2, 8 per class)")
     print(f"\ncpu capability: {results['cpu_capability']}, torch threads: {args.threads}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1), encoding="utf-8")
 
 
