@@ -31,14 +31,15 @@ class Options(_Base):
         "logistic", description="logistic: a logistic regression fitted on the tuned sentence vectors (SetFit's "
         "head). prototype: the nearest class mean by cosine; with the default epochs, no training at all.")
     epochs: int | None = Field(
-        None, ge=0, le=100, description="Contrastive epochs over fresh pairs (default: 1 for head logistic, 0 "
-        "for prototype; 0 leaves the encoder as it is). train.epochs and train.batch_size are not read.")
+        None, ge=0, le=100, description="Contrastive epochs, each over fresh pairs (default: 3 for head "
+        "logistic, 0 for prototype; 0 leaves the encoder as it is). train.epochs and train.batch_size are not read.")
     pairs_per_example: int = Field(
         40, ge=2, le=1000, description="Pairs drawn per training example and epoch, half with an example of its "
         "class, half with one of another class (SetFit: 2 × num_iterations): the cost grows with the "
         "examples, not with the number of classes.")
-    max_pairs: int | None = Field(20000, gt=0, description="Cap on the pairs per epoch (a balanced random "
-                                  "subset); null: no cap.")
+    max_pairs: int | None = Field(2000, gt=0, description="Cap on the pairs per epoch (a balanced random "
+                                  "subset, drawn afresh each epoch), so that many classes or many examples per "
+                                  "class stay fast; null: no cap.")
     batch_size: int = Field(16, gt=0, description="Pairs per optimizer step (two texts each).")
     loss: Literal["cosine", "cosent"] = Field(
         "cosine", description="cosine: squared error between the pair's cosine and 1 or 0 (SetFit's "
@@ -49,8 +50,8 @@ class Options(_Base):
                                    "so the probabilities are a softmax over scaled cosines.")
 
     def contrastive_epochs(self) -> int:
-        """The epochs that run: the stated ones, else 1 (logistic) or 0 (prototype)."""
-        return self.epochs if self.epochs is not None else (0 if self.head == "prototype" else 1)
+        """The epochs that run: the stated ones, else 3 (logistic) or 0 (prototype)."""
+        return self.epochs if self.epochs is not None else (0 if self.head == "prototype" else 3)
 
 
 def apply(model: Any, opts: Options, ctx: Context) -> Any:
