@@ -130,9 +130,10 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
               "whose vocabulary covers the language (model.name: path to a local multilingual/Chinese model)")
 
     start = time.perf_counter()
-    result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
-                   run_dir, accelerator, pad_id, resume=resume, progress=progress,
-                   tuning=tuning)
+    fit = tuning.hook("fit") or train  # a method with its own training (fewshot) runs it instead of the loop
+    result = fit(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
+                 run_dir, accelerator, pad_id, resume=resume, progress=progress,
+                 tuning=tuning)
     metrics: dict[str, dict[str, Any]] = {}
     analyses = []
     for name in ("validation", "test") if final_eval else ("validation",):

@@ -128,7 +128,7 @@ def register_module(module: Any) -> None:
              lr_for=getattr(module, "lr_for", None))
 
 
-from . import adalora, adapters, freeze, full, ia3, lora, prefix, prompt  # noqa: E402  (built-in methods)
+from . import adalora, adapters, fewshot, freeze, full, ia3, lora, prefix, prompt  # noqa: E402  (built-in methods)
 
 register_module(full)
 register_module(freeze)
@@ -138,3 +138,4 @@ register_module(ia3)
 register_module(prompt)
 register_module(prefix)
 register_module(adapters)
+register_module(fewshot)

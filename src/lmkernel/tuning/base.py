@@ -49,6 +49,10 @@ class Hooks:
     - ``save(model, directory, merge) -> weights``: write the trained model into the artifact folder and
       return the card's ``weights`` value; ``load(base, directory, card)``: the inverse, from a freshly
       built base model.
+    - ``fit(model, task, train_features, val_features, labels, opts, seed, run_dir, accelerator, pad_id,
+      resume=, progress=, tuning=, objective=) -> TrainResult``: a method with its own training (``fewshot``:
+      contrastive pairs, then a fitted head); ``pipeline.run`` calls it instead of ``training.train``, with
+      the same arguments, and reads the same result.
     """
 
     param_groups: Callable[..., list[dict[str, Any]]] | None = None
@@ -58,6 +62,7 @@ class Hooks:
     load_state: Callable[..., None] | None = None
     save: Callable[..., str] | None = None
     load: Callable[..., Any] | None = None
+    fit: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
