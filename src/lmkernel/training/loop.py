@@ -170,7 +170,7 @@ def _improved(value: float, best: float | None, metric: str) -> bool:
     return value < best if metric in LOWER_IS_BETTER else value > best
 
 
-class _Writer:
+class RunWriter:
     """TensorBoard events and ``progress.jsonl`` (one JSON line per event: start, train, eval, end — what a
     search or a console follows while the run goes on) on the main process only (no-op elsewhere)."""
 
@@ -310,7 +310,7 @@ class _Loop:
         self.pos["loss_sum"] += loss
         self.pos["loss_n"] += 1
 
-    def log(self, writer: _Writer, bar) -> None:
+    def log(self, writer: RunWriter, bar) -> None:
         r = self.result
         avg = self.pos["loss_sum"] / max(self.pos["loss_n"], 1)
         r.history.append({"step": r.global_step, "epoch": self.pos["epoch"] + 1, "train_loss": avg})
@@ -322,7 +322,7 @@ class _Loop:
         bar.set_postfix(loss=f"{avg:.4f}", samples_s=f"{r.samples_per_second:.0f}")
         self.pos["loss_sum"], self.pos["loss_n"] = 0.0, 0
 
-    def evaluate(self, writer: _Writer, bar) -> bool:
+    def evaluate(self, writer: RunWriter, bar) -> bool:
         """Evaluate, keep the best weights; True when early stopping says stop."""
         r, o = self.result, self.opts
         metrics = evaluate(self.model, self.task, self.val_features, self.labels, o.eval_batch_size, self.acc,
@@ -345,7 +345,7 @@ class _Loop:
         return bool(o.patience and self.pos["bad_evals"] >= o.patience)
 
     def run(self) -> TrainResult:
-        writer = _Writer(self.acc, self.run_dir)
+        writer = RunWriter(self.acc, self.run_dir)
         r = self.result
         writer.event("start", step=r.global_step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
                      epochs=self.epochs)
@@ -360,7 +360,7 @@ class _Loop:
             _load_best(self.acc, self.model, self.best_path)
         return r
 
-    def _steps(self, writer: _Writer) -> None:
+    def _steps(self, writer: RunWriter) -> None:
         from tqdm.auto import tqdm
 
         r, accum = self.result, self.opts.grad_accum

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data.batching import eval_batches
-from ..training.loop import TrainResult, _Writer, non_finite_loss
+from ..training.loop import TrainResult, RunWriter, non_finite_loss
 from .fewshot_model import FewShotClassifier
 from .fewshot_pairs import check_classes, sample_pairs
 
@@ -40,7 +40,7 @@ def fit(model: FewShotClassifier, task: Any, train_features: list[dict], val_fea
     torch.manual_seed(seed)
     model.to(accelerator.device)
     result = TrainResult(precision=accelerator.mixed_precision)
-    writer = _Writer(accelerator, run_dir)
+    writer = RunWriter(accelerator, run_dir)
     try:
         if epochs:
             _contrastive(model, task, train_features, label_ids, fo, opts, seed, pad_id, accelerator, writer,
