@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data.batching import eval_batches
-from ..training.loop import TrainResult, RunWriter, non_finite_loss
+from ..training.loop import RunWriter, TrainResult, non_finite_loss
 from .fewshot_model import FewShotClassifier
 from .fewshot_pairs import check_classes, sample_pairs
 
