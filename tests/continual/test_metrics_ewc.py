@@ -77,3 +77,17 @@ def test_head_grows_keeping_old_rows(tiny_bert):
     assert model.config.id2label == {0: "A", 1: "B", 2: "C"} and model.num_labels == 3
     out = model(input_ids=torch.tensor([[2, 5, 3]]), labels=torch.tensor([2]))
     assert out.logits.shape == (1, 3) and torch.isfinite(out.loss)
+
+
+def test_continual_section_on_another_task_is_refused(tmp_path):
+    from lmkernel.continual import begin
+    from lmkernel.errors import LmkError
+    from lmkernel.spec import parse_spec
+
+    (tmp_path / "train.conll").write_text("EU B-ORG\n", encoding="utf-8")
+    spec = parse_spec({"task": {"type": "ner"}, "data": {"train": str(tmp_path / "train.conll")},
+                       "continual": {"method": "replay"}})
+    with pytest.raises(LmkError, match="classification") as e:
+        begin(spec, None)
+    assert "continual" in e.value.where
+    assert begin(parse_spec({"data": {"train": str(tmp_path / "t.csv")}}), None) is None
