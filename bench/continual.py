@@ -1,8 +1,12 @@
 """Continual learning on BANKING77: 7 tasks of 11 intents learned in sequence, against joint training.
 
-    .venv/bin/python bench/continual.py                       # the scaled run (30 training rows per intent)
-    .venv/bin/python bench/continual.py --train-per-intent 0 --test-per-intent 0 --max-length 128 --epochs 5
-                                                              # the full one: every training and test row
+    .venv/bin/python bench/continual.py --parallel   # 7 tasks x 11 intents, 30 training rows per intent
+    .venv/bin/python bench/continual.py --parallel --train-per-intent 0 --test-per-intent 0 --max-length 128
+                                                     # the full one: every training and test row
+    # what ran on the shared 2-core machine (BENCHMARKS.md), 3 tasks x 4 intents and 7 tasks x 3 intents:
+    .venv/bin/python bench/continual.py --parallel --tasks 3 --per-task 4 --train-per-intent 10 \
+        --val-per-intent 2 --test-per-intent 10 --epochs 3 --batch-size 8 --lr 2e-4 --replay-per-class 5 \
+        --fisher-samples 24 --ewc-lambda 1e5
 
 Each task is 11 intents (categories.json order, in chunks); a stage trains on its task's rows only, and every
 stage is a real ``lmkernel.pipeline.run(spec, continue_from=previous_run)``. Methods, in one run, on the same
