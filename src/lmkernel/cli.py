@@ -507,6 +507,13 @@ app.add_typer(audit_app, name="audit")
 from .commands.explain import explain as _explain  # noqa: E402
 
 app.command("explain")(_explain)
+from .commands.runs import RUNS_HELP  # noqa: E402
+from .commands.runs import runs as _runs  # noqa: E402
+
+app.command("runs", help=RUNS_HELP)(_runs)
+from .commands.tune import tune as _tune  # noqa: E402  (hyperparameter search)
+
+app.command("tune")(_tune)
 
 
 def main() -> None:  # console-script entry point

@@ -133,8 +133,15 @@ def texts_from_file(path: Path, text_column: str) -> list[str]:
     """``--input`` of predict and guard: .txt one text a line; .jsonl/.csv/.tsv the given column."""
     from .data.readers import detect_format, read_rows
 
+    if not path.is_file():
+        raise LmkError(f"cannot read {path}: no such file", where="--input",
+                       fix="give a .txt (one text a line), .jsonl, .csv or .tsv file of texts")
     if path.suffix.lower() == ".txt":
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise LmkError(f"cannot read the input file {path}: {e}", where="--input",
+                           fix="pass a UTF-8 text file with one text per line") from None
     fmt = detect_format(path)
     result = read_rows(path, [text_column], fmt)
     if result.bad:

@@ -94,6 +94,13 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         from .pretrain import pretrain
 
         return pretrain(spec, resume=resume, progress=progress)
+    if spec.data.augment is not None:  # trains without and with the new rows, keeps the better (augment/guard.py)
+        import functools
+
+        from .augment.guard import run_augmented
+
+        run_fn = functools.partial(run, continue_from=continue_from) if continue_from is not None else run
+        return run_augmented(spec, run_fn, resume=resume, final_eval=final_eval, progress=progress)
     from accelerate.utils import set_seed
 
     from .artifact import save_artifact

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from . import specyaml
+from .augment.options import AugmentOptions
 from .continual.options import ContinualSpec
 from .errors import LmkError, SpecErrors, brief
 from .models.decoder_heads import is_decoder_backbone
@@ -76,6 +77,9 @@ class DataSpec(_Section):
         "auto", description="pretrain: what one document of a text file is (documents are separated by EOS/[SEP]): "
         "line, blank_line (a paragraph: lines up to a blank line), file; auto: blank_line for a file with "
         "paragraphs (a blank line between text near its start), else line. A .jsonl row is always one document.")
+    augment: AugmentOptions | None = Field(None, description="classification: add rows made by EDA operations "
+                                           "(and back-translation), kept only if validation improves "
+                                           "(docs/augment.md).")
 
 
 class ModelSpec(_Section):

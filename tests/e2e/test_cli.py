@@ -190,7 +190,7 @@ def test_corrupt_weights_give_clear_error(run_dir):
 
 
 @pytest.mark.parametrize("command", ["run", "train", "eval", "predict", "inspect", "validate", "fields",
-                                     "compress", "compare"])
+                                     "compress", "compare", "runs"])
 def test_help_explains_every_option(command):
     out = cli(command, "--help").output
     assert "Usage" in out

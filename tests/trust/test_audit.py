@@ -34,7 +34,7 @@ def test_chain_and_redaction(tmp_path):
     assert [r["seq"] for r in lines] == [1, 2, 3, 4, 5, 6]
     assert lines[0]["prev"] == GENESIS and lines[1]["prev"] == lines[0]["hash"]
     assert "@" not in path.read_text() and "555" not in path.read_text()
-    assert lines[0]["text"] == "write to <EMAIL> or call <PHONE>" and lines[0]["redaction"] == "builtin-minimal"
+    assert lines[0]["text"] == "write to [EMAIL] or call [PHONE]"  # the PII guard's redaction by default
     verdict = verify([path], head=log.head)
     assert verdict.ok and verdict.count == 6 and verdict.head == log.head
 

@@ -40,6 +40,7 @@ def test_profile_is_written_with_the_shared_schema(trained_run):
     assert set(ref["script_shares"]) == {"latin", "han", "other"}
     assert sum(ref["confidence"]["shares"]) == pytest.approx(1, abs=1e-5)
     assert 0 <= ref["ood_rate"] <= 0.1  # 95 % of validation passes by construction
+    assert data["ood"]["unknown_share"]["threshold"] >= 0.2  # the tiny vocabulary reads every validation text
     assert load_profile(trained_run / "model").needs_features
 
 
@@ -51,6 +52,8 @@ def test_predict_rows_carry_the_flags_and_foreign_text_is_ood(trained_run):
     assert all({"ood", "ood_score", "low_confidence"} <= set(r) for r in rows)
     assert rows[1]["ood"] is True and rows[1]["ood_score"] > model.trust.ood_threshold
     assert rows[1]["ood_score"] > rows[0]["ood_score"]
+    half = "the film was great " + " ".join(FOREIGN.split()[:6])  # 6 unknown of 12 tokens: foreign by its vocabulary
+    assert model.predict([half])[0]["ood"] is True
 
 
 def test_errors_files_slices_calibration_in_the_run_report(trained_run):

@@ -28,7 +28,7 @@ def test_ece_and_mce_on_a_hand_made_case():
 
 def test_script_and_length_slices():
     assert [script_of(t) for t in ["the film was great", "房间太差了", "Привет мир", "12345", "很好 ok"]] == \
-        ["latin", "han", "other", "other", "han"]
+        ["latin", "han", "other", "latin", "han"]
     buckets = length_buckets([1, 2, 3, 4, 5, 6, 7, 8])
     assert len(set(buckets)) == 4 and buckets[0].startswith("1-") and buckets[-1].endswith("-8 chars")
 
@@ -95,7 +95,35 @@ def test_mahalanobis_flags_foreign_features_and_round_trips(tmp_path):
     assert load_profile(tmp_path / "nothing-here") is None
 
 
-@pytest.mark.parametrize("damage", ["{not json", "[]", '{"version": 1}', "bad-threshold", "bad-method"])
+def test_text_the_vocabulary_cannot_read_is_ood_even_near_a_class_mean():
+    """Features of a text of mostly unknown tokens can land near a class mean; its unknown share flags it."""
+    profile = _synthetic_profile(np.random.default_rng(0))
+    profile.data["ood"]["unknown_share"] = {"threshold": 0.2, "validation_p99": 0.0, "how": "test"}
+    probs = np.array([[0.9, 0.05, 0.05]] * 3)
+    feats = np.array([np.eye(8)[1] * 4] * 3)  # all at class 1's centre: the detector passes them
+    unk = 1
+    ids = [[2, 5, 6, 7, 3], [2, unk, unk, 7, 3], [2, unk, 5, 6, 3]]  # 0 %, 40 %, 20 % unknown
+    assert [f["ood"] for f in profile.flags(probs, feats, ids, unk)] == [False, True, False]
+    assert [f["ood"] for f in profile.flags(probs, None, ids, unk)] == [None, True, None]
+    assert [f["ood"] for f in profile.flags(probs, feats, ids, None)] == [False, False, False]  # no unknown token
+    assert [f["ood"] for f in profile.flags(probs, feats)] == [False, False, False]  # ids not given
+
+
+def test_unknown_share_threshold_from_validation(tiny_bert):
+    from transformers import AutoTokenizer
+
+    from lmkernel.trust.calibrate import UNKNOWN_FLOOR, unknown_share_threshold
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    clean = unknown_share_threshold(tok, ["great film", "太差了"], 32)
+    assert clean["validation_p99"] == 0 and clean["threshold"] == UNKNOWN_FLOOR
+    noisy = unknown_share_threshold(tok, ["§ ¤ ¶ great"] * 10, 32)  # 3 of 6 tokens unknown ([CLS]/[SEP] count)
+    assert noisy["validation_p99"] == pytest.approx(0.5) and noisy["threshold"] == pytest.approx(0.6)
+    assert unknown_share_threshold(tok, [], 32) is None
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[]", '{"version": 1}', "bad-threshold", "bad-method",
+                                    "bad-unknown"])
 def test_damaged_trust_json_is_an_lmk_error_naming_file_and_fix(tmp_path, damage):
     save_profile(tmp_path, _synthetic_profile(np.random.default_rng(1)))
     data = json.loads((tmp_path / TRUST_JSON).read_text())
@@ -104,6 +132,9 @@ def test_damaged_trust_json_is_an_lmk_error_naming_file_and_fix(tmp_path, damage
         damage = json.dumps(data)
     elif damage == "bad-method":
         data["ood"]["method"] = "vibes"
+        damage = json.dumps(data)
+    elif damage == "bad-unknown":
+        data["ood"]["unknown_share"] = {"threshold": None}
         damage = json.dumps(data)
     (tmp_path / TRUST_JSON).write_text(damage)
     with pytest.raises(LmkError) as e:

@@ -56,6 +56,7 @@ def test_input_file_label_and_plain_output(sentiment_run, tmp_path):
     (["{run}", "good", "--label", "neutral"], "not one of this model's labels"),
     (["{run}"], "no text to explain"),
     (["{run}", "good", "--method", "shap"], "unknown explanation method"),
+    (["{run}", "--input", "{missing}.txt"], "no such file"),
 ])
 def test_errors_are_one_message_with_a_fix(sentiment_run, tmp_path, args, message):
     fill = {"run": str(sentiment_run), "missing": str(tmp_path / "nope")}

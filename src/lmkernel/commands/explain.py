@@ -8,18 +8,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..clikit import DebugOpt, _guard
+from ..clikit import DebugOpt, _guard, texts_from_file
 from ..errors import LmkError
 
 
 def _texts(texts: list[str] | None, file: Path | None) -> list[str]:
     out = list(texts or [])
     if file is not None:
-        try:
-            out += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as e:
-            raise LmkError(f"cannot read the input file {file}: {e}", where="--input",
-                           fix="pass a UTF-8 text file with one text per line") from None
+        out += texts_from_file(file, "text")
     if not out:
         raise LmkError("no text to explain", where="TEXT / --input", fix='pass a text (lmkernel explain RUN "text") '
                        "or --input FILE with one text per line")
@@ -46,8 +42,9 @@ def explain(
     run: Annotated[Path, typer.Argument(help="A run directory (or its model/ folder): a classification, ner or "
                                         "causal-LM (chat, translation, summarization) run.")],
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to explain (generation: prompts).")] = None,
-    input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="A UTF-8 file with one text per "
-                                                        "line (after any TEXT arguments).")] = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input", "-i", help="Texts to explain, after any TEXT "
+                                                        "arguments: .txt one a line; .jsonl/.csv/.tsv their text "
+                                                        "column.")] = None,
     label: Annotated[Optional[str], typer.Option("--label", "-l", help="Explain this label instead of the "
                                                  "predicted one (ner: only entities of this type; generation: "
                                                  "this continuation instead of the generated one).")] = None,

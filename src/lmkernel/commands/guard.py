@@ -14,9 +14,6 @@ from ..errors import LmkError
 
 def read_texts(path: Path) -> list[str]:
     """``--input``: read as ``lmkernel predict`` reads it (.txt one a line; .jsonl/.csv/.tsv a ``text`` field)."""
-    if not path.is_file():
-        raise LmkError(f"cannot read {path}: no such file", where="--input",
-                       fix="give a .txt, .jsonl, .csv or .tsv file of texts")
     return texts_from_file(path, "text")
 
 

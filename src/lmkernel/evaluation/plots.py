@@ -50,6 +50,29 @@ def loss_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
+def compared_loss_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
+    """Several runs' training loss (lines) and validation loss (dots) on one chart, one colour a run."""
+    if not any(histories.values()):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for i, (name, history) in enumerate(histories.items()):
+        colour = f"C{i % 10}"
+        train = [(h["step"], h["train_loss"]) for h in history if "train_loss" in h]
+        val = [(h["step"], h["eval"]["loss"]) for h in history if "eval" in h and "loss" in h["eval"]]
+        if train:
+            ax.plot(*zip(*train), color=colour, label=f"{name} train")
+        if val:
+            ax.plot(*zip(*val), "o--", color=colour, label=f"{name} validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
 def confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
     """Counts, rows = true label, columns = predicted label."""
     plt = _pyplot()

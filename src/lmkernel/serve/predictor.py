@@ -136,7 +136,8 @@ class ClassifierPredictor:
                 batch = ClassificationTask().collate([{"input_ids": ids} for ids in items], self.pad_id)
                 logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits  # (B, labels)
         probs = torch.softmax(logits.float(), -1).cpu()
-        flags = (self.trust.flags(probs.numpy(), self._capture.take().cpu().numpy() if self._capture else None)
+        flags = (self.trust.flags(probs.numpy(), self._capture.take().cpu().numpy() if self._capture else None,
+                                  items, self.tokenizer.unk_token_id)
                  if self.trust is not None else None)
         out = []
         for row, p in enumerate(probs.tolist()):

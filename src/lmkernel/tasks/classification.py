@@ -164,7 +164,8 @@ class ClassificationTask:
                 batch = {k: v.to(device) for k, v in self.collate([feats[i] for i in idx], pad).items()}
                 probs = torch.softmax(model(**batch).logits.float(), -1).cpu()
                 pooled = capture.take().cpu().numpy() if capture is not None else None
-                flags = trust.flags(probs.numpy(), pooled) if trust is not None else [{}] * len(idx)
+                flags = (trust.flags(probs.numpy(), pooled, [feats[i]["input_ids"] for i in idx],
+                                     tokenizer.unk_token_id) if trust is not None else [{}] * len(idx))
                 for row, i in enumerate(idx):
                     p = probs[row].tolist()
                     best = max(range(len(p)), key=p.__getitem__)

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from ..catalog import PROGRESS_FILE, read_progress  # noqa: F401 (read_progress: re-exported for readers)
 from ..data.batching import eval_batches, train_batches
 from ..errors import LmkError
 from ..fsutil import atomic_write
@@ -169,9 +170,6 @@ def _improved(value: float, best: float | None, metric: str) -> bool:
     return value < best if metric in LOWER_IS_BETTER else value > best
 
 
-PROGRESS_FILE = "progress.jsonl"
-
-
 class _Writer:
     """TensorBoard events and ``progress.jsonl`` (one JSON line per event: start, train, eval, end — what a
     search or a console follows while the run goes on) on the main process only (no-op elsewhere)."""
@@ -200,22 +198,6 @@ class _Writer:
             self.writer.close()
         if self.events is not None:
             self.events.close()
-
-
-def read_progress(run_dir: Path) -> list[dict[str, Any]]:
-    """The events of ``progress.jsonl`` so far; lines being written (or torn by a kill) are skipped."""
-    path = Path(run_dir) / PROGRESS_FILE
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 class _Loop:

@@ -8,9 +8,8 @@ whole file with a fresh chain, is only visible against a head hash kept elsewher
 file to ``NAME.1``, ``NAME.2``, ... and the new file's first line carries the previous file's last
 hash, so the files verify as one chain in order.
 
-Text fields are redacted before they are written; the default redaction is a minimal built-in
-e-mail/phone one (marked ``"redaction": "builtin-minimal"`` in each line) until a caller passes the
-guards' PII redaction.
+Text fields are redacted before they are written: by default with the PII guard's redaction
+(``guard.redact_pii``: e-mail, phone, ID and card numbers, ... become ``[EMAIL]``, ``[PHONE]``, ...).
 Durability (``fsync``): ``always`` syncs every line (the caller waits for the disk); ``interval``
 (default) syncs from a background thread every ``fsync_interval_s`` when lines were written, and on
 close (the caller never waits for the disk), so a power loss can lose the last second of lines, never the
@@ -22,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,14 +31,6 @@ from ..errors import LmkError
 
 GENESIS = "0" * 64
 TEXT_FIELDS = ("text", "texts", "prompt", "output")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"(?<!\d)(?:\+?\d[\d\s().-]{7,}\d)(?!\d)")
-
-
-def builtin_redact(text: str) -> str:
-    """Minimal stand-in redaction (e-mail addresses and phone-like digit runs) until the guards' PII
-    redaction is passed as ``redact``."""
-    return _PHONE.sub("<PHONE>", _EMAIL.sub("<EMAIL>", text))
 
 
 def canonical(record: dict[str, Any]) -> bytes:
@@ -64,8 +54,9 @@ class AuditLog:
         if fsync not in ("always", "interval", "never"):
             raise LmkError(f"audit fsync policy {fsync!r} is not known", fix="use always, interval or never")
         self.path = Path(path)
-        self.redact = redact or builtin_redact
-        self.marker = None if redact else "builtin-minimal"
+        if redact is None:
+            from .guard import redact_pii as redact
+        self.redact = redact
         self.fsync, self.fsync_interval_s, self.max_bytes = fsync, fsync_interval_s, max_bytes
         self._lock = threading.Lock()
         self._dirty = False
@@ -89,8 +80,6 @@ class AuditLog:
         with self._lock:
             record = {"seq": self.seq + 1, "time": round(time.time() if at is None else at, 6), "event": event,
                       **body, "prev": self.head}
-            if self.marker:
-                record["redaction"] = self.marker
             body = canonical(record)
             record["hash"] = hashlib.sha256(body).hexdigest()  # = line_hash(record), without a second encoding
             try:

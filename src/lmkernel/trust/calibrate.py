@@ -92,6 +92,28 @@ def reference(texts: Sequence[str], predicted: Sequence[str], confidence: Sequen
     }
 
 
+UNKNOWN_FLOOR = 0.2  # never flag a text for fewer unknown tokens than this share (an emoji, a rare symbol)
+UNKNOWN_MARGIN = 0.1  # above the validation texts' 99th percentile
+
+
+def unknown_share_threshold(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, Any] | None:
+    """The share of unknown tokens above which a text is foreign to the model: validation's 99th percentile
+    plus a margin, at least ``UNKNOWN_FLOOR``; None when the tokenizer has no unknown token (byte-level BPE
+    reads every script) or there are no texts."""
+    import numpy as np
+
+    from .profile import unknown_shares
+
+    if getattr(tokenizer, "unk_token_id", None) is None or not texts:
+        return None
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]  # as predict reads them
+    p99 = float(np.quantile(np.asarray(unknown_shares(ids, tokenizer.unk_token_id)), 0.99))
+    threshold = max(UNKNOWN_FLOOR, p99 + UNKNOWN_MARGIN)
+    return {"threshold": round(threshold, 6), "validation_p99": round(p99, 6),
+            "how": f"validation's 99th percentile of unknown-token shares ({p99:.3f}) + {UNKNOWN_MARGIN}, "
+                   f"at least {UNKNOWN_FLOOR}"}
+
+
 def build_profile(model: Any, tokenizer: Any, labels: list[str], train: Sequence[tuple[str, str]],
                   validation: Sequence[tuple[str, str]], *, max_length: int, batch_size: int = 64,
                   seed: int = 0):
@@ -125,7 +147,8 @@ def build_profile(model: Any, tokenizer: Any, labels: list[str], train: Sequence
     ood_t, ood_how = ood_threshold(scores)
     predicted = [labels[i] for i in probs.argmax(1)]
     data = {"version": VERSION, "low_confidence": {"threshold": low_t, "how": low_how},
-            "ood": {"method": method, "threshold": ood_t, "how": f"{described}; threshold: {ood_how}"},
+            "ood": {"method": method, "threshold": ood_t, "how": f"{described}; threshold: {ood_how}",
+                    "unknown_share": unknown_share_threshold(tokenizer, val_texts, max_length)},
             "reference": reference(val_texts, predicted, conf.tolist(), labels, (scores > ood_t).tolist(),
                                    (conf < low_t).tolist())}
     return TrustProfile(data, detector)

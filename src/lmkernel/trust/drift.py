@@ -29,32 +29,18 @@ def default_reference() -> dict[str, Any]:
 
 def build_reference(labels: list[str], confidences: list[float], texts: list[str],
                     ood: list[bool] | None = None, low_confidence: list[bool] | None = None) -> dict[str, Any]:
-    """The ``reference`` section of trust.json from validation predictions (labels, max probabilities,
-    the texts): what the monitor compares live traffic with."""
-    from .monitor import script_of
+    """The ``reference`` section of trust.json from predictions (labels, max probabilities, the texts), for a
+    model without a trained profile or a test: the same statistics a run's profile stores (``calibrate.reference``)."""
+    from .calibrate import reference
 
     n = len(labels)
     if not n or len(confidences) != n or len(texts) != n:
         raise ValueError("build_reference needs one label, confidence and text per example")
-    scripts = [script_of(t) for t in texts]
-    return {
-        "n": n,
-        "label_shares": {k: labels.count(k) / n for k in sorted(set(labels))},
-        "confidence": {"edges": CONF_EDGES, "shares": _hist(CONF_EDGES, confidences)},
-        "length": {"edges": LENGTH_EDGES, "shares": _hist(LENGTH_EDGES, [len(t) for t in texts])},
-        "script_shares": {k: scripts.count(k) / n for k in ("latin", "han", "other")},
-        "ood_rate": sum(map(bool, ood)) / n if ood else None,
-        "low_confidence_rate": sum(map(bool, low_confidence)) / n if low_confidence else None,
-    }
-
-
-def _hist(edges: list[float], values: list[float]) -> list[float]:
-    from .monitor import _bin
-
-    counts = [0] * (len(edges) - 1)
-    for v in values:
-        counts[_bin(edges, float(v))] += 1
-    return [c / len(values) for c in counts]
+    ref = reference(texts, labels, confidences, sorted(set(labels)), ood,
+                    low_confidence if low_confidence is not None else [False] * n)
+    if low_confidence is None:
+        ref["low_confidence_rate"] = None  # never measured: no rate to compare with
+    return ref
 
 
 def compare(reference: dict[str, Any] | None, feature: str, stats: Any) -> dict[str, float] | None:

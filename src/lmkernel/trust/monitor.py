@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 import threading
 import time as _time
 from collections import deque
 from typing import Any
 
+from ..evaluation.slices import SCRIPTS, script_of
 from .drift import DRIFT_FEATURES, compare, default_reference
 
 CONF_BINS = 100  # confidence quantiles to a hundredth
-SCRIPTS = ("latin", "han", "other")
 PII_TYPES = frozenset({"email", "phone", "cn_id", "bank_card", "iban", "ip", "person"})
 BUCKETS_PER_WINDOW = 60  # a window's edge is blurred by one bucket: 1/60 of its span
 DEFAULT_WINDOWS = (60.0, 300.0, 3600.0)
@@ -219,23 +218,6 @@ class Monitor:
 def _bin(edges: list[float], value: float) -> int:
     """Index of the histogram bin holding ``value``; values outside the edges go to the end bins."""
     return min(max(bisect.bisect_right(edges, value) - 1, 0), len(edges) - 2)
-
-
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
-_OTHER = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-def script_of(text: str) -> str:
-    """``han`` when Han characters outnumber Latin letters, ``latin`` when letters are mostly Latin (or
-    there are none), else ``other``. Reads the first 512 characters."""
-    text = text[:512]
-    if text.isascii():
-        return "latin"
-    han, latin, other = len(_HAN.findall(text)), len(_LATIN.findall(text)), len(_OTHER.findall(text))
-    if han and han >= latin and han >= other:
-        return "han"
-    return "other" if other > latin else "latin"
 
 
 def quantile(s: Stats, q: float) -> float | None:

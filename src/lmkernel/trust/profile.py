@@ -60,16 +60,41 @@ class TrustProfile:
             return None  # no features, or a model of another width (a distilled student): nothing to measure
         return self.detector.score(features)
 
-    def flags(self, probs: Any, features: Any | None = None) -> list[dict[str, Any]]:
-        """``{"ood", "ood_score", "low_confidence"}`` per row; ood keys are None without the features."""
+    @property
+    def unknown_threshold(self) -> float | None:
+        """Above this share of unknown tokens a text is out of distribution (None: no such signal)."""
+        u = self.data["ood"].get("unknown_share")
+        return float(u["threshold"]) if isinstance(u, dict) else None
+
+    def flags(self, probs: Any, features: Any | None = None,
+              token_ids: list[list[int]] | None = None, unk_id: int | None = None) -> list[dict[str, Any]]:
+        """``{"ood", "ood_score", "low_confidence"}`` per row. ``ood``: the detector's score above its threshold,
+        or (given the rows' ``token_ids``) more unknown tokens than validation texts had — text in a script
+        the vocabulary cannot read, whose features can still land near a class mean. ``ood_score``: the
+        detector's; both None without the features (unless the unknown tokens alone decide)."""
         import numpy as np
 
         probs = np.asarray(probs, dtype=np.float32)
         scores = self.ood_scores(probs, features)
         low = probs.max(1) < self.low_confidence_threshold
-        return [{"ood": None if scores is None else bool(scores[i] > self.ood_threshold),
-                 "ood_score": None if scores is None else round(float(scores[i]), 6),
-                 "low_confidence": bool(low[i])} for i in range(len(probs))]
+        limit = self.unknown_threshold
+        unknown = (unknown_shares(token_ids, unk_id) if limit is not None and token_ids is not None
+                   else [0.0] * len(probs))
+        rows = []
+        for i in range(len(probs)):
+            foreign = unknown[i] > limit if limit is not None else False
+            ood = None if scores is None else bool(scores[i] > self.ood_threshold)
+            rows.append({"ood": True if foreign else ood,
+                         "ood_score": None if scores is None else round(float(scores[i]), 6),
+                         "low_confidence": bool(low[i])})
+        return rows
+
+
+def unknown_shares(token_ids: list[list[int]], unk_id: int | None) -> list[float]:
+    """Per row, the share of its tokens the vocabulary does not know (0 without an unknown token)."""
+    if unk_id is None:
+        return [0.0] * len(token_ids)
+    return [list(ids).count(unk_id) / max(len(ids), 1) for ids in token_ids]
 
 
 def save_profile(model_dir: Path, profile: TrustProfile) -> None:
@@ -123,6 +148,9 @@ def _check(data: Any, where: str) -> None:
             raise bad(f"{key}.threshold must be a finite number, got {data[key].get('threshold')!r}")
     if data["ood"].get("method") not in ("mahalanobis", "msp"):
         raise bad(f"unknown ood.method {data['ood'].get('method')!r} (known: mahalanobis, msp)")
+    unknown = data["ood"].get("unknown_share")  # absent in profiles written before it existed
+    if unknown is not None and not (isinstance(unknown, dict) and _number(unknown.get("threshold"))):
+        raise bad(f"ood.unknown_share must be an object with a finite threshold, got {unknown!r}")
 
 
 def _load_detector(model_dir: Path) -> Mahalanobis:
