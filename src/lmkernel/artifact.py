@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ FORMAT_VERSION = 1
 
 
 def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge: bool = False,
-                  trust: Any = None) -> None:
+                  trust: Any = None, extra: Callable[[Path], None] | None = None) -> None:
     """Write the model folder atomically (to ``model.tmp``, then renamed into place); ``trust``: the
-    classifier's ``TrustProfile``, saved inside it (``trust/profile.py``)."""
+    classifier's ``TrustProfile``, saved inside it (``trust/profile.py``); ``extra``: writes more files into
+    the folder before the rename (continual learning's replay buffer and Fisher)."""
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -43,6 +45,8 @@ def save_artifact(model_dir: Path, model, tokenizer, card: dict[str, Any], merge
         from .trust.profile import save_profile
 
         save_profile(tmp, trust)
+    if extra is not None:
+        extra(tmp)
     card["format"] = FORMAT_VERSION
     atomic_write_json(tmp / CARD, card)
     atomic_replace_dir(tmp, model_dir)

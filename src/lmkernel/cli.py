@@ -39,14 +39,20 @@ def _print_metrics(metrics: dict, run_dir: Path, report_dir: Path, task: str) ->
     typer.echo(f"report: {report_dir / 'report.md'}")
 
 
+ContinueOpt = Annotated[Optional[Path], typer.Option(
+    "--continue-from", help="Continual learning: a classification run whose model goes on to learn this spec's data "
+    "and new labels without forgetting its own (replay buffer + EWC, spec section continual:; docs/continual.md).")]
+
+
 def _train_command(spec_path: Path, sets: list[str] | None, resume: bool, quiet: bool, debug: bool,
-                   final_eval: bool) -> None:
+                   final_eval: bool, continue_from: Path | None = None) -> None:
     with _guard(debug):
         from .pipeline import run as run_pipeline
         from .spec import load_spec
 
         spec = load_spec(spec_path, sets or [])
-        result = run_pipeline(spec, resume=resume, final_eval=final_eval, progress=not quiet)
+        result = run_pipeline(spec, resume=resume, final_eval=final_eval, progress=not quiet,
+                              continue_from=continue_from)
         if result.metrics:
             _print_metrics(result.metrics, result.run_dir, result.run_dir, spec.task.type)
 
@@ -57,11 +63,12 @@ def run(
     set_: SetOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in output.dir from its last "
                                          "checkpoint (model, optimizer, scheduler, RNG, data position).")] = False,
+    continue_from: ContinueOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train, evaluate on validation and test, write the report and the model artifact."""
-    _train_command(spec, set_, resume, quiet, debug, final_eval=True)
+    _train_command(spec, set_, resume, quiet, debug, final_eval=True, continue_from=continue_from)
 
 
 @app.command()
@@ -69,11 +76,12 @@ def train(
     spec: Annotated[Path, typer.Argument(help="YAML spec file (see examples/).")],
     set_: SetOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    continue_from: ContinueOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train and save the artifact, evaluating on validation only (the test split is left untouched)."""
-    _train_command(spec, set_, resume, quiet, debug, final_eval=False)
+    _train_command(spec, set_, resume, quiet, debug, final_eval=False, continue_from=continue_from)
 
 
 @app.command()

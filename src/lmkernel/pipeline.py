@@ -86,34 +86,42 @@ def _trust_profile(task, model, tokenizer, splits: dict, labels: list[str], spec
                          batch_size=spec.train.eval_batch_size, seed=spec.seed)
 
 
-def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True) -> RunResult:
-    """Train and evaluate per the spec; write the artifact, metrics.json and report.md."""
+def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True,
+        continue_from: str | Path | None = None) -> RunResult:
+    """Train and evaluate per the spec; write the artifact, metrics.json and report.md. ``continue_from``: a
+    classification run whose model learns this spec's data and labels without forgetting its own (continual/)."""
     if spec.task.type == "pretrain":  # streams its corpus and may build its model: its own pipeline
         from .pretrain import pretrain
 
         return pretrain(spec, resume=resume, progress=progress)
     if spec.data.augment is not None:  # trains without and with the new rows, keeps the better (augment/guard.py)
+        import functools
+
         from .augment.guard import run_augmented
 
-        return run_augmented(spec, run, resume=resume, final_eval=final_eval, progress=progress)
+        run_fn = functools.partial(run, continue_from=continue_from) if continue_from is not None else run
+        return run_augmented(spec, run_fn, resume=resume, final_eval=final_eval, progress=progress)
     from accelerate.utils import set_seed
 
     from .artifact import save_artifact
+    from .continual import begin as begin_continual
     from .evaluation.report import ReportInput, write_report
     from .models.resolve import load_tokenizer, resolve_model_path
     from .training import epochs_done, evaluate, train
     from .tuning import Tuning, count_parameters
 
+    stage = begin_continual(spec, continue_from)  # None for an ordinary run; loads the old run before start_run
     accelerator, spec, run_dir = start_run(spec, resume)
 
     task = get_task(spec.task.type, spec.task)
     if spec.model.chosen_because and accelerator.is_main_process:
         print(f"model.name: auto chose {spec.model.name}: {spec.model.chosen_because}")
     splits, labels = read_data(task, spec)
+    labels = stage.labels(labels) if stage else labels  # the old labels keep their indices
     model_path = resolve_model_path(spec.model.name)
     tokenizer = load_tokenizer(model_path)
     set_seed(spec.seed)
-    model = task.build_model(model_path, labels)
+    model = stage.build_model(task, model_path, tokenizer, labels) if stage else task.build_model(model_path, labels)
     t = spec.tuning
     tuning = Tuning(t.method, t.options(), spec.task.type)
     model = tuning.apply(model)
@@ -122,6 +130,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     if not features["train"]:
         raise LmkError(f"none of the {len(splits['train'].examples)} training examples is left after encoding",
                        where=str(spec.data.train), fix="raise data.max_length (examples that do not fit are dropped)")
+    if stage:  # the replay buffer joins train, the old tasks' validation rows join validation
+        stage.extend_features(splits, features, task, tokenizer, labels, spec.data.max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     unknown = unknown_token_share(features["train"], tokenizer.unk_token_id)
     if unknown > UNKNOWN_WARN and accelerator.is_main_process:
@@ -130,10 +140,14 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
               "whose vocabulary covers the language (model.name: path to a local multilingual/Chinese model)")
 
     start = time.perf_counter()
-    fit = tuning.hook("fit") or train  # a method with its own training (fewshot) runs it instead of the loop
-    result = fit(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
-                 run_dir, accelerator, pad_id, resume=resume, progress=progress,
-                 tuning=tuning)
+    fit = tuning.hook("fit")  # a method with its own training (fewshot) runs it instead of the loop
+    if fit is not None:
+        result = fit(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
+                     run_dir, accelerator, pad_id, resume=resume, progress=progress, tuning=tuning)
+    else:
+        result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
+                       run_dir, accelerator, pad_id, resume=resume, progress=progress,
+                       tuning=tuning, objective=stage.objective() if stage else None)
     metrics: dict[str, dict[str, Any]] = {}
     analyses = []
     for name in ("validation", "test") if final_eval else ("validation",):
@@ -161,7 +175,13 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         if spec.guard is not None:  # serve/predict/generate apply it by default (trust/guardrun.py)
             card["guard"] = spec.guard.model_dump(mode="json")
         trust = _trust_profile(task, accelerator.unwrap_model(model), tokenizer, splits, labels, spec)
-        save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge, trust=trust)
+        done = stage.finish(accelerator.unwrap_model(model), task, tokenizer, splits, labels, features["train"],
+                            lambda f: evaluate(model, task, f, labels, spec.train.eval_batch_size, accelerator,
+                                               pad_id, False),
+                            run_dir, spec.data.max_length, pad_id, final_eval) if stage else None
+        card.update({"continual": done.entry} if done else {})
+        save_artifact(run_dir / "model", accelerator.unwrap_model(model), tokenizer, card, merge=t.merge, trust=trust,
+                      extra=done.write if done else None)
         training = {"optimizer steps": result.global_step, "epochs trained": round(result.epochs_trained, 3),
                     "precision": result.precision,
                     "processes": result.world_size, "train time (s)": round(result.train_seconds, 1),
@@ -178,7 +198,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
             data_counts={k: len(v.examples) for k, v in splits.items()},
             skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=summary,
             params=params, training=training, history=result.history,
-            sections=sections(splits["train"], labels) if sections else [], analyses=analyses)
+            sections=(sections(splits["train"], labels) if sections else []) + ([done.section] if done else []),
+            analyses=analyses)
         explain_fn = _explainer(task, accelerator.unwrap_model(model), tokenizer, labels, result.precision,
                                 spec.data.max_length)
         out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 
 from . import specyaml
 from .augment.options import AugmentOptions
+from .continual.options import ContinualSpec
 from .errors import LmkError, SpecErrors, brief
 from .models.decoder_heads import is_decoder_backbone
 from .specmodel import SEED_MAX, SpecModel, SpecPath
@@ -218,6 +219,9 @@ class Spec(_Section):
     guard: GuardSpec | None = Field(None, description="Guards that serve, predict and generate apply to this run's "
                                     "inputs and outputs by default (PII, blocklists, offensive content, ood and "
                                     "low-confidence flags; docs/trust.md).")
+    continual: ContinualSpec | None = Field(None, description="Continual learning (classification): keep a replay "
+                                            "buffer, Fisher and held-out rows for `--continue-from`, and how a "
+                                            "continued run avoids forgetting (docs/continual.md).")
 
     @model_validator(mode="before")
     @classmethod
