@@ -98,6 +98,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     from .evaluation.report import ReportInput, write_report
     from .models.resolve import load_tokenizer, resolve_model_path
     from .training import epochs_done, evaluate, train
+    from .training.smalldata import prepare
     from .tuning import Tuning, count_parameters
 
     accelerator, spec, run_dir = start_run(spec, resume)
@@ -106,6 +107,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     if spec.model.chosen_because and accelerator.is_main_process:
         print(f"model.name: auto chose {spec.model.name}: {spec.model.chosen_because}")
     splits, labels = read_data(task, spec)
+    small = prepare(spec, splits, labels, accelerator, run_dir)  # small-data rule, class weights
     model_path = resolve_model_path(spec.model.name)
     tokenizer = load_tokenizer(model_path)
     set_seed(spec.seed)
@@ -128,7 +130,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     start = time.perf_counter()
     result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
                    run_dir, accelerator, pad_id, resume=resume, progress=progress,
-                   tuning=tuning)
+                   tuning=tuning, objective=small.objective)
     metrics: dict[str, dict[str, Any]] = {}
     analyses = []
     for name in ("validation", "test") if final_eval else ("validation",):
@@ -164,7 +166,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                     "train samples/s": round(result.samples_per_second, 1),
                     "best step": result.best_step, f"best {spec.train.metric}": result.best_metric,
                     "stopped early": result.stopped_early}
-        summary = _summary(spec, run_dir, model_path, epochs_done(result, spec.train))
+        summary = _summary(spec, run_dir, model_path, epochs_done(result, spec.train)) | small.summary
         summary["unknown tokens in train"] = f"{unknown:.1%}" + (" (the tokenizer cannot read much of this text)"
                                                                  if unknown > UNKNOWN_WARN else "")
         sections = getattr(task, "report_sections", None)
