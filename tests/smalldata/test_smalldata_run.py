@@ -17,8 +17,8 @@ def test_a_run_reports_and_records_what_the_rule_chose(spec_file, monkeypatch):
     report = (result.run_dir / "report.md").read_text(encoding="utf-8")
     # 160 training rows: batch 8 gives 20 steps an epoch; the spec's 2 epochs are 40 steps, far below the
     # rule's 300, so the learning rate is raised to its cap, 2x full fine-tuning's 1e-4
-    assert ("| small-data rule | train.batch_size 8, train.lr 0.0002 (auto: 160 training rows, 2 labels "
-            "-> 40 optimizer steps") in report
+    assert ("| small-data rule | train.batch_size 8, train.lr 0.0002, train.checkpoint_every 100 (auto: 160 "
+            "training rows, 2 labels -> 40 optimizer steps") in report
     assert "set in the spec: train.epochs)" in report
     assert "| batch size | 8 |" in report and "| learning rate | 0.0002 |" in report
     assert "| class weights | balanced: negative " in report
