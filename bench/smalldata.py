@@ -76,7 +76,6 @@ def run_lmkernel(train_file: Path, test_file: Path, work: Path, seed: int, auto:
 
 def run_trainer(train_rows, test_rows, labels: list[str], work: Path, seed: int, lr: float | None) -> dict:
     import numpy as np
-    import torch
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -92,26 +91,20 @@ def run_trainer(train_rows, test_rows, labels: list[str], work: Path, seed: int,
     tok = AutoTokenizer.from_pretrained(path)
     index = {lab: i for i, lab in enumerate(labels)}
 
-    class DS(torch.utils.data.Dataset):
-        def __init__(self, rows):
-            enc = tok([t for t, _ in rows], truncation=True, max_length=128)
-            self.items = [{"input_ids": ids, "attention_mask": m, "labels": index[lab]}
-                          for ids, m, (_, lab) in zip(enc["input_ids"], enc["attention_mask"], rows)]
-
-        def __len__(self):
-            return len(self.items)
-
-        def __getitem__(self, i):
-            return self.items[i]
+    def encoded(rows) -> list[dict]:  # a list is a map-style dataset to the Trainer's DataLoader
+        enc = tok([t for t, _ in rows], truncation=True, max_length=128)
+        return [{"input_ids": ids, "attention_mask": m, "labels": index[lab]}
+                for ids, m, (_, lab) in zip(enc["input_ids"], enc["attention_mask"], rows)]
 
     set_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels))
     extra = {"learning_rate": lr} if lr else {}
     args = TrainingArguments(output_dir=str(work / f"hf-{lr}-{seed}"), use_cpu=True, save_strategy="no",
                              report_to="none", seed=seed, disable_tqdm=True, logging_strategy="no", **extra)
-    trainer = Trainer(model=model, args=args, train_dataset=DS(train_rows), data_collator=DataCollatorWithPadding(tok))
+    trainer = Trainer(model=model, args=args, train_dataset=encoded(train_rows),
+                      data_collator=DataCollatorWithPadding(tok))
     out = trainer.train()
-    pred = trainer.predict(DS(test_rows))
+    pred = trainer.predict(encoded(test_rows))
     return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean()),
             "steps": out.global_step, "precision": "fp32"}
 
