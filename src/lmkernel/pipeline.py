@@ -108,6 +108,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     from .evaluation.report import ReportInput, write_report
     from .models.resolve import load_tokenizer, resolve_model_path
     from .training import epochs_done, evaluate, train
+    from .training.smalldata import prepare
     from .tuning import Tuning, count_parameters
 
     stage = begin_continual(spec, continue_from)  # None for an ordinary run; loads the old run before start_run
@@ -118,6 +119,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         print(f"model.name: auto chose {spec.model.name}: {spec.model.chosen_because}")
     splits, labels = read_data(task, spec)
     labels = stage.labels(labels) if stage else labels  # the old labels keep their indices
+    small = prepare(spec, splits, labels, accelerator, run_dir)  # small-data rule, class weights
     model_path = resolve_model_path(spec.model.name)
     tokenizer = load_tokenizer(model_path)
     set_seed(spec.seed)
@@ -140,6 +142,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
               "whose vocabulary covers the language (model.name: path to a local multilingual/Chinese model)")
 
     start = time.perf_counter()
+    objective = stage.objective(small.objective) if stage else small.objective  # None: the task's own loss
     fit = tuning.hook("fit")  # a method with its own training (fewshot) runs it instead of the loop
     if fit is not None:
         result = fit(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
@@ -147,7 +150,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     else:
         result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
                        run_dir, accelerator, pad_id, resume=resume, progress=progress,
-                       tuning=tuning, objective=stage.objective() if stage else None)
+                       tuning=tuning, objective=objective)
     metrics: dict[str, dict[str, Any]] = {}
     analyses = []
     for name in ("validation", "test") if final_eval else ("validation",):
@@ -189,7 +192,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                     "train samples/s": round(result.samples_per_second, 1),
                     "best step": result.best_step, f"best {spec.train.metric}": result.best_metric,
                     "stopped early": result.stopped_early}
-        summary = _summary(spec, run_dir, model_path, epochs_done(result, spec.train))
+        summary = _summary(spec, run_dir, model_path, epochs_done(result, spec.train)) | small.summary
         summary["unknown tokens in train"] = f"{unknown:.1%}" + (" (the tokenizer cannot read much of this text)"
                                                                  if unknown > UNKNOWN_WARN else "")
         sections = getattr(task, "report_sections", None)

@@ -151,15 +151,24 @@ TuningSpec = _tuning_spec()
 
 
 class TrainSpec(_Section):
-    epochs: int = Field(3, gt=0, description="Passes over the training data.")
+    epochs: int = Field(3, gt=0, description="Passes over the training data (not set: chosen by the "
+                        "small-data rule where train.auto applies, docs/smalldata.md).")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps (overrides epochs).")
-    batch_size: int = Field(32, gt=0, description="Examples per step per process.")
+    batch_size: int = Field(32, gt=0, description="Examples per step per process (not set: chosen by the small-data "
+                            "rule where train.auto applies).")
     eval_batch_size: int = Field(64, gt=0, description="Examples per evaluation batch.")
     lr: float | None = Field(
         None, gt=0,
         description="Peak learning rate; default depends on tuning.method ("
-        + ", ".join(f"{n} {m.default_lr:g}" for n, m in methods().items()) + ").",
+        + ", ".join(f"{n} {m.default_lr:g}" for n, m in methods().items()) + "), raised for runs of few steps "
+        "by the small-data rule where train.auto applies.",
     )
+    auto: bool = Field(True, description="classification and ner: choose the train.batch_size, train.epochs and "
+                       "train.lr the spec leaves unset from the training data's size (docs/smalldata.md); the "
+                       "run's spec.yaml records the values chosen. false: the fixed defaults.")
+    class_weights: Literal["none", "balanced"] | dict[str, float] = Field(
+        "none", description="classification: weight the cross-entropy per label; balanced: n / (labels x count "
+        "of the label), as scikit-learn; or a mapping label: weight (unnamed labels weigh 1).")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Fraction of steps with linear warmup.")
     grad_clip: float | None = Field(1.0, gt=0, description="Max gradient norm (null = no clipping).")
@@ -255,7 +264,11 @@ class Spec(_Section):
                              "(set tuning.merge: false)")
         if self.train.lr is None:
             self.train.lr = method.lr(self.tuning.options())
+            self.train.model_fields_set.discard("lr")  # still the method's default: the small-data rule may raise it
         self._check_model_source()
+        if self.train.class_weights != "none" and self.task.type != "classification":
+            raise ValueError(f"train.class_weights weighs the labels of classification; task {self.task.type!r} "
+                             "has none (remove train.class_weights)")
         if self.data.validation is not None and self.data.split.validation is not None:
             raise ValueError("give data.validation or data.split.validation, not both")
         if self.data.test is not None and self.data.split.test is not None:

@@ -36,7 +36,7 @@ def test_script_and_length_slices():
 def test_single_class_and_chance_warnings():
     gold = [0, 1] * 20
     one_class = prediction_warnings(gold, [0] * 40, ["a", "b"])
-    assert any("predicts 'a' for 100%" in w for w in one_class)
+    assert any("predicted 'a' for 100%" in w for w in one_class)
     assert any("within noise of chance" in w for w in one_class)
     assert prediction_warnings(gold, gold, ["a", "b"]) == []
     assert prediction_warnings([0, 1], [0, 0], ["a", "b"]) == []  # too few examples to judge

@@ -20,12 +20,19 @@ def read_data(task, spec: Any) -> tuple[dict[str, Any], list[str]]:
         raise LmkError(f"no usable training rows in {d.train}", where=str(d.train),
                        fix="check the file and the data.* column settings (lmkernel fields data)")
     splits: dict[str, Dataset] = {"train": train}
-    for name, ratio in (("validation", d.split.validation), ("test", d.split.test)):
-        if ratio:
-            kept, held = split_off(splits["train"].examples, ratio, spec.seed + (name == "test"),
-                                   getattr(task, "split_group", None))
-            splits["train"] = Dataset(kept, splits["train"].bad)
-            splits[name] = Dataset(held, [])
+    ratios = {name: r for name, r in (("validation", d.split.validation), ("test", d.split.test)) if r}
+    stratum = getattr(task, "split_stratum", None)
+    if ratios and stratum is not None:  # classification: each label in proportion (data/stratify.py)
+        from .stratify import stratified_split
+
+        kept, held = stratified_split(train.examples, ratios, spec.seed, stratum, str(d.train))
+        splits = {"train": Dataset(kept, train.bad), **{k: Dataset(v, []) for k, v in held.items()}}
+        ratios = {}
+    for name, ratio in ratios.items():
+        kept, held = split_off(splits["train"].examples, ratio, spec.seed + (name == "test"),
+                               getattr(task, "split_group", None))
+        splits["train"] = Dataset(kept, splits["train"].bad)
+        splits[name] = Dataset(held, [])
     labels = task.infer_labels(splits["train"].examples)
     for name in ("validation", "test"):
         path = getattr(d, name)

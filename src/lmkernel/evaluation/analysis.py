@@ -15,7 +15,8 @@ from .slices import length_buckets, script_of
 
 ECE_BINS = 15
 SINGLE_CLASS_SHARE = 0.95  # warn when one label takes at least this share of the predictions
-MIN_WARN_EXAMPLES = 20  # below this many examples neither warning means anything
+MIN_WARN_EXAMPLES = 20  # below this many examples the chance warning means nothing
+MIN_SINGLE_CLASS_EXAMPLES = 5  # one label for (nearly) all of even a few rows of several labels is telling
 
 
 @dataclass
@@ -53,15 +54,18 @@ def prediction_warnings(gold: list[int], pred: list[int], labels: list[str]) -> 
     chance. Chance = max(majority-class share of the gold labels, 1 / number of labels); noise = two
     binomial standard errors of that rate at this many examples."""
     n = len(gold)
-    if n < MIN_WARN_EXAMPLES or len(labels) < 2:
+    if n < MIN_SINGLE_CLASS_EXAMPLES or len(labels) < 2:
         return []
     out = []
     top = max(set(pred), key=pred.count)
     share = pred.count(top) / n
-    if share >= SINGLE_CLASS_SHARE:
-        out.append(f"the model predicts {labels[top]!r} for {share:.0%} of the {n} examples (rule: one label for "
-                   f"at least {SINGLE_CLASS_SHARE:.0%}): it has likely not learned the task; check the label "
-                   "balance, the learning rate and the number of epochs")
+    if share >= SINGLE_CLASS_SHARE and len(set(gold)) > 1:
+        out.append(f"the model predicted {labels[top]!r} for {share:.0%} of the {n} rows, whose gold labels are "
+                   f"{len(set(gold))} (rule: one label for at least {SINGLE_CLASS_SHARE:.0%}): it has likely not "
+                   "learned the task; try a larger train.lr (e.g. 3x), more train.epochs, "
+                   "train.class_weights: balanced if the labels are unbalanced, or more rows per label")
+    if n < MIN_WARN_EXAMPLES:
+        return out
     chance = max(max(gold.count(c) for c in set(gold)) / n, 1 / len(labels))
     accuracy = sum(g == p for g, p in zip(gold, pred)) / n
     noise = 2 * math.sqrt(chance * (1 - chance) / n)

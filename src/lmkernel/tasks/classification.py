@@ -77,6 +77,10 @@ class ClassificationTask:
 
         return marking_words_section(((e.text, e.label) for e in train.examples), labels)
 
+    def split_stratum(self, example: Example) -> str:
+        """data.split keeps each label's share in every split (data/stratify.py)."""
+        return example.label
+
     def filter_known(self, examples: list[Example], labels: list[str]) -> list[Example]:
         """Held-out rows may carry a label too rare to reach train: they cannot be scored."""
         return [e for e in examples if e.label in labels]
