@@ -96,8 +96,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
 
     from .artifact import save_artifact
     from .evaluation.report import ReportInput, write_report
-    from .models.resolve import load_tokenizer, resolve_model_path
     from .evaluation.robustness import robustness_section
+    from .models.resolve import load_tokenizer, resolve_model_path
     from .training import epochs_done, evaluate, train
     from .training.robust import build_objective, objective_stats
     from .tuning import Tuning, count_parameters

@@ -42,7 +42,7 @@ ZH_GROUPS = [
     "服务 服务态度", "手机 电话", "价格 价钱", "东西 物品", "地方 地点", "时候 时间",
     "好 棒 优秀", "满意 称心", "喜欢 喜爱", "推荐 推介", "漂亮 美丽 好看", "干净 整洁", "方便 便利",
     "舒服 舒适", "快 迅速", "有趣 有意思", "精彩 出色", "感动 动人", "开心 高兴 快乐",
-    "差 糟糕 差劲", "失望 沮丧", "难用 不好用", "难看 丑陋", "无聊 乏味 枯燥", "讨厌 厌恶", "脏 肮脏",
+    "差 糟糕 差劲", "失望 沮丧", "难用 难使", "难看 丑陋", "无聊 乏味 枯燥", "讨厌 厌恶", "脏 肮脏",
     "慢 缓慢", "贵 昂贵", "吵 嘈杂", "生气 愤怒", "垃圾 废物", "麻烦 繁琐",
     "觉得 感觉 认为", "真的 确实 的确", "有点 有些", "还是 仍然", "已经 早已", "所以 因此", "但是 可是 不过",
     "因为 由于", "一直 始终", "马上 立刻 立即", "完全 彻底", "比较 相对",
@@ -54,17 +54,19 @@ NEGATIONS_EN = frozenset(
 NEGATIONS_ZH = frozenset("不没无非别未莫勿否")
 
 
-def _table(groups: list[str]) -> dict[str, list[str]]:
+def _table(groups: list[str], banned: frozenset = frozenset()) -> dict[str, list[str]]:
+    """word -> its synonyms; words holding a ``banned`` character (非常, 特别: 非, 别) are left out, so a swap
+    never adds or removes a negation character."""
     out: dict[str, list[str]] = {}
     for group in groups:
-        words = group.split()
+        words = [w for w in group.split() if not any(c in banned for c in w)]
         for w in words:
             out.setdefault(w, []).extend(x for x in words if x != w and x not in out[w])
     return out
 
 
 EN_SYNONYMS = _table(EN_GROUPS)
-ZH_SYNONYMS = _table(ZH_GROUPS)
+ZH_SYNONYMS = _table(ZH_GROUPS, NEGATIONS_ZH)
 
 # Chinese characters a reader confuses: same pinyin (homophones) or a near-identical shape. Each pair
 # replaces the first with the second; both are common characters, so the text stays readable.

@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
 
 from ..adversarialspec import AdversarialSpec
+
 
 class _NonFinite(Exception):
     """A perturbed loss that is NaN or infinite: its pass is skipped."""
