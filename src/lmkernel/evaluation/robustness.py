@@ -61,6 +61,9 @@ def robustness_section(spec, task, model, tokenizer, splits: dict, features: dic
     report.md sections ([] when not asked or without a validation split)."""
     if not spec.train.robustness:
         return []
+    if accelerator.num_processes > 1:  # the report is written by the main process; evaluate() is collective
+        print("note: train.robustness is skipped in multi-process runs; run lmkernel eval --robustness on the run")
+        return []
     split = "validation" if splits.get("validation") and features.get("validation") else None
     if split is None:
         print("note: train.robustness needs a validation split (data.validation or data.split.validation)")
