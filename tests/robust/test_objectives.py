@@ -224,3 +224,18 @@ def test_objectives_run_under_bf16_autocast(setup, method):
     assert torch.isfinite(out.loss) and got
     assert all(torch.isfinite(g).all() for g in got.values())
     assert objective.stats["adversarial passes skipped (non-finite loss)"] == 0
+
+
+@pytest.mark.parametrize("method", ["fgm", "pgd", "freelb"])
+def test_ner_trains_with_each_method_and_regularisers(tiny_bert, method):
+    ner = get_task("ner", None)
+    torch.manual_seed(0)
+    model = ner.build_model(tiny_bert, ["O", "B-X", "I-X"]).train()
+    ids = torch.tensor([[2, 10, 11, 12, 3], [2, 13, 3, 0, 0]])
+    batch = {"input_ids": ids, "attention_mask": (ids != 0).long(),
+             "labels": torch.tensor([[-100, 0, 1, 2, -100], [-100, 1, -100, -100, -100]])}
+    objective = Adversarial(regularized(plain, 0.1, 1.0), AdversarialSpec(method=method, epsilon=0.1, alpha=0.05))
+    out, got = _grads(model, objective, batch, ner)
+    assert torch.isfinite(out.loss) and out.logits.shape == (2, 5, 3)  # R-Drop's doubled batch is split again
+    assert got and all(torch.isfinite(g).all() for g in got.values())
+    assert objective.stats == {"adversarial steps": 1, "adversarial passes skipped (non-finite loss)": 0}
