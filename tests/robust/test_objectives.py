@@ -82,7 +82,7 @@ def test_fgm_adds_the_gradient_at_the_worst_case_perturbation(setup):
         assert torch.allclose(got[name], expected[name], atol=1e-5), name
     assert any(not torch.allclose(got[n], clean[n], atol=1e-4) for n in clean)  # it did change the gradient
     assert _loss_at(model, batch, r) > out.loss  # r is an ascent direction of the loss
-    assert fgm.stats["adversarial steps"] == 1
+    assert fgm.stats["adversarial batches"] == 1
 
 
 def test_pgd_with_one_step_is_fgm_of_step_alpha(setup):
@@ -145,11 +145,11 @@ def test_warmup_steps_train_on_clean_inputs_only(setup, method):
     _, warm = _grads(model, objective, batch, task, global_step=5)
     handle.remove()
     _, clean = _grads(model, plain, batch, task)
-    assert len(calls) == 1 and objective.stats["adversarial steps"] == 0
+    assert len(calls) == 1 and objective.stats["adversarial batches"] == 0
     for name in clean:
         assert torch.equal(warm[name], clean[name])
     _, after = _grads(model, objective, batch, task, global_step=6)
-    assert objective.stats["adversarial steps"] == 1
+    assert objective.stats["adversarial batches"] == 1
     assert any(not torch.allclose(after[n], clean[n], atol=1e-4) for n in clean)
 
 
@@ -238,4 +238,4 @@ def test_ner_trains_with_each_method_and_regularisers(tiny_bert, method):
     out, got = _grads(model, objective, batch, ner)
     assert torch.isfinite(out.loss) and out.logits.shape == (2, 5, 3)  # R-Drop's doubled batch is split again
     assert got and all(torch.isfinite(g).all() for g in got.values())
-    assert objective.stats == {"adversarial steps": 1, "adversarial passes skipped (non-finite loss)": 0}
+    assert objective.stats == {"adversarial batches": 1, "adversarial passes skipped (non-finite loss)": 0}

@@ -26,7 +26,7 @@ def test_a_run_trains_with_each_adversarial_method(spec_file, monkeypatch, metho
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     training = metrics["training"]
     assert training["precision"] == ("bf16" if precision == "bf16" else "no")
-    assert training["adversarial steps"] == training["optimizer steps"] > 0
+    assert training["adversarial batches"] == training["optimizer steps"] > 0
     assert training["adversarial passes skipped (non-finite loss)"] == 0
     losses = [e["train_loss"] for e in read_progress(result.run_dir) if e["event"] == "train"]
     assert math.isfinite(metrics["validation"]["loss"]) and metrics["validation"]["accuracy"] >= 0.5
@@ -37,7 +37,7 @@ def test_adversarial_warmup_is_honoured_in_a_run(spec_file, monkeypatch):
     monkeypatch.chdir(spec_file.parent)
     spec = load_spec(spec_file, ["train.adversarial={method: fgm, warmup_steps: 7}", "train.epochs=1"])
     training = json.loads((run(spec, progress=False).run_dir / "metrics.json").read_text())["training"]
-    assert training["adversarial steps"] == training["optimizer steps"] - 7
+    assert training["adversarial batches"] == training["optimizer steps"] - 7
 
 
 def test_robustness_report_in_a_run_and_in_eval(spec_file, monkeypatch):

@@ -98,13 +98,13 @@ class Adversarial:
 
     def __init__(self, inner, opts: AdversarialSpec) -> None:
         self.inner, self.opts = inner, opts
-        self.stats = {"adversarial steps": 0, "adversarial passes skipped (non-finite loss)": 0}
+        self.stats = {"adversarial batches": 0, "adversarial passes skipped (non-finite loss)": 0}
         self._run = {"fgm": self._fgm, "pgd": self._pgd, "freelb": self._freelb}[opts.method]
 
     def __call__(self, step):
         if step.global_step <= self.opts.warmup_steps:
             return self.inner(step)
-        self.stats["adversarial steps"] += 1
+        self.stats["adversarial batches"] += 1
         with _perturbing(step) as pert:
             return self._run(step, pert)
 

@@ -53,5 +53,5 @@ def build_objective(opts: Any, task: Any, base=None):
 
 
 def objective_stats(objective: Any) -> dict[str, int]:
-    """The counters an objective keeps (adversarial steps, skipped non-finite passes) for the report."""
+    """The counters an objective keeps (adversarial batches, skipped non-finite passes) for the report."""
     return dict(getattr(objective, "stats", {}))
