@@ -61,6 +61,7 @@ def dev_examples(rows: int | None) -> list:
 
 def one_run(config: str, train_file: Path, seed: int, args, workdir: Path, dev: list) -> dict:
     import lmkernel
+    from lmkernel.artifact import load
     from lmkernel.device import make_accelerator
     from lmkernel.evaluation.robustness import perturbed_accuracy
     from lmkernel.spec import parse_spec
@@ -68,12 +69,12 @@ def one_run(config: str, train_file: Path, seed: int, args, workdir: Path, dev: 
     run_dir = workdir / f"{train_file.stem}-{config}"
     spec = parse_spec({
         "seed": seed, "data": {"train": str(train_file), "text_column": "sentence", "label_column": "label"},
-        "model": {"name": "minilm"}, "tuning": {"method": "full"},
+        "model": {"name": args.model}, "tuning": {"method": "full"},
         "train": {"epochs": args.epochs, "batch_size": 16, "lr": args.lr, **CONFIGS[config]},
         "output": {"dir": str(run_dir)},
     })
     result = lmkernel.run(spec, progress=False)
-    loaded = lmkernel.load(run_dir, backend="exact")
+    loaded = load(run_dir, backend="exact")
     accelerator = make_accelerator("fp32")
     rob = perturbed_accuracy(loaded.task, accelerator.prepare(loaded.model), loaded.tokenizer, dev, loaded.labels,
                              accelerator=accelerator, pad_id=loaded.tokenizer.pad_token_id or 0, max_length=128,
@@ -118,6 +119,7 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--model", default="minilm", help="Model alias or path (a tiny one checks the script).")
     p.add_argument("--dev-rows", type=int, default=None, help="Evaluate on the first N dev rows (default: all 872).")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "robust.jsonl")
     args = p.parse_args()
