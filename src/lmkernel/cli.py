@@ -121,6 +121,8 @@ def eval_(
     fmt: Annotated[str, typer.Option("--format", help="auto | csv | tsv | jsonl.")] = "auto",
     on_bad_rows: Annotated[str, typer.Option(help="error: stop at a bad row; skip: drop and count them.")] = "error",
     batch_size: Annotated[int, typer.Option(help="Examples per batch.")] = 64,
+    robustness: Annotated[bool, typer.Option("--robustness", help="classification: also report accuracy on "
+                                             "perturbed copies (typos, synonyms, Chinese variants).")] = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -131,7 +133,8 @@ def eval_(
         if on_bad_rows not in ("error", "skip"):
             raise LmkError(f"--on-bad-rows {on_bad_rows!r}", where="--on-bad-rows", fix="use error or skip")
         metrics = evaluate_run(run_dir, data, out, text_column=text_column, label_column=label_column, fmt=fmt,
-                               on_bad_rows=on_bad_rows, batch_size=batch_size, progress=not quiet)
+                               on_bad_rows=on_bad_rows, batch_size=batch_size, progress=not quiet,
+                               robustness=robustness)
         from .artifact import find_model_dir, read_card
 
         _print_metrics(metrics, run_dir, out, read_card(find_model_dir(run_dir))["task"])

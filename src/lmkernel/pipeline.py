@@ -106,8 +106,10 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     from .artifact import save_artifact
     from .continual import begin as begin_continual
     from .evaluation.report import ReportInput, write_report
+    from .evaluation.robustness import robustness_section
     from .models.resolve import load_tokenizer, resolve_model_path
     from .training import epochs_done, evaluate, train
+    from .training.robust import build_objective, objective_stats
     from .training.smalldata import prepare
     from .tuning import Tuning, count_parameters
 
@@ -142,7 +144,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
               "whose vocabulary covers the language (model.name: path to a local multilingual/Chinese model)")
 
     start = time.perf_counter()
-    objective = stage.objective(small.objective) if stage else small.objective  # None: the task's own loss
+    objective = build_objective(spec.train, task, class_weights=small.class_weights)  # None: the task's own loss
+    objective = stage.objective(objective) if stage else objective  # EWC's penalty: once a step, outside
     fit = tuning.hook("fit")  # a method with its own training (fewshot) runs it instead of the loop
     if fit is not None:
         result = fit(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
@@ -191,18 +194,20 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
                     "wall time incl. eval (s)": round(wall, 1),
                     "train samples/s": round(result.samples_per_second, 1),
                     "best step": result.best_step, f"best {spec.train.metric}": result.best_metric,
-                    "stopped early": result.stopped_early}
+                    "stopped early": result.stopped_early, **objective_stats(objective)}
         summary = _summary(spec, run_dir, model_path, epochs_done(result, spec.train)) | small.summary
         summary["unknown tokens in train"] = f"{unknown:.1%}" + (" (the tokenizer cannot read much of this text)"
                                                                  if unknown > UNKNOWN_WARN else "")
         sections = getattr(task, "report_sections", None)
+        robust = robustness_section(spec, task, model, tokenizer, splits, features, labels, metrics, accelerator,
+                                    pad_id, progress)
         report = ReportInput(
             title=f"lmkernel run: {run_dir.name}", labels=labels, metrics=metrics,
             data_counts={k: len(v.examples) for k, v in splits.items()},
             skipped={k: v.bad for k, v in splits.items() if v.bad}, summary=summary,
             params=params, training=training, history=result.history,
-            sections=(sections(splits["train"], labels) if sections else []) + ([done.section] if done else []),
-            analyses=analyses)
+            sections=(sections(splits["train"], labels) if sections else []) + ([done.section] if done else [])
+            + robust, analyses=analyses)
         explain_fn = _explainer(task, accelerator.unwrap_model(model), tokenizer, labels, result.precision,
                                 spec.data.max_length)
         out = write_report(run_dir, report, primary="validation" if "validation" in metrics else "test",
@@ -214,11 +219,13 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
 
 def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | None = None,
                  label_column: str | None = None, fmt: str = "auto", on_bad_rows: str = "error",
-                 batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
-    """Metrics of a saved model on new labelled data: metrics.json, report.md and plots in out_dir."""
+                 batch_size: int = 64, progress: bool = True, robustness: bool = False) -> dict[str, Any]:
+    """Metrics of a saved model on new labelled data: metrics.json, report.md and plots in out_dir
+    (``robustness``: plus accuracy on perturbed copies, evaluation/robustness.py)."""
     from .artifact import load
     from .device import make_accelerator
     from .evaluation.report import ReportInput, write_report
+    from .evaluation.robustness import eval_robustness
     from .training import evaluate
 
     model = load(path, backend="exact")  # evaluate the run itself, not a faster recorded copy
@@ -236,10 +243,12 @@ def evaluate_run(path: Path, data: Path, out_dir: Path, *, text_column: str | No
     generated = getattr(model.task, "generation_metrics", None)
     if generated is not None:
         metrics.update(generated(model.model, model.tokenizer, ds.examples, batch_size))
+    sections = eval_robustness(model, torch_model, ds.examples, metrics, accelerator, batch_size) if robustness else []
     report = ReportInput(title=f"lmkernel eval: {Path(data).name}", labels=model.labels, metrics={"eval": metrics},
                          data_counts={"eval": len(ds.examples)}, skipped={"eval": ds.bad} if ds.bad else {},
                          summary={"model": f"`{model.path}`", "data": f"`{data}`", "task": model.card["task"]},
-                         analyses=_analysis(model.task, "eval", ds.examples, features, kept, model.labels))
+                         analyses=_analysis(model.task, "eval", ds.examples, features, kept, model.labels),
+                         sections=sections)
     out_dir.mkdir(parents=True, exist_ok=True)
     explain_fn = _explainer(model.task, model.model, model.tokenizer, model.labels, "fp32",
                             model.card.get("max_length", 512))

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from . import specyaml
+from .adversarialspec import AdversarialSpec, unsupported_options
 from .augment.options import AugmentOptions
 from .continual.options import ContinualSpec
 from .errors import LmkError, SpecErrors, brief
@@ -187,6 +188,15 @@ class TrainSpec(_Section):
     keep_optimizer: bool = Field(False, description="Keep the last resumable checkpoint after the run ends.")
     log_every: int = Field(10, gt=0, description="Record the training loss every N steps.")
     threads: int | None = Field(None, gt=0, le=4096, description="CPU threads for torch (default: all cores).")
+    adversarial: AdversarialSpec = Field(default_factory=AdversarialSpec, description="Embedding-space "
+                                         "adversarial training (classification, ner): none, fgm, pgd, freelb, "
+                                         "or a section with method, epsilon, alpha, steps, warmup_steps.")
+    rdrop: float | None = Field(None, gt=0, description="R-Drop weight: two dropout forwards per batch, this times "
+                                "their symmetric KL added to the loss (classification, ner; null = off).")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy "
+                                   "(classification, ner).")
+    robustness: bool = Field(False, description="classification: report accuracy on perturbed copies of the "
+                             "validation set (typos, synonyms, Chinese variants).")
 
 
 class OutputSpec(_Section):
@@ -276,6 +286,8 @@ class Spec(_Section):
         held_out = (self.data.split.validation or 0) + (self.data.split.test or 0)
         if held_out >= 1:
             raise ValueError(f"data.split ratios add up to {held_out}; they must leave some training data")
+        if (problem := unsupported_options(self.task.type, self.train)) is not None:
+            raise ValueError(problem)
         return self
 
     def _check_model_source(self) -> None:

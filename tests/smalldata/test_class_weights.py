@@ -1,4 +1,4 @@
-"""train.class_weights: the weights, the weighted loss, the objective, and the inputs refused."""
+"""train.class_weights: the weights, the weighted loss, the objective that trains it, and the inputs refused."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import torch
 
 from lmkernel.errors import LmkError, SpecErrors
 from lmkernel.evaluation.analysis import prediction_warnings
-from lmkernel.spec import parse_spec
-from lmkernel.training.class_weights import describe, objective, weighted_ce, weights_for
+from lmkernel.spec import TrainSpec, parse_spec
+from lmkernel.training.class_weights import describe, weights_for
 from lmkernel.training.objective import Step
+from lmkernel.training.regularize import smoothed_cross_entropy
+from lmkernel.training.robust import build_objective
 
 
 def test_balanced_is_rows_over_labels_times_count():
@@ -24,8 +26,8 @@ def test_weights_change_the_loss():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.5]])
     labels = torch.tensor([0, 1, 1])
     plain = torch.nn.functional.cross_entropy(logits, labels)
-    assert weighted_ce(logits, labels, torch.tensor([1.0, 1.0])) == pytest.approx(float(plain))
-    heavy_b = weighted_ce(logits, labels, torch.tensor([1.0, 5.0]))
+    assert smoothed_cross_entropy(logits, labels, 0.0, torch.tensor([1.0, 1.0])) == pytest.approx(float(plain))
+    heavy_b = smoothed_cross_entropy(logits, labels, 0.0, torch.tensor([1.0, 5.0]))
     assert float(heavy_b) > float(plain)  # the b rows are the worse-predicted ones: weighing them up raises the loss
 
 
@@ -48,8 +50,8 @@ def test_the_objective_backpropagates_and_logs_the_weighted_loss():
         loss.backward()
 
     step = Step(model, Task(), batch, backward, 1, lambda: model)
-    out = objective([1.0, 4.0])(step)
-    expected = weighted_ce(model(batch["x"]), batch["labels"], torch.tensor([1.0, 4.0]))
+    out = build_objective(TrainSpec(), Task(), class_weights=[1.0, 4.0])(step)
+    expected = smoothed_cross_entropy(model(batch["x"]), batch["labels"], 0.0, torch.tensor([1.0, 4.0]))
     want = pytest.approx(float(expected.detach()))
     assert seen == [want] and float(out.loss.detach()) == want
     assert model.weight.grad is not None

@@ -1,8 +1,8 @@
 """Class-weighted cross-entropy for classification (``train.class_weights``): rare labels count more, so
 a model cannot score well by predicting the common label only.
 
-``weighted_ce`` is a plain function of logits and labels, so other objectives (label smoothing, R-Drop,
-adversarial training) can share it; ``objective`` wraps it in the training loop's objective seam.
+The weights join the training loss where label smoothing and R-Drop change it (``regularize``), so every
+objective (plain, adversarial, a penalty around them) trains the weighted loss.
 """
 
 from __future__ import annotations
@@ -34,33 +34,6 @@ def weights_for(setting: str | dict[str, float], labels: Sequence[str],
         raise LmkError(f"train.class_weights must be positive numbers; got {bad}", where="train.class_weights",
                        fix="give each label a weight above 0 (1 = unchanged; drop a label's rows to ignore it)")
     return [float(setting.get(lab, 1.0)) for lab in labels]
-
-
-def weighted_ce(logits: Any, labels: Any, weights: Any, ignore_index: int = -100) -> Any:
-    """Cross-entropy with a weight per label, averaged as torch does (over the summed weights of the rows)."""
-    import torch.nn.functional as F
-
-    w = weights.to(device=logits.device, dtype=logits.float().dtype)
-    return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1), weight=w,
-                           ignore_index=ignore_index)
-
-
-def objective(weights: Sequence[float]):
-    """The loop objective: the task's forward, the weighted loss backpropagated and logged in its place."""
-    import torch
-
-    from .objective import Step
-
-    tensor = torch.tensor(list(weights), dtype=torch.float32)
-
-    def weighted(step: Step):
-        out = step.forward()
-        loss = weighted_ce(out.logits, step.batch["labels"], tensor)
-        step.backward(loss)
-        out.loss = loss
-        return out
-
-    return weighted
 
 
 def describe(weights: Sequence[float] | None, labels: Sequence[str], setting: Any) -> str:

@@ -1,5 +1,5 @@
 """What a run adapts to its training data before training: the small-data rule's values
-(``autoconf``) and the class-weighted loss (``class_weights``), logged, recorded in the run's
+(``autoconf``) and the class weights of the loss (``class_weights``), logged, recorded in the run's
 spec.yaml and in the report's summary. One call from ``pipeline.run``."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 
 @dataclass
 class Prepared:
-    objective: Any = None  # a training.objective callable, or None (the task's own loss)
+    class_weights: list[float] | None = None  # one per label (train.class_weights), for the training loss
     summary: dict[str, str] = field(default_factory=dict)  # report.md summary rows
 
 
 def prepare(spec: Any, splits: dict[str, Any], labels: list[str], accelerator: Any, run_dir: Path) -> Prepared:
-    """Apply the small-data rule to ``spec.train`` in place and build the class-weighted objective."""
+    """Apply the small-data rule to ``spec.train`` in place and weigh the labels (``train.class_weights``)."""
     from ..spec import save_spec
     from . import autoconf, class_weights
 
@@ -31,6 +31,6 @@ def prepare(spec: Any, splits: dict[str, Any], labels: list[str], accelerator: A
     if spec.task.type == "classification":
         weights = class_weights.weights_for(spec.train.class_weights, labels, [e.label for e in train])
         if weights is not None:
-            out.objective = class_weights.objective(weights)
+            out.class_weights = weights
             out.summary["class weights"] = class_weights.describe(weights, labels, spec.train.class_weights)
     return out
