@@ -32,7 +32,7 @@ def _spec(tmp_path: Path, model: Path, labels: str, name: str, extra: str = "") 
     spec.write_text(f"""data: {{train: {d}/train.csv, test: {d}/test.csv, split: {{validation: 0.2}}}}
 model: {{name: {model}}}
 tuning: {{method: full}}
-train: {{epochs: 8, batch_size: 16, lr: 3e-3, log_every: 5, threads: 1}}
+train: {{epochs: 12, batch_size: 16, lr: 3e-3, log_every: 5, threads: 1}}
 output: {{dir: {tmp_path}/runs/{name}}}
 continual: {{replay_per_class: 40, ewc_lambda: 10.0, fisher_samples: 32, task_name: {name}}}
 {extra}""", encoding="utf-8")
