@@ -59,6 +59,14 @@ def dev_examples(rows: int | None) -> list:
     return [Example(text=t.strip(), label=lab, file="dev.tsv", line=i + 2) for i, (t, lab) in enumerate(pairs)]
 
 
+def _config(config: str, epsilon: float | None) -> dict:
+    """The config's train options, its adversarial epsilon replaced when --epsilon is given."""
+    opts = json.loads(json.dumps(CONFIGS[config]))
+    if epsilon is not None and "adversarial" in opts:
+        opts["adversarial"]["epsilon"] = epsilon
+    return opts
+
+
 def one_run(config: str, train_file: Path, seed: int, args, workdir: Path, dev: list) -> dict:
     import lmkernel
     from lmkernel.artifact import load
@@ -70,7 +78,8 @@ def one_run(config: str, train_file: Path, seed: int, args, workdir: Path, dev: 
     spec = parse_spec({
         "seed": seed, "data": {"train": str(train_file), "text_column": "sentence", "label_column": "label"},
         "model": {"name": args.model}, "tuning": {"method": "full"},
-        "train": {"epochs": args.epochs, "batch_size": 16, "lr": args.lr, **CONFIGS[config]},
+        "train": {**({} if args.epochs == 0 else {"epochs": args.epochs, "batch_size": 16, "lr": args.lr}),
+                  **_config(config, args.epsilon)},
         "output": {"dir": str(run_dir)},
     })
     result = lmkernel.run(spec, progress=False)
@@ -117,7 +126,8 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 500])
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=4, help="0: let the small-data rule choose epochs, batch and lr")
+    p.add_argument("--epsilon", type=float, default=None, help="Adversarial epsilon for fgm/pgd/freelb (default 1.0)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--model", default="minilm", help="Model alias or path (a tiny one checks the script).")
     p.add_argument("--dev-rows", type=int, default=None, help="Evaluate on the first N dev rows (default: all 872).")
@@ -133,7 +143,9 @@ def main() -> None:
                 for config in args.configs:
                     if any(r["size"] == size and r["seed"] == seed and r["config"] == config for r in done):
                         continue
-                    row = {"size": size, "seed": seed, "config": config, "epochs": args.epochs, "lr": args.lr,
+                    row = {"size": size, "seed": seed, "config": config,
+                           "epochs": args.epochs or "auto", "lr": args.lr if args.epochs else "auto",
+                           "epsilon": args.epsilon,
                            "dev_rows": len(dev),
                            **one_run(config, train_file, seed, args, Path(tmp), dev)}
                     done.append(row)
