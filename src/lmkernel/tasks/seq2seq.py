@@ -168,9 +168,7 @@ class Seq2SeqTask(ChatTask):
         if not chosen:
             return {}
         prompts = [[m for m in self.conversation(e) if m["role"] != "assistant"] for e in chosen]
-        merged = hasattr(model, "merge_adapter")  # a peft model mid-run: generate on merged weights (faster)
-        if merged:
-            model.merge_adapter()
+        merged = _merge_for_generation(model)
         was_training = model.training
         model.eval()
         try:  # prompt/prefix tuning: from its virtual tokens' cache (peft's generate drifts from the forward)
@@ -218,3 +216,13 @@ TRANSLATION = TaskInfo("translation", TranslationTask, TranslationOptions, metri
 SUMMARIZATION = TaskInfo("summarization", SummarizationTask, SummarizationOptions, metrics=("loss", "perplexity"),
                          tuning="lora", serving=GENERATION_SERVING,
                          final_metrics=("rouge1", "rouge2", "rougeL"))
+
+
+def _merge_for_generation(model) -> bool:
+    """A peft model mid-run generates on merged weights (faster); True when merged (unmerge after). Prompt and
+    prefix tuning have nothing to merge: peft 0.22 has ``merge_adapter`` on every PeftModel and raises there."""
+    config = getattr(model, "active_peft_config", None)
+    if not hasattr(model, "merge_adapter") or getattr(config, "is_prompt_learning", False):
+        return False
+    model.merge_adapter()
+    return True
