@@ -89,7 +89,8 @@ def _last_write(run: Path) -> float:
     return max(times, default=0.0)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; {} when it is missing, unreadable or not an object (a run may be young)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -162,8 +163,8 @@ def status(run: Path, events: list[dict[str, Any]] | None = None) -> tuple[str, 
 def describe(run: Path) -> RunRow:
     """One row of the runs table."""
     run = Path(run)
-    spec, card = _spec_tree(run), _read_json(run / "model" / "lmkernel.json")
-    metrics = _read_json(run / "metrics.json")
+    spec, card = _spec_tree(run), read_json(run / "model" / "lmkernel.json")
+    metrics = read_json(run / "metrics.json")
     task = card.get("task") or (spec.get("task") or {}).get("type") or "?"
     model = card.get("base_model") or (spec.get("model") or {}).get("name") or "?"
     method = card.get("tuning") or (spec.get("tuning") or {}).get("method") or "?"

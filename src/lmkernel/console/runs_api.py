@@ -48,12 +48,12 @@ def list_runs(console: Console = Depends(authorized)) -> list[dict[str, Any]]:
 
 @router.get("/report")
 def report(run: str = Query(...), console: Console = Depends(authorized)) -> dict[str, Any]:
-    from ..catalog import _read_json, describe
+    from ..catalog import describe, read_json
 
     path = run_path(console, run)
     row = describe(path).as_json()
     row.pop("path")
-    metrics = _read_json(path / "metrics.json")
+    metrics = read_json(path / "metrics.json")
     confusion = {split: {"labels": list((metrics[split].get("per_class") or {}).keys()),
                          "matrix": metrics[split]["confusion_matrix"]}
                  for split in ("validation", "test")
