@@ -9,11 +9,11 @@ import math
 import pytest
 from typer.testing import CliRunner
 
+from lmkernel.catalog import read_progress
 from lmkernel.cli import app
 from lmkernel.errors import LmkError
 from lmkernel.pipeline import run
 from lmkernel.spec import load_spec
-from lmkernel.training.loop import read_progress
 
 
 @pytest.mark.parametrize("method,precision", [("fgm", "fp32"), ("pgd", "bf16"), ("freelb", "fp32")])

@@ -9,12 +9,12 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from lmkernel.catalog import read_progress
 from lmkernel.cli import app
 from lmkernel.errors import LmkError
 from lmkernel.search import study as study_mod
 from lmkernel.search import tune
 from lmkernel.spec import load_spec
-from lmkernel.training.loop import read_progress
 
 SPACE = """train.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
 train.batch_size: {type: categorical, choices: [16, 32]}

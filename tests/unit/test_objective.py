@@ -6,9 +6,9 @@ import json
 
 import torch
 
+from lmkernel.catalog import read_progress
 from lmkernel.pipeline import run
 from lmkernel.spec import load_spec
-from lmkernel.training.loop import read_progress
 from lmkernel.training.objective import Step, plain, with_penalty
 
 

@@ -41,15 +41,9 @@ def has_han(text: str) -> bool:
 
 def split_words(text: str) -> list[str]:
     """The text's words in order: Chinese runs cut by jieba, everything else split at whitespace."""
-    from ..evaluation.words import _segmenter
+    from ..evaluation.words import segment
 
-    out: list[str] = []
-    pos = 0
-    for m in _HAN_RUN.finditer(text):
-        out += text[pos:m.start()].split()
-        out += [w for w in _segmenter().lcut(m.group(), HMM=True) if w.strip()]
-        pos = m.end()
-    return out + text[pos:].split()
+    return segment(text, str.split, _HAN_RUN)
 
 
 def _cjk_edge(ch: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .textmetrics import HAN, normalize
 
@@ -19,7 +19,8 @@ _WORD = re.compile(r"[^\W\d_]{2,}|\d+(?:[.,]\d+)*%?", re.UNICODE)
 _jieba = None
 
 
-def _segmenter():
+def segmenter():
+    """jieba, imported once and quiet (its dictionary loads on the first cut)."""
     global _jieba
     if _jieba is None:
         import logging
@@ -34,15 +35,19 @@ def _segmenter():
 def words(text: str) -> list[str]:
     """The words of ``text`` in order: Chinese runs cut by jieba, other letters as words of two or more,
     numbers whole; lower-cased after NFKC (ＡＢＣ -> abc), punctuation and emoji dropped."""
-    text = normalize(text).lower()
+    return segment(normalize(text).lower(), _WORD.findall)
+
+
+def segment(text: str, other: Callable[[str], list[str]], runs: re.Pattern = _CJK_RUN) -> list[str]:
+    """The words of ``text`` in order: each Chinese run (``runs``) cut by jieba, the text between them by
+    ``other``."""
     out: list[str] = []
     pos = 0
-    for m in _CJK_RUN.finditer(text):
-        out += _WORD.findall(text[pos:m.start()])
-        out += [w for w in _segmenter().lcut(m.group(), HMM=True) if w.strip()]
+    for m in runs.finditer(text):
+        out += other(text[pos:m.start()])
+        out += [w for w in segmenter().lcut(m.group(), HMM=True) if w.strip()]
         pos = m.end()
-    out += _WORD.findall(text[pos:])
-    return out
+    return out + other(text[pos:])
 
 
 def marking_words(examples: Iterable[tuple[str, str]], labels: list[str], k: int = 8, min_count: int = 3,

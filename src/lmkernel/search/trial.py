@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..training.loop import read_progress
+from ..catalog import read_progress
 
 LOG = "trial.log"
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from ..catalog import PROGRESS_FILE, read_progress  # noqa: F401 (read_progress: re-exported for readers)
+from ..catalog import PROGRESS_FILE
 from ..data.batching import eval_batches, train_batches
 from ..errors import LmkError
 from ..fsutil import atomic_write

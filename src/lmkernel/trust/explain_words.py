@@ -22,13 +22,13 @@ _WORD = re.compile(rf"[^\W{HAN}]+|[^\w\s]", re.UNICODE)  # letters/digits runs, 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
     """The (start, end) character spans of the words of ``text``, in order."""
-    from ..evaluation.words import _segmenter
+    from ..evaluation.words import segmenter
 
     spans: list[tuple[int, int]] = []
     pos = 0
     for m in _CJK_RUN.finditer(text):
         spans += [(w.start() + pos, w.end() + pos) for w in _WORD.finditer(text[pos:m.start()])]
-        spans += [(m.start() + a, m.start() + b) for _, a, b in _segmenter().tokenize(m.group(), HMM=True)]
+        spans += [(m.start() + a, m.start() + b) for _, a, b in segmenter().tokenize(m.group(), HMM=True)]
         pos = m.end()
     spans += [(w.start() + pos, w.end() + pos) for w in _WORD.finditer(text[pos:])]
     return spans
