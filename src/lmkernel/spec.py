@@ -484,7 +484,7 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or "/" in name or "\\" in name
 
 
-def _resolve_relative(tree: dict, base: Path) -> None:
+def resolve_relative(tree: dict, base: Path) -> None:
     """Relative paths written in a spec file are relative to that file, not to the cwd."""
     for section, key in _PATH_KEYS:
         sec = tree.get(section)
@@ -531,7 +531,7 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
                        where=_yaml_where(path, e), fix="fix the YAML syntax (indentation, colons, quotes)") from None
     tree = {} if tree is None else tree
     if isinstance(tree, dict):
-        _resolve_relative(tree, path.parent.resolve())
+        resolve_relative(tree, path.parent.resolve())
         for item in overrides or []:
             if "=" not in item:
                 raise LmkError(f"--set {item!r}: expected key=value", where="--set", fix="e.g. --set train.epochs=1")

@@ -33,7 +33,7 @@ def spec_tree(text: str, base: Path, output_dir: Path) -> dict[str, Any]:
     import yaml
 
     from .. import specyaml
-    from ..spec import _resolve_relative, parse_spec
+    from ..spec import parse_spec, resolve_relative
 
     try:
         tree = specyaml.load(text)
@@ -45,7 +45,7 @@ def spec_tree(text: str, base: Path, output_dir: Path) -> dict[str, Any]:
                        fix="fix the YAML syntax (indentation, colons, quotes)") from None
     tree = {} if tree is None else tree
     if isinstance(tree, dict):
-        _resolve_relative(tree, base)
+        resolve_relative(tree, base)
         tree.setdefault("output", {})
         if isinstance(tree["output"], dict):  # the console keeps its runs in its folder, named in the page
             tree["output"]["dir"] = str(output_dir)
