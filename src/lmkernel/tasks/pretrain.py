@@ -119,6 +119,14 @@ class PretrainTask:
             labels = ids.clone()  # the model shifts labels by one inside its loss
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
+    def forward(self, model: Any, batch: Batch) -> Any:
+        """mlm: the vocabulary head runs only at masked positions (same loss, a fraction of its cost)."""
+        if self.objective != "mlm":
+            return model(**batch)
+        from ..pretrain.mlm_head import masked_only_forward
+
+        return masked_only_forward(model, batch)
+
     def step_outputs(self, out: Any, batch: Batch) -> dict[str, list]:
         labels = batch["labels"] if self.objective == "mlm" else batch["labels"][:, 1:]
         n = int((labels != -100).sum())
