@@ -20,6 +20,9 @@ learning rate, warmup, weight decay and max length:
                      seen twice or more that the tokenizer maps to [UNK] go in with ``add_tokens``, then
                      ``resize_token_embeddings`` and Trainer + DataCollatorForLanguageModeling, one text per
                      sample (run_mlm's --line_by_line; lmkernel packs texts into blocks instead)
+            zh       MiniLM-zh, the general Chinese encoder of examples/zh/minilm-zh.yaml (vocabulary extended from
+                     the training splits of six Chinese sets, then MLM), given with --zh-model; both systems
+                     fine-tune that same checkpoint in full, so the row compares fine-tuning alone
             gemma3   Gemma 3 270M (the converted checkpoint of the gemma3 alias) with LoRA r 8 on every linear;
                      lmk: lmkernel's default tuning for a decoder backbone (LoRA); hf:
                      AutoModelForSequenceClassification + peft LoraConfig(target_modules="all-linear");
@@ -65,7 +68,8 @@ FINFE = DATA / "bbt_fincuge_finfe" / "FinCUGE_Publish" / "finfe"
 RESUME = DATA / "resume_ner_zh"
 TARGETS = {"chn": 0.92, "ner": 0.93}  # issue 22: ChnSentiCorp accuracy, Resume NER test F1
 # per config: batch size, learning rate, max length (gemma3: the issue's reference script)
-HYPER = {"minilm": (32, 1e-4, 128), "adapted": (32, 1e-4, 128), "gemma3": (16, 5e-4, 128)}
+HYPER = {"minilm": (32, 1e-4, 128), "adapted": (32, 1e-4, 128), "zh": (32, 1e-4, 128), "gemma3": (16, 5e-4, 128)}
+ZH_MODEL: dict[str, str] = {}  # --zh-model: the checkpoint the zh rows start from
 NER_HYPER = (32, 1.5e-4, 256)  # sentences up to ~180 characters: 256 keeps nearly all of them whole
 MLM = {"epochs": 1, "batch_size": 32, "lr": 1e-4, "max_length": 128, "min_frequency": 2, "extend_max": 20000}
 WARMUP, WEIGHT_DECAY = 0.06, 0.01  # lmkernel's defaults, given to the Trainer too (warmup_steps < 1: a ratio)
@@ -168,7 +172,7 @@ def run_lmk(dataset: str, config: str, train, test, epochs: int, seed: int, work
     from lmkernel.spec import parse_spec
 
     adapt_s = 0.0
-    model = "gemma3" if config == "gemma3" else "minilm"
+    model = "gemma3" if config == "gemma3" else ZH_MODEL["path"] if config == "zh" else "minilm"
     if config == "adapted":
         model, adapt_s = lmk_adapt(texts_of(dataset, train), work, seed)
     batch, lr, max_length = NER_HYPER if dataset == "ner" else HYPER[config]
@@ -326,7 +330,8 @@ def run_hf(dataset: str, config: str, train, test, epochs: int, seed: int, work:
 
     bf16 = cpu_has_fast_bf16()
     adapt_s = 0.0
-    path = str(resolve_model_path("gemma3" if config == "gemma3" else "minilm"))
+    path = str(resolve_model_path("gemma3" if config == "gemma3" else "minilm")) if config != "zh" \
+        else ZH_MODEL["path"]
     if config == "adapted":
         path, adapt_s = hf_adapt(texts_of(dataset, train), work, seed, bf16)
     if dataset == "ner":
@@ -352,7 +357,7 @@ def check_row(name: str) -> tuple[str, str, str]:
     ok = (len(parts) == 3 and parts[0] in ("chn", "finfe", "ner") and parts[1] in HYPER
           and parts[2] in ("lmk", "hf") and not (parts[0] == "ner" and parts[1] == "gemma3"))
     if not ok:
-        raise SystemExit(f"unknown row {name!r}: <chn|finfe|ner>-<minilm|adapted|gemma3>-<lmk|hf> "
+        raise SystemExit(f"unknown row {name!r}: <chn|finfe|ner>-<minilm|adapted|zh|gemma3>-<lmk|hf> "
                          "(ner has no gemma3 row)")
     return parts[0], parts[1], parts[2]
 
@@ -418,16 +423,22 @@ def main() -> None:
     ap.add_argument("--mlm-epochs", type=int, default=MLM["epochs"], help="epochs of the adaptation's MLM")
     ap.add_argument("--mlm-batch-size", type=int, default=MLM["batch_size"],
                     help="batch of the adaptation's MLM (lmkernel needs one batch of 128-token blocks)")
+    ap.add_argument("--zh-model", type=Path, help="the zh rows' checkpoint: runs/minilm-zh/model after "
+                    "lmkernel pretrain examples/zh/minilm-zh.yaml")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "chinese.json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     MLM.update(epochs=args.mlm_epochs, batch_size=args.mlm_batch_size)
+    if args.zh_model:
+        ZH_MODEL["path"] = str(args.zh_model.resolve())
     if args.child:
         return child(args)
     names = args.only.split(",") if args.only else all_rows(args.finfe_config)
     for name in names:
-        check_row(name)
+        if check_row(name)[1] == "zh" and not args.zh_model:
+            raise SystemExit(f"row {name} needs --zh-model (the model folder of lmkernel pretrain "
+                             "examples/zh/minilm-zh.yaml)")
 
     import torch
 
@@ -443,6 +454,7 @@ def main() -> None:
                    "--mlm-epochs", str(args.mlm_epochs), "--mlm-batch-size", str(args.mlm_batch_size),
                    "--child", name, "--workdir", tmp]
             cmd += ["--train-rows", str(args.train_rows)] if args.train_rows else []
+            cmd += ["--zh-model", ZH_MODEL["path"]] if ZH_MODEL else []
             cmd += ["--eval-rows", str(args.eval_rows)] if args.eval_rows else []
             proc = subprocess.run(cmd, check=False)
             out = Path(tmp) / name / "result.json"

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 DATA = REPO.parent / "shared" / "data"
 LR, WARMUP, MAX_LENGTH, SCALE = 2e-5, 0.1, 64, 20.0
+MODEL: dict = {"name": "minilm", "keep": None}  # --model, --keep
 
 
 def read_stsb(split: str) -> list[tuple[str, str, float]]:
@@ -98,7 +99,7 @@ def unknown_share(texts: list[str]) -> float:
 
     from lmkernel.models.resolve import resolve_model_path
 
-    tok = AutoTokenizer.from_pretrained(str(resolve_model_path("minilm")))
+    tok = AutoTokenizer.from_pretrained(str(resolve_model_path(MODEL["name"])))
     ids = [i for row in tok(texts, add_special_tokens=False)["input_ids"] for i in row]
     return round(sum(i == tok.unk_token_id for i in ids) / max(len(ids), 1), 3)
 
@@ -116,9 +117,9 @@ def run_lmkernel(train: list, dataset: str, epochs: int, batch_size: int, workdi
     spec = parse_spec({
         "seed": seed, "task": {"type": "embedding", "scale": SCALE},
         "data": {"train": str(path), "max_length": MAX_LENGTH},
-        "model": {"name": "minilm"}, "tuning": {"method": "full"},
+        "model": {"name": MODEL["name"]}, "tuning": {"method": "full"},
         "train": {"epochs": epochs, "batch_size": batch_size, "lr": LR, "warmup_ratio": WARMUP},
-        "output": {"dir": str(workdir / "lmk")},
+        "output": {"dir": str(MODEL.get("keep") or workdir / "lmk")},
     })
     result = lmkernel.run(spec, progress=False)
     training = result.metrics["training"]
@@ -137,7 +138,7 @@ def run_baseline(train: list, dataset: str, epochs: int, batch_size: int, seed: 
     from lmkernel.models.resolve import resolve_model_path
 
     torch.manual_seed(seed)
-    path = str(resolve_model_path("minilm"))
+    path = str(resolve_model_path(MODEL["name"]))
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path)
 
@@ -192,8 +193,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", default="before,lmkernel,baseline")
+    ap.add_argument("--model", default="minilm", help="the encoder both systems start from: an alias or a model "
+                    "folder (e.g. runs/minilm-zh/model from lmkernel pretrain examples/zh/minilm-zh.yaml)")
+    ap.add_argument("--keep", type=Path, default=None, help="write lmkernel's run here (e.g. for bench/retrieval.py "
+                    "--embedder) instead of a temporary folder")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
+    MODEL.update(name=args.model, keep=args.keep)
     import torch
 
     from lmkernel.knowledge.embedder import load_embedder
@@ -205,13 +211,14 @@ def main() -> None:
     if args.dev_rows:
         dev = dev[:args.dev_rows]
     only = args.only.split(",")
-    results: dict = {"dataset": args.dataset, "train_rows": len(train), "dev_rows": len(dev), "epochs": args.epochs,
+    results: dict = {"dataset": args.dataset, "model": args.model, "train_rows": len(train), "dev_rows": len(dev),
+                     "epochs": args.epochs,
                      "batch_size": args.batch_size, "cpu": torch.backends.cpu.get_cpu_capability(),
                      "threads": torch.get_num_threads(), "machine": platform.machine(),
                      "unknown_token_share_dev": unknown_share([t for r in dev for t in r[:2]])}
     print(json.dumps(results))
     if "before" in only:
-        base = load_embedder("minilm", max_length=MAX_LENGTH)
+        base = load_embedder(args.model, max_length=MAX_LENGTH)
         results["before"] = score(lambda t: base.embed(t, batch_size=64), dev, args.dataset)
         print("before", results["before"], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
