@@ -102,6 +102,16 @@ def test_grounding_can_be_turned_off_per_request(client):
     assert "citations" not in out and out["usage"]["completion_tokens"] <= 3
 
 
+def test_raw_prompt_endpoints_are_never_grounded(client, chat_model):
+    """/v1/completions and /v1/generate continue the caller's text as-is (docs/serving.md)."""
+    done = client.post("/v1/completions", json={"prompt": Q, "max_tokens": 4, "temperature": 0}).json()
+    assert "citations" not in done and "grounded" not in done
+    raw = chat_model.generate(Q, raw=True, max_new_tokens=4, temperature=0.0)[0]["text"]
+    assert done["choices"][0]["text"] == raw
+    gen = client.post("/v1/generate", json={"messages": [{"role": "user", "content": Q}], "max_new_tokens": 4})
+    assert gen.status_code == 200 and "citations" not in gen.json()
+
+
 def test_a_prompt_that_cannot_fit_is_a_413(client, index):
     long = "why " * 2000
     r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": long}]})
