@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
 from lmkernel.pretrain.mlm_head import masked_only_forward, mlm_head
-from lmkernel.training.objective import Step, plain
 
 
 def _model() -> BertForMaskedLM:
@@ -61,19 +58,18 @@ def test_wrapped_or_unknown_models_fall_back_to_their_own_forward():
     assert mlm_head(torch.nn.Linear(2, 2)) is None
 
 
-def test_the_step_runs_the_forward_under_the_loops_autocast():
-    """The prepared model's forward is autocast by Accelerate; a forward calling its parts needs the step's."""
+def test_the_model_forward_runs_so_its_autocast_applies():
+    """Accelerate makes the prepared model's forward autocast; the masked-only loss must go through it."""
     model, batch = _model(), _batch()
     seen = []
+    model.cls.predictions.decoder.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+    forward = model.forward
 
-    class Task:
-        def forward(self, m, b):
-            seen.append(torch.is_autocast_enabled("cpu"))
-            return masked_only_forward(m, b)
+    def autocast_forward(*args, **kwargs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return forward(*args, **kwargs)
 
-    def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-
-    plain(Step(model, Task(), batch, lambda loss: loss.backward(), 1, lambda: model, autocast))
-    plain(Step(model, Task(), batch, lambda loss: loss.backward(), 1, lambda: model, contextlib.nullcontext))
-    assert seen == [True, False]
+    model.forward = autocast_forward
+    out = masked_only_forward(model, batch)
+    out.loss.backward()
+    assert seen == [torch.bfloat16] and out.loss.dtype == torch.float32

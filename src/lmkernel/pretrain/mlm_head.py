@@ -31,16 +31,25 @@ def mlm_head(model: Any) -> Any | None:
 def masked_only_forward(model: Any, batch: dict) -> Any:
     """``model(**batch)``'s loss, computing logits only at positions whose label is not -100.
 
-    Returns a ``MaskedLMOutput`` with ``loss`` and the logits of the masked positions only (flattened,
-    (n_masked, vocab)); falls back to the full forward where ``mlm_head`` finds no head."""
+    The model's own forward runs (so mixed precision and wrappers apply as usual) with a pre-hook on its
+    head that keeps the masked rows of the hidden states. Returns a ``MaskedLMOutput`` with ``loss`` and
+    the logits of the masked positions only, flattened to (n_masked, vocab); falls back to the full
+    forward where ``mlm_head`` finds no head."""
     head = mlm_head(model)
     labels = batch.get("labels")
     if head is None or labels is None:
         return model(**batch)
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    hidden = model.base_model(**inputs, return_dict=True).last_hidden_state
     keep = labels != -100
-    logits = head(hidden[keep])
+
+    def gather(_module: Any, args: tuple) -> tuple:
+        return (args[0][keep], *args[1:])
+
+    handle = head.register_forward_pre_hook(gather)
+    try:
+        out = model(**{k: v for k, v in batch.items() if k != "labels"})
+    finally:
+        handle.remove()
+    logits = out.logits
     loss = torch.nn.functional.cross_entropy(logits.float(), labels[keep]) if logits.numel() \
-        else hidden.sum() * 0.0
+        else logits.sum() * 0.0
     return MaskedLMOutput(loss=loss, logits=logits)

@@ -294,8 +294,7 @@ class _Loop:
         batch = _to(self.task.collate(feats, self.pad_id), self.acc.device)
         with self.acc.no_sync(self.model) if not sync else contextlib.nullcontext():
             out = self.objective(Step(self.model, self.task, batch, lambda loss: self.acc.backward(loss / group_size),
-                                      self.result.global_step + 1, lambda: self.acc.unwrap_model(self.model),
-                                      self.acc.autocast))
+                                      self.result.global_step + 1, lambda: self.acc.unwrap_model(self.model)))
         if sync:
             if self.opts.grad_clip:
                 self.acc.clip_grad_norm_(self.model.parameters(), self.opts.grad_clip)

@@ -9,7 +9,6 @@ calls ``step.backward(loss)`` once or more (gradients add up), then returns the 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +33,9 @@ class Step:
     backward: Callable[[torch.Tensor], None]  # accumulate the gradients of a loss (scaled for grad_accum)
     global_step: int  # the optimizer step this micro-batch belongs to (1-based)
     unwrap: Callable[[], Any]  # the bare model (its embeddings, its parameters)
-    # mixed precision for forwards that call submodules (an MLM head on masked positions only): the
-    # prepared model's own forward is already autocast, its parts are not
-    autocast: Callable[[], Any] = contextlib.nullcontext
 
     def forward(self, batch: dict | None = None):
-        with self.autocast():
-            return task_forward(self.task, self.model, self.batch if batch is None else batch)
+        return task_forward(self.task, self.model, self.batch if batch is None else batch)
 
 
 Objective = Callable[[Step], Any]
