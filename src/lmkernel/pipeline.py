@@ -94,6 +94,10 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         from .pretrain import pretrain
 
         return pretrain(spec, resume=resume, progress=progress)
+    from .tuning import get_method
+
+    if (check := get_method(spec.tuning.method).hooks.check_spec) is not None:  # before any training
+        check(spec, continue_from)
     if spec.data.augment is not None:  # trains without and with the new rows, keeps the better (augment/guard.py)
         import functools
 
