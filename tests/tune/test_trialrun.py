@@ -7,16 +7,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from typer.testing import CliRunner
 
-from lmkernel.cli import app
 from lmkernel.search.report import best_trial
 from lmkernel.search.trialrun import TrialMode, best_eval
+from tests.clikit import cli
 
 
 def _train(spec_file, *extra: str):
-    result = CliRunner().invoke(app, ["train", str(spec_file), "-q", "--trial", "--set", "train.epochs=2", *extra])
-    assert result.exit_code == 0, result.output
+    cli("train", spec_file, "-q", "--trial", "--set", "train.epochs=2", *extra)
     return spec_file.parent / "runs" / "tiny"
 
 
