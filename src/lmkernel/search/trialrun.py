@@ -4,7 +4,8 @@ only when the trial beats the best the search held when it started.
 A trial exists to give the search one number (its best validation metric, already in ``progress.jsonl``).
 The rest of an ordinary run's ending costs CPU time the search pays once per trial and never reads: the
 final re-evaluation of the validation split, the error analysis, the trust profile (a pass over the
-training data), explanations, report.md and its plots. A trial that cannot be the search's best keeps no
+training data), explanations, report.md and its plots, and the resumable checkpoints at each evaluation
+(a killed search trains an interrupted trial again from the start). A trial that cannot be the search's best keeps no
 model either: the best trial's run dir always holds one (report.py picks the earliest trial of the best
 value, which beat every trial finished before it started).
 """
@@ -22,6 +23,7 @@ from ..fsutil import atomic_write_json
 @dataclass(frozen=True)
 class TrialMode:
     beat: float | None = None  # the search's best value when the trial started; None: none yet, keep the model
+    NO_CHECKPOINTS = 2**62  # train.checkpoint_every for a trial: only the loop's final one, which the run removes
 
     def keeps_model(self, value: float | None, metric: str) -> bool:
         """Save the model when no trial has finished yet, or when this one is strictly better."""
