@@ -61,10 +61,11 @@ def run_lmkernel(method: str, train_file: Path, epochs: int, batch_size: int, wo
             "precision": m["training"]["precision"]}
 
 
-def run_trainer(best: bool, train_rows, dev_rows, epochs: int, batch_size: int, workdir: Path, seed: int = 42
-                ) -> dict:
+def plain_trainer(train_rows, eval_rows, labels: list, output_dir: Path, seed: int, max_length: int = 128,
+                  **training_args) -> dict:
+    """A plain transformers Trainer script on MiniLM: (text, label) rows, ``labels`` in head order, the Trainer's
+    own defaults except ``training_args``; the baseline bench/classification.py and bench/smalldata.py share."""
     import numpy as np
-    import torch
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -74,37 +75,38 @@ def run_trainer(best: bool, train_rows, dev_rows, epochs: int, batch_size: int, 
         set_seed,
     )
 
-    from lmkernel.device import cpu_has_fast_bf16
     from lmkernel.models import resolve_model_path
 
     path = resolve_model_path("minilm")
     tok = AutoTokenizer.from_pretrained(path)
+    index = {lab: i for i, lab in enumerate(labels)}
 
-    class DS(torch.utils.data.Dataset):
-        def __init__(self, rows):
-            enc = tok([t for t, _ in rows], truncation=True, max_length=128)
-            self.items = [{"input_ids": ids, "attention_mask": m, "labels": lab}
-                          for ids, m, (_, lab) in zip(enc["input_ids"], enc["attention_mask"], rows)]
-
-        def __len__(self):
-            return len(self.items)
-
-        def __getitem__(self, i):
-            return self.items[i]
+    def encoded(rows) -> list[dict]:  # a list is a map-style dataset to the Trainer's DataLoader
+        enc = tok([t for t, _ in rows], truncation=True, max_length=max_length)
+        return [{"input_ids": ids, "attention_mask": m, "labels": index[lab]}
+                for ids, m, (_, lab) in zip(enc["input_ids"], enc["attention_mask"], rows)]
 
     set_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
-    bf16 = best and cpu_has_fast_bf16()
-    extra = {"train_sampling_strategy": "group_by_length", "bf16": bf16} if best else {}
-    args = TrainingArguments(output_dir=str(workdir / f"trainer-{best}"), per_device_train_batch_size=batch_size,
-                             per_device_eval_batch_size=64, num_train_epochs=epochs, use_cpu=True, save_strategy="no",
-                             report_to="none", seed=seed, disable_tqdm=True, logging_strategy="no", **extra)
-    trainer = Trainer(model=model, args=args, train_dataset=DS(train_rows),
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels))
+    args = TrainingArguments(output_dir=str(output_dir), use_cpu=True, save_strategy="no", report_to="none",
+                             seed=seed, disable_tqdm=True, logging_strategy="no", **training_args)
+    trainer = Trainer(model=model, args=args, train_dataset=encoded(train_rows),
                       data_collator=DataCollatorWithPadding(tok))
     out = trainer.train()
-    pred = trainer.predict(DS(dev_rows))
-    acc = float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())
-    return {"accuracy": acc, "samples_per_s": out.metrics["train_samples_per_second"],
+    pred = trainer.predict(encoded(eval_rows))
+    return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean()), "train": out}
+
+
+def run_trainer(best: bool, train_rows, dev_rows, epochs: int, batch_size: int, workdir: Path, seed: int = 42
+                ) -> dict:
+    from lmkernel.device import cpu_has_fast_bf16
+
+    bf16 = best and cpu_has_fast_bf16()
+    extra = {"train_sampling_strategy": "group_by_length", "bf16": bf16} if best else {}
+    r = plain_trainer(train_rows, dev_rows, [0, 1], workdir / f"trainer-{best}", seed, per_device_train_batch_size=
+                      batch_size, per_device_eval_batch_size=64, num_train_epochs=epochs, **extra)
+    out = r["train"]
+    return {"accuracy": r["accuracy"], "samples_per_s": out.metrics["train_samples_per_second"],
             "train_s": out.metrics["train_runtime"], "trainable": 1.0,
             "precision": "bf16" if bf16 else "no", "flags": extra}
 

@@ -75,38 +75,11 @@ def run_lmkernel(train_file: Path, test_file: Path, work: Path, seed: int, auto:
 
 
 def run_trainer(train_rows, test_rows, labels: list[str], work: Path, seed: int, lr: float | None) -> dict:
-    import numpy as np
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
+    from classification import plain_trainer
 
-    from lmkernel.models import resolve_model_path
-
-    path = resolve_model_path("minilm")
-    tok = AutoTokenizer.from_pretrained(path)
-    index = {lab: i for i, lab in enumerate(labels)}
-
-    def encoded(rows) -> list[dict]:  # a list is a map-style dataset to the Trainer's DataLoader
-        enc = tok([t for t, _ in rows], truncation=True, max_length=128)
-        return [{"input_ids": ids, "attention_mask": m, "labels": index[lab]}
-                for ids, m, (_, lab) in zip(enc["input_ids"], enc["attention_mask"], rows)]
-
-    set_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels))
-    extra = {"learning_rate": lr} if lr else {}
-    args = TrainingArguments(output_dir=str(work / f"hf-{lr}-{seed}"), use_cpu=True, save_strategy="no",
-                             report_to="none", seed=seed, disable_tqdm=True, logging_strategy="no", **extra)
-    trainer = Trainer(model=model, args=args, train_dataset=encoded(train_rows),
-                      data_collator=DataCollatorWithPadding(tok))
-    out = trainer.train()
-    pred = trainer.predict(encoded(test_rows))
-    return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean()),
-            "steps": out.global_step, "precision": "fp32"}
+    r = plain_trainer(train_rows, test_rows, labels, work / f"hf-{lr}-{seed}", seed,
+                      **({"learning_rate": lr} if lr else {}))
+    return {"accuracy": r["accuracy"], "steps": r["train"].global_step, "precision": "fp32"}
 
 
 def main() -> None:

@@ -60,7 +60,8 @@ output: {{dir: runs/grid}}
 
 
 def run_grid(spec: Path, work: Path, parallel: int, metric: str = "accuracy") -> dict:
-    """Every grid point as its own `lmkernel train` process (the same process a tune trial is), ``parallel`` at once."""
+    """Every grid point as its own `lmkernel train --trial` process (the same process a tune trial is, saving its
+    model only when it beats the points finished so far), ``parallel`` at once."""
     from itertools import product
 
     from lmkernel.search.space import set_args
@@ -74,7 +75,9 @@ def run_grid(spec: Path, work: Path, parallel: int, metric: str = "accuracy") ->
         while todo and len(running) < parallel:
             params = todo.pop(0)
             run_dir = work / "grid" / f"{n:04d}"
-            proc = TrialProcess(n, run_dir, trial_argv(spec, [*set_args(params), f"output.dir={run_dir}"]), metric)
+            done = [p["value"] for p in points if p["value"] is not None]  # a point saves its model only if best
+            argv = trial_argv(spec, [*set_args(params), f"output.dir={run_dir}"], max(done) if done else None)
+            proc = TrialProcess(n, run_dir, argv, metric)
             proc.start(dict(os.environ))
             running.append((params, proc))
             n += 1

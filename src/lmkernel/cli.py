@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -45,14 +45,14 @@ ContinueOpt = Annotated[Optional[Path], typer.Option(
 
 
 def _train_command(spec_path: Path, sets: list[str] | None, resume: bool, quiet: bool, debug: bool,
-                   final_eval: bool, continue_from: Path | None = None) -> None:
+                   final_eval: bool, continue_from: Path | None = None, trial: Any = None) -> None:
     with _guard(debug):
         from .pipeline import run as run_pipeline
         from .spec import load_spec
 
         spec = load_spec(spec_path, sets or [])
         result = run_pipeline(spec, resume=resume, final_eval=final_eval, progress=not quiet,
-                              continue_from=continue_from)
+                              continue_from=continue_from, trial=trial)
         if result.metrics:
             _print_metrics(result.metrics, result.run_dir, result.run_dir, spec.task.type)
 
@@ -79,9 +79,18 @@ def train(
     continue_from: ContinueOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
+    trial: Annotated[bool, typer.Option("--trial", hidden=True, help="A search trial (lmkernel tune): metrics.json "
+                                        "only, no report.")] = False,
+    trial_beat: Annotated[Optional[float], typer.Option("--trial-beat", hidden=True, help="With --trial: save the "
+                                                        "model only if the best metric beats this.")] = None,
 ) -> None:
     """Train and save the artifact, evaluating on validation only (the test split is left untouched)."""
-    _train_command(spec, set_, resume, quiet, debug, final_eval=False, continue_from=continue_from)
+    mode = None
+    if trial:
+        from .search.trialrun import TrialMode
+
+        mode = TrialMode(beat=trial_beat)
+    _train_command(spec, set_, resume, quiet, debug, final_eval=False, continue_from=continue_from, trial=mode)
 
 
 @app.command()

@@ -86,14 +86,32 @@ def _trust_profile(task, model, tokenizer, splits: dict, labels: list[str], spec
                          batch_size=spec.train.eval_batch_size, seed=spec.seed)
 
 
+def _card(spec: Spec, task: str, labels: list[str], params: tuple[int, int], metrics: dict[str, dict]) -> dict:
+    """The artifact's lmkernel.json: what loading, serving and inspecting the model need."""
+    t = spec.tuning
+    card = {"task": task, "task_options": spec.task.options(), "labels": labels,
+            "base_model": spec.model.name, "tuning": t.method, "tuning_options": t.options().model_dump(mode="json"),
+            "max_length": spec.data.max_length, "trainable_params": params[0], "total_params": params[1],
+            "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
+            "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}
+    if spec.guard is not None:  # serve/predict/generate apply it by default (trust/guardrun.py)
+        card["guard"] = spec.guard.model_dump(mode="json")
+    return card
+
+
 def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: bool = True,
-        continue_from: str | Path | None = None) -> RunResult:
+        continue_from: str | Path | None = None, trial: Any = None) -> RunResult:
     """Train and evaluate per the spec; write the artifact, metrics.json and report.md. ``continue_from``: a
-    classification run whose model learns this spec's data and labels without forgetting its own (continual/)."""
+    classification run whose model learns this spec's data and labels without forgetting its own (continual/).
+    ``trial`` (a ``search.trialrun.TrialMode``): a search trial, which ends with metrics.json alone."""
     if spec.task.type == "pretrain":  # streams its corpus and may build its model: its own pipeline
         from .pretrain import pretrain
 
         return pretrain(spec, resume=resume, progress=progress)
+    from .tuning import get_method
+
+    if (check := get_method(spec.tuning.method).hooks.check_spec) is not None:  # before any training
+        check(spec, continue_from)
     if spec.data.augment is not None:  # trains without and with the new rows, keeps the better (augment/guard.py)
         import functools
 
@@ -143,6 +161,8 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
               f"{spec.model.name} tokenizer, so the model cannot read much of this text; use a checkpoint "
               "whose vocabulary covers the language (model.name: path to a local multilingual/Chinese model)")
 
+    if trial is not None:  # never resumed (a killed search trains it again): no checkpoints but the loop's last
+        spec.train.checkpoint_every = trial.NO_CHECKPOINTS
     start = time.perf_counter()
     objective = build_objective(spec.train, task, class_weights=small.class_weights)  # None: the task's own loss
     objective = stage.objective(objective) if stage else objective  # EWC's penalty: once a step, outside
@@ -154,6 +174,14 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
         result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
                        run_dir, accelerator, pad_id, resume=resume, progress=progress,
                        tuning=tuning, objective=objective)
+    if trial is not None:  # a search trial: its metrics, its model only if it may be the best (search/trialrun.py)
+        from .search.trialrun import finish_trial
+
+        out = finish_trial(trial, spec, run_dir, result, lambda val: save_artifact(
+            run_dir / "model", accelerator.unwrap_model(model), tokenizer,
+            _card(spec, task.name, labels, params, {"validation": val}), merge=t.merge))
+        cleanup(run_dir, spec.train.keep_optimizer)
+        return RunResult(run_dir, out)
     metrics: dict[str, dict[str, Any]] = {}
     analyses = []
     for name in ("validation", "test") if final_eval else ("validation",):
@@ -172,14 +200,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     accelerator.wait_for_everyone()
     out: dict[str, Any] = {}
     if accelerator.is_main_process:
-        card = {"task": task.name, "task_options": spec.task.options(), "labels": labels,
-                "base_model": spec.model.name, "tuning": t.method,
-                "tuning_options": t.options().model_dump(mode="json"),
-                "max_length": spec.data.max_length, "trainable_params": params[0], "total_params": params[1],
-                "metrics": {k: {m: v for m, v in d.items() if isinstance(v, float)} for k, d in metrics.items()},
-                "data": {"text_column": spec.data.text_column, "label_column": spec.data.label_column}}
-        if spec.guard is not None:  # serve/predict/generate apply it by default (trust/guardrun.py)
-            card["guard"] = spec.guard.model_dump(mode="json")
+        card = _card(spec, task.name, labels, params, metrics)
         trust = _trust_profile(task, accelerator.unwrap_model(model), tokenizer, splits, labels, spec)
         done = stage.finish(accelerator.unwrap_model(model), task, tokenizer, splits, labels, features["train"],
                             lambda f: evaluate(model, task, f, labels, spec.train.eval_batch_size, accelerator,

@@ -288,6 +288,8 @@ class Spec(_Section):
             raise ValueError(f"data.split ratios add up to {held_out}; they must leave some training data")
         if (problem := unsupported_options(self.task.type, self.train)) is not None:
             raise ValueError(problem)
+        if method.hooks.check_spec is not None:  # an LmkError naming the key passes through pydantic as it is
+            method.hooks.check_spec(self, None)
         return self
 
     def _check_model_source(self) -> None:

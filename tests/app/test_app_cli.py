@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
-from lmkernel.cli import app
-
-runner = CliRunner()
-
-
-def cli(*args, code: int = 0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
-
+from tests.clikit import cli
 
 FAQ = [{"id": "card", "lang": "en", "text": "the card was lost : freeze the card in the app"},
        {"id": "hotel", "lang": "en", "text": "the hotel room was great"},

@@ -8,19 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from lmkernel.cli import app
+from tests.clikit import cli
 
 PAIRS = [("the film was great", "the book was lovely"), ("the hotel was awful", "the room was bad"),
          ("the film was bad", "the book was awful"), ("the room was great", "the hotel was lovely"),
          ("房间 太差", "服务 糟糕"), ("电影 很好", "服务 满意")]
-
-
-def cli(*args: str):
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")

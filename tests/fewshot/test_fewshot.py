@@ -8,22 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import lmkernel
-from lmkernel.cli import app
 from lmkernel.errors import LmkError
 from lmkernel.tuning.fewshot_pairs import check_classes, sample_pairs
 from lmkernel.tuning.fewshot_train import logistic_head, prototype_head
+from tests.clikit import cli
 from tests.datakit import write_csv
-
-runner = CliRunner()
-
-
-def cli(*args: str, code: int = 0):
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == code, result.output
-    return result
 
 
 def test_pairs_are_bounded_and_balanced_whatever_the_class_count():

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import lmkernel
 from lmkernel.artifact import load
-from lmkernel.cli import app
 from lmkernel.errors import LmkError
 from lmkernel.models.decoder_heads import ensure_pad_token, is_decoder_backbone
 from lmkernel.tasks import get_task
+from tests.clikit import cli
 
-runner = CliRunner()
 LABELS = ["negative", "positive"]
 TEXTS = ["the film", "the hotel was awful and the service was poor, the room was bad", "房间太差", "good"]
 POS, NEG, NOUNS = ["great", "good", "lovely"], ["awful", "bad", "boring"], ["film", "hotel", "room", "book"]
@@ -50,12 +48,6 @@ def write_conll(path: Path, n: int, seed: int) -> None:
         words = [("the", "O"), (noun, tag), ("was", "O"), (rng.choice(POS + NEG), "O")]
         lines += [f"{w} {t}" for w, t in words] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")
-
-
-def cli(*args: str):
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
 
 
 def build_decoder(root: Path, arch: str, pad: bool) -> Path:

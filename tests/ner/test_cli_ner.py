@@ -7,17 +7,8 @@ from pathlib import Path
 
 import pytest
 from ner_data import make_sentences, write_conll
-from typer.testing import CliRunner
 
-from lmkernel.cli import app
-
-runner = CliRunner()
-
-
-def cli(*args: str, code: int = 0):
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == code, result.output
-    return result
+from tests.clikit import cli
 
 
 @pytest.fixture()

@@ -58,9 +58,11 @@ def test_parallel_trials_then_a_rerun_that_continues_and_reports(spec_file, spac
     assert "| # | state | train.lr | train.batch_size |" in report and "history.png" in report
     assert (study_dir / "history.png").read_bytes()[:4] == b"\x89PNG"
     assert (study_dir / "importance.png").exists() and set(summary["importances"]) <= {"train.lr", "train.batch_size"}
-    for t in summary["trials"]:  # each trial trained in its own run dir, validation only
+    for t in summary["trials"]:  # each trial trained in its own run dir, validation only, with no report
         assert any(e["event"] == "end" for e in read_progress(t["run_dir"]))
         assert "test" not in json.loads((tmp_path / t["run_dir"] / "metrics.json").read_text())
+        assert not (tmp_path / t["run_dir"] / "report.md").exists()
+    assert (tmp_path / best["run_dir"] / "model" / "lmkernel.json").is_file()  # the best trial kept its model
 
 
 def test_a_trial_left_running_by_a_kill_is_marked_and_run_again(spec_file, space_file, tmp_path):

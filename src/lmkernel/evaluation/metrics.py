@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+LOWER_IS_BETTER = frozenset({"loss", "perplexity"})  # every other validation metric: higher is better
+
+
+def improved(value: float, best: float | None, metric: str) -> bool:
+    """Whether ``value`` of ``metric`` beats ``best`` (None: nothing to beat yet)."""
+    if best is None:
+        return True
+    return value < best if metric in LOWER_IS_BETTER else value > best
+
 
 def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support

@@ -25,8 +25,8 @@ def tune(spec_path: Path, trials: int, space_file: Path | None = None, parallel:
     """Search the spec's hyperparameters; returns the summary (also written to the study dir)."""
     import os
 
+    from ..evaluation.metrics import LOWER_IS_BETTER
     from ..spec import load_spec
-    from ..training.loop import LOWER_IS_BETTER
     from .report import write_report
     from .runner import run_search
     from .study import make_pruner

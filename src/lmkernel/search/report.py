@@ -34,9 +34,11 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
 def best_trial(study: Any) -> Any:
     from optuna.trial import TrialState
 
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
         return None
-    return study.best_trial
+    sign = 1 if study.direction.name == "MINIMIZE" else -1  # the earliest of the best: the one that saved its model
+    return min(done, key=lambda t: (sign * t.value, t.number))
 
 
 def write_best_spec(study_dir: Path, spec_path: Path, sets: list[str], best: Any) -> Path:

@@ -65,13 +65,20 @@ class Search:
         sets = [*self.cfg.sets, *set_args(trial.params), f"output.dir={run_dir}"]
         if self.threads:
             sets.append(f"train.threads={self.threads}")
-        proc = TrialProcess(trial.number, run_dir, trial_argv(self.cfg.spec_path, sets), self.metric)
+        proc = TrialProcess(trial.number, run_dir, trial_argv(self.cfg.spec_path, sets, self._best()), self.metric)
         env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
         proc.start(env)
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("pid", proc.pid)
         self.running.append((trial, proc))
         self.log(f"trial {trial.number}: started {' '.join(set_args(trial.params))}")
+
+    def _best(self) -> float | None:
+        """The best value of the trials finished so far: a new trial saves its model only if it beats it."""
+        from optuna.trial import TrialState
+
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return self.study.best_value if done else None
 
     def follow(self, trial: Any, proc: TrialProcess) -> bool:
         """Report new evaluations; stop and prune the trial when the pruner says so. True when it is over."""

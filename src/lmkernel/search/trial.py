@@ -132,9 +132,13 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def trial_argv(spec_path: Path, sets: list[str]) -> list[str]:
-    """`lmkernel train` (validation only: the test split stays untouched by the search) with the trial's values."""
-    argv = [sys.executable, "-m", "lmkernel.cli", "train", str(spec_path), "--quiet"]
+def trial_argv(spec_path: Path, sets: list[str], beat: float | None = None) -> list[str]:
+    """`lmkernel train --trial` (validation only: the test split stays untouched by the search; metrics.json and no
+    report, search/trialrun.py) with the trial's values; ``beat``: the best value so far, which the trial must
+    beat to save its model."""
+    argv = [sys.executable, "-m", "lmkernel.cli", "train", str(spec_path), "--quiet", "--trial"]
+    if beat is not None:
+        argv += ["--trial-beat", repr(float(beat))]
     for item in sets:
         argv += ["--set", item]
     return argv

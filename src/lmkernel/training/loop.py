@@ -26,6 +26,7 @@ import torch
 from ..catalog import PROGRESS_FILE
 from ..data.batching import eval_batches, train_batches
 from ..errors import LmkError
+from ..evaluation.metrics import LOWER_IS_BETTER, improved  # noqa: F401 - LOWER_IS_BETTER: re-exported for older imports
 from ..fsutil import atomic_write
 from ..models.quiet import known_warnings_ignored
 from ..spec import TrainSpec
@@ -153,21 +154,12 @@ def _load_best(accelerator, model, path: Path) -> None:
     accelerator.unwrap_model(model).load_state_dict(state, strict=False)
 
 
-LOWER_IS_BETTER = {"loss", "perplexity"}
-
-
 def _shown(task) -> tuple[str, ...]:
     """The validation metrics the task registers (and the loss): logged to TensorBoard and printed."""
     from ..tasks import task_info, task_names
 
     name = getattr(task, "name", None)
     return task_info(name).shown if name in task_names() else ("loss",)
-
-
-def _improved(value: float, best: float | None, metric: str) -> bool:
-    if best is None:
-        return True
-    return value < best if metric in LOWER_IS_BETTER else value > best
 
 
 class RunWriter:
@@ -334,7 +326,7 @@ class _Loop:
         writer.event("eval", step=r.global_step, epoch=self.pos["epoch"], metric=o.metric,
                      metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)})
         value = metrics[o.metric]  # the spec checked the name against the task's metrics
-        if _improved(value, r.best_metric, o.metric):
+        if improved(value, r.best_metric, o.metric):
             r.best_metric, r.best_step = value, r.global_step
             self.pos["bad_evals"] = 0
             _save_best(self.acc, self.model, self.best_path)

@@ -53,6 +53,8 @@ class Hooks:
       resume=, progress=, tuning=, objective=) -> TrainResult``: a method with its own training (``fewshot``:
       contrastive pairs, then a fitted head); ``pipeline.run`` calls it instead of ``training.train``, with
       the same arguments, and reads the same result.
+    - ``check_spec(spec, continue_from)``: raise ``LmkError`` (where = the spec key) for a setting the user gave
+      that the method cannot honour; called when the spec is validated and again by ``pipeline.run``.
     """
 
     param_groups: Callable[..., list[dict[str, Any]]] | None = None
@@ -63,6 +65,7 @@ class Hooks:
     save: Callable[..., str] | None = None
     load: Callable[..., Any] | None = None
     fit: Callable[..., Any] | None = None
+    check_spec: Callable[..., None] | None = None
 
 
 @dataclass(frozen=True)

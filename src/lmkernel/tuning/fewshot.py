@@ -69,6 +69,39 @@ def apply(model: Any, opts: Options, ctx: Context) -> Any:
     return classifier
 
 
+def _ignored(spec: Any, continue_from: Any) -> list[tuple[str, str]]:
+    """(spec key, fix) for each setting the user gave that the few-shot recipe has no place for."""
+    tr = spec.train
+    standard = "or train with the standard loop (tuning.method: full or lora)"
+    return [(key, fix) for key, asked, fix in (
+        ("train.class_weights", tr.class_weights != "none", "remove it: the pairs are half same-class, half "
+         f"other-class whatever the class sizes, and the head is fitted unweighted; {standard}"),
+        ("train.adversarial", tr.adversarial.method != "none", f"remove it, {standard}"),
+        ("train.rdrop", bool(tr.rdrop), f"remove it, {standard}"),
+        ("train.label_smoothing", bool(tr.label_smoothing), f"remove it, {standard}"),
+        ("train.grad_accum", tr.grad_accum != 1, "remove it; pairs per optimizer step are "
+         "tuning.fewshot.batch_size"),
+        ("train.eval_every", tr.eval_every is not None, "remove it: a few-shot run evaluates once, at the end"),
+        ("train.patience", tr.patience is not None, "remove it: a few-shot run has no evaluations to stop on"),
+        ("continual", getattr(spec, "continual", None) is not None, f"remove the continual: section, {standard}"),
+        ("--continue-from", continue_from is not None, "drop --continue-from (a few-shot run starts from its base "
+         f"model), {standard}"),
+    ) if asked]
+
+
+def check_spec(spec: Any, continue_from: Any = None) -> None:
+    """Refuse, before any training, what this method would silently ignore: it trains through its own ``fit``
+    (pairs, then a fitted head), not the standard loop that reads these settings."""
+    from ..errors import SpecErrors
+
+    errors = [LmkError(f"{key}: tuning.method fewshot trains contrastive pairs and then fits a head, so it cannot "
+                       f"honour {key}", where=key, fix=fix) for key, fix in _ignored(spec, continue_from)]
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SpecErrors(errors, "the spec (tuning.method: fewshot)")
+
+
 def _fit(*args: Any, **kwargs: Any) -> Any:
     from .fewshot_train import fit
 
@@ -87,4 +120,4 @@ def _load(base: Any, directory: Path, card: dict[str, Any]) -> Any:
     return load(base, directory, card)
 
 
-HOOKS = Hooks(fit=_fit, save=_save, load=_load)
+HOOKS = Hooks(fit=_fit, save=_save, load=_load, check_spec=check_spec)
