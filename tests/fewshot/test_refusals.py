@@ -78,3 +78,12 @@ def test_continue_from_is_refused_before_anything_runs(tmp_path, tiny_bert, monk
 def test_a_plain_few_shot_spec_with_augmentation_still_validates(tmp_path: Path):
     spec = parse_spec(_tree() | {"data": {"train": "train.csv", "augment": {"ops": ["swap"]}}})
     assert spec.data.augment is not None  # augmentation adds training rows: the pairs are drawn from them too
+
+
+def test_the_small_data_rule_leaves_few_shot_alone():
+    """The rule sizes the training loop's steps; few-shot trains pairs its own way and keeps its own lr."""
+    from lmkernel.training import autoconf
+
+    spec = parse_spec(_tree())
+    assert autoconf.apply(spec, rows=16, labels=2) is None
+    assert spec.train.lr == 2e-5 and "lr" not in spec.train.model_fields_set

@@ -106,11 +106,14 @@ def unset_keys(train: Any) -> set[str]:
 
 def apply(spec: Any, rows: int, labels: int, world: int = 1) -> Choice | None:
     """Set the chosen values on ``spec.train`` in place (so the run's spec.yaml records them); None where the
-    rule does not apply (another task, ``train.auto: false``, or every value set)."""
+    rule does not apply (another task, ``train.auto: false``, every value set, or a method with its own
+    training such as few-shot: the rule sizes the loop's steps, which that training does not take)."""
     if spec.task.type not in AUTO_TASKS or not spec.train.auto or not unset_keys(spec.train):
         return None
     from ..tuning import get_method
 
+    if get_method(spec.tuning.method).hooks.fit is not None:  # its own training (fewshot): no loop steps to size
+        return None
     default_lr = get_method(spec.tuning.method).lr(spec.tuning.options())
     choice = decide(rows, labels, spec.train, default_lr, world)
     for key, value in choice.chosen.items():
