@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KEY, spec_text
+from conftest import KEY, make_study, spec_text
 from fastapi.testclient import TestClient
 
 from lmkernel.console import create_console
@@ -148,9 +148,37 @@ def test_console_command_refuses_a_file_and_an_unset_key_variable(tmp_path, monk
     assert out.exit_code == 2 and "LMK_UNSET_KEYS" in out.output
 
 
-def test_studies_lists_tune_folders(tmp_path):
-    (tmp_path / "search" / "trials" / "0000").mkdir(parents=True)
-    (tmp_path / "search" / "study.db").write_bytes(b"")
+def test_study_trials_best_history_and_a_running_trial(tmp_path):
+    import optuna
+
+    make_study(tmp_path / "search")
     (tmp_path / "search" / "best.yaml").write_text("task: {type: classification}\n", encoding="utf-8")
+    (tmp_path / "search" / "trials" / "0003" / "spec.yaml").write_text("task: {type: classification}\n")
     with TestClient(create_console(tmp_path), base_url="http://127.0.0.1") as c:
-        assert c.get("/api/studies").json() == [{"id": "search", "trials": 1, "best": True}]
+        assert c.get("/api/studies").json() == [{"id": "search", "trials": 5, "best": True}]
+        s = c.get("/api/study", params={"id": "search"}).json()
+        assert s["metric"] == "accuracy" and s["direction"] == "maximize" and s["searching"]
+        assert [t["state"] for t in s["trials"]] == ["complete", "pruned", "fail", "complete", "running"]
+        assert s["counts"] == {"complete": 2, "pruned": 1, "fail": 1, "running": 1}
+        assert s["trials"][0]["params"]["train.batch_size"] == 16 and s["trials"][0]["run"] is None  # no spec.yaml
+        assert s["trials"][3]["run"] == "search/trials/0003"  # a trial's run dir opens as a run
+        assert s["history"] == [[0, 0.6], [3, 0.7]] and s["best_so_far"] == [[0, 0.6], [3, 0.7]]
+        assert s["best"]["number"] == 3 and s["best"]["value"] == 0.7
+        running = s["trials"][4]
+        assert running["intermediate"] == [[100, 0.65]] and running["value"] == 0.65
+        assert running["progress"] == {"step": 5, "total_steps": 20}
+        # the search goes on: the next poll sees the running trial end, and the best move
+        study = optuna.load_study(study_name="lmkernel", storage=f"sqlite:///{tmp_path / 'search' / 'study.db'}")
+        study.tell(4, 0.8)
+        s = c.get("/api/study", params={"id": "search"}).json()
+        assert not s["searching"] and s["best"]["number"] == 4 and s["best_so_far"][-1] == [4, 0.8]
+        assert c.get("/api/study", params={"id": "../.."}).status_code == 404
+        assert c.get("/api/study", params={"id": "nope"}).status_code == 404
+
+
+def test_a_study_db_that_is_not_a_study_is_422(tmp_path):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "study.db").write_bytes(b"not a database at all" * 100)
+    with TestClient(create_console(tmp_path), base_url="http://127.0.0.1") as c:
+        bad = c.get("/api/study", params={"id": "junk"})
+        assert bad.status_code == 422 and "not a study" in bad.json()["error"]["message"]

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import KEY, spec_text
+from conftest import KEY, make_study, spec_text
 
 CHROMIUM = Path(os.environ.get("LMK_CHROMIUM", "/usr/bin/chromium"))
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +151,7 @@ def test_playground_highlights_words_and_streams_a_chat_reply(browser_page, cons
     _only_console(requests, console_url)
 
 
-def test_monitor_of_a_running_server_and_the_tuning_placeholder(browser_page, console_url, console_home):
+def test_monitor_of_a_running_server(browser_page, console_url, console_home):
     import json
 
     page, requests, shots = browser_page
@@ -174,7 +174,31 @@ def test_monitor_of_a_running_server_and_the_tuning_placeholder(browser_page, co
         page.evaluate("clearInterval(state.monitor)")
         server.terminate()
         server.wait(30)
+    _only_console(requests, console_url)
+
+
+def test_tuning_view_follows_a_study_live(browser_page, console_url, console_home):
+    import optuna
+
+    page, requests, shots = browser_page
+    folder = console_home / "runs" / "search"
+    make_study(folder)  # mid-search: 2 complete, 1 pruned, 1 failed, trial 4 running at step 5 of 20
     page.click("[data-tab=tune]")
-    page.wait_for_selector("#studies li")
-    page.screenshot(path=str(shots / "tuning.png"), full_page=True)
+    page.click("a.study-link[data-study='search']")
+    page.wait_for_selector("#trials-table tr[data-trial='4'].running")
+    assert page.locator("#trials-table tr.trial").count() == 5
+    assert "5/20" in page.inner_text("tr[data-trial='4'] td.state")
+    assert page.get_attribute("#tune-canvas", "data-points") == "4"  # two values, two best-so-far points
+    assert page.get_attribute("#tune-steps", "data-points") == "6"  # intermediate values of four trials
+    assert "0.7000" in page.inner_text("#study-best")
+    page.screenshot(path=str(shots / "tuning-running.png"), full_page=True)
+    try:  # the search goes on: the running trial ends with a new best, and the page follows by itself
+        study = optuna.load_study(study_name="lmkernel", storage=f"sqlite:///{folder / 'study.db'}")
+        study.tell(4, 0.8)
+        page.wait_for_selector("#trials-table tr[data-trial='4'].complete")
+        page.wait_for_function("document.querySelector('#tune-canvas').dataset.points === '6'")
+        assert "0.8000" in page.inner_text("#study-best")
+        page.screenshot(path=str(shots / "tuning-done.png"), full_page=True)
+    finally:
+        page.evaluate("clearInterval(state.study)")
     _only_console(requests, console_url)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import LmkError
 from ..serve.http_errors import ApiError
-from . import chat, monitor_api, playground, runs_api
+from . import chat, monitor_api, playground, runs_api, studies
 from .app import Console, authorized
 from .specs import check, problems
 
@@ -73,5 +73,6 @@ def system(console: Console = Depends(authorized)) -> dict[str, Any]:
 
 
 api_router = APIRouter()
-for sub in (runs_api.router, jobs_router, playground.router, chat.router, monitor_api.router):
+for sub in (runs_api.router, jobs_router, playground.router, chat.router, monitor_api.router,
+            studies.router):
     api_router.include_router(sub)

@@ -9,7 +9,7 @@ const el = (tag, attrs, ...kids) => {
 };
 const fmt = v => v == null ? "-" : typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : String(v);
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"];
-const state = { runs: [], job: null, poll: null, monitor: null };
+const state = { runs: [], job: null, poll: null, monitor: null, study: null };
 
 function flash(msg) { $("#flash").textContent = msg || ""; }
 
@@ -28,6 +28,7 @@ const guarded = fn => async (...a) => { try { flash(""); await fn(...a); } catch
 
 // ---- tabs, language, key
 function showTab(name) {
+  if (name !== "tune") clearInterval(state.study);
   document.querySelectorAll(".tab").forEach(s => { s.hidden = s.id !== "tab-" + name; });
   document.querySelectorAll("#tabs button").forEach(b => b.classList.toggle("active", b.dataset.tab === name));
   ({ runs: loadRuns, new: loadSystem, play: loadPlayRuns, tune: loadStudies }[name] || (() => {}))();
@@ -46,10 +47,12 @@ function drawCurves(canvas, series) {
   ctx.strokeStyle = "#999"; ctx.strokeRect(P, P / 2, W - 2 * P, H - 1.5 * P);
   ctx.fillStyle = "#333"; ctx.font = "11px system-ui, sans-serif";
   ctx.fillText(fmt(y1), 2, Y(y1) + 4); ctx.fillText(fmt(y0), 2, Y(y0)); ctx.fillText(String(x1), W - P - 10, H - P + 14);
+  let legend = P + 8;
   series.forEach((s, i) => {
-    ctx.strokeStyle = ctx.fillStyle = COLORS[i % COLORS.length]; ctx.setLineDash(s.dash ? [5, 4] : []);
-    ctx.beginPath(); s.points.forEach(([x, y], j) => j ? ctx.lineTo(X(x), Y(y)) : ctx.moveTo(X(x), Y(y))); ctx.stroke();
-    ctx.fillText(s.name, P + 8 + 150 * i, P / 2 + 14);
+    ctx.strokeStyle = ctx.fillStyle = s.color || COLORS[i % COLORS.length]; ctx.setLineDash(s.dash ? [5, 4] : []);
+    if (!s.dots) { ctx.beginPath(); s.points.forEach(([x, y], j) => j ? ctx.lineTo(X(x), Y(y)) : ctx.moveTo(X(x), Y(y))); ctx.stroke(); }
+    if (s.dots || s.marks || s.points.length === 1) s.points.forEach(([x, y]) => { ctx.beginPath(); ctx.arc(X(x), Y(y), s.dots ? 3.5 : 2.5, 0, 2 * Math.PI); ctx.fill(); });
+    if (s.name && legend < W - P - 40) { ctx.fillText(s.name, legend, P / 2 + 14); legend += ctx.measureText(s.name).width + 24; }
   });
   ctx.setLineDash([]);
 }
@@ -251,9 +254,35 @@ function showMonitor(m) {
   out.replaceChildren(...kids);
 }
 
+// ---- tuning (lmkernel tune studies)
 async function loadStudies() {
   const s = await api("/studies");
-  $("#studies").replaceChildren(...(s.length ? s.map(x => el("li", {}, x.id + " — " + t("tune.trials", { n: x.trials }) + (x.best ? ", best.yaml" : ""))) : [el("li", {}, t("tune.none"))]));
+  $("#studies").replaceChildren(...(s.length ? s.map(x => el("li", {}, el("a", { className: "run-link study-link", "data-study": x.id,
+    onclick: guarded(() => openStudy(x.id)) }, x.id), " — " + t("tune.trials", { n: x.trials }) + (x.best ? ", best.yaml" : ""))) : [el("li", {}, t("tune.none"))]));
+}
+async function openStudy(id) {
+  clearInterval(state.study);
+  const tick = guarded(async () => showStudy(await api("/study?id=" + encodeURIComponent(id))));
+  await tick(); state.study = setInterval(tick, 1500);  // while the Tuning view is open (showTab stops it)
+}
+const PARAM = v => typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : String(v);
+function showStudy(s) {
+  $("#study").hidden = false;
+  $("#study-title").textContent = s.id + " — " + (s.metric || "?") + " (" + t("tune." + s.direction) + ")";
+  $("#study-status").textContent = (s.searching ? t("tune.searching") : s.finished ? t("tune.finished") : t("tune.idle")) + " · " +
+    Object.entries(s.counts).map(([k, n]) => n + " " + t("tune.state." + k)).join(", ");
+  $("#study-best").textContent = s.best ? t("tune.best", { n: s.best.number, value: fmt(s.best.value) }) + " " +
+    Object.entries(s.best.params).map(([k, v]) => k + "=" + PARAM(v)).join(" ") : t("tune.nobest");
+  drawCurves($("#tune-canvas"), [{ name: t("tune.value"), points: s.history, dots: true }, { name: t("tune.bestline"), points: s.best_so_far, color: "#d62728" }]);
+  drawCurves($("#tune-steps"), s.trials.filter(x => x.intermediate.length).map(x => ({ name: "#" + x.number + (x.state === "running" ? "*" : ""),
+    points: x.intermediate, dash: x.state === "pruned", marks: true })));
+  const keys = [...new Set(s.trials.flatMap(x => Object.keys(x.params)))];
+  const head = el("tr", {}, ...["#", t("tune.col.state"), ...keys, s.metric || t("tune.value"), t("tune.col.reached"), t("tune.col.cpu")].map(h => el("th", {}, h)));
+  $("#trials-table").replaceChildren(head, ...s.trials.slice().reverse().map(x => el("tr", { className: "trial " + x.state, "data-trial": x.number },
+    el("td", {}, x.run ? el("a", { className: "run-link", onclick: guarded(() => { showTab("runs"); return openReport(x.run); }) }, x.number) : x.number),
+    el("td", { className: "state" }, t("tune.state." + x.state) + (x.progress && x.progress.step != null ? " (" + x.progress.step + "/" + (x.progress.total_steps ?? "?") + ")" : "")),
+    ...keys.map(k => el("td", {}, x.params[k] == null ? "-" : PARAM(x.params[k]))), el("td", {}, fmt(x.value)),
+    el("td", {}, fmt(x.reached_pct_epoch)), el("td", {}, fmt(x.cpu_seconds)))));
 }
 
 // ---- wiring
