@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from datakit import make_rows, write_csv
 
 KEY = "console-test-key"
+SERVER_KEY = "served-model-key"
+REPO = Path(__file__).resolve().parents[2]
+ALERTS = """rules:
+  - name: busy_minute
+    when: count > 3
+    over: 1m
+    severity: critical
+    summary: More than three texts classified in a minute
+"""
 
 
 def spec_text(model: Path, **train: object) -> str:
@@ -69,3 +85,64 @@ def make_study(folder: Path) -> None:
                                                                "train_loss": 0.5}) + "\n", encoding="utf-8")
         else:
             study.tell(trial, curve[-1] if end == TrialState.COMPLETE else None, state=end)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This checkout's lmkernel in the child processes, whether or not it is installed."""
+    return dict(os.environ, **extra, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert proc.poll() is None, f"the process serving {url} exited at start"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"nothing up at {url}")
+
+
+def serve(run: Path, *args: str, **env: str) -> Iterator[str]:
+    """``lmkernel serve RUN`` on a free port until the generator is closed; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(run), "--port", str(port), *args],
+                            cwd=run.parent, env=child_env(**env))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(url + "/readyz", proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def tiny_server(console_home) -> Iterator[str]:
+    """The tiny classifier served with an API key (SERVER_KEY) and an alert rule that fires after four texts."""
+    rules = console_home / "alerts.yaml"
+    rules.write_text(ALERTS, encoding="utf-8")
+    yield from serve(console_home / "runs" / "tiny", "--api-key-env", "LMK_SERVER_KEYS", "--alerts", str(rules),
+                     LMK_SERVER_KEYS=SERVER_KEY)
+
+
+@pytest.fixture(scope="session")
+def chat_server(console_home) -> Iterator[str]:
+    """The tiny causal LM served without keys."""
+    yield from serve(console_home / "runs" / "chat")
+
+
+def call(url: str, body: dict | None = None, key: str | None = None) -> dict:
+    """A direct call to a server (the answer the console must match)."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    data = json.dumps(body).encode() if body is not None else None
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=120) as r:
+        return json.loads(r.read())

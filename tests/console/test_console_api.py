@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KEY, make_study, spec_text
+from conftest import KEY, SERVER_KEY, call, make_study, spec_text
 from fastapi.testclient import TestClient
 
 from lmkernel.console import create_console
@@ -182,3 +182,55 @@ def test_a_study_db_that_is_not_a_study_is_422(tmp_path):
     with TestClient(create_console(tmp_path), base_url="http://127.0.0.1") as c:
         bad = c.get("/api/study", params={"id": "junk"})
         assert bad.status_code == 422 and "not a study" in bad.json()["error"]["message"]
+
+
+def test_served_model_answers_are_the_servers_own(console_home, tiny_server):
+    text = {"texts": ["the film was great", "the hotel was awful"]}
+    app = create_console(console_home / "runs", base=console_home, api_keys=frozenset({KEY}),
+                         server=tiny_server, server_key=SERVER_KEY)
+    with TestClient(app, base_url="http://127.0.0.1:7860", headers=AUTH) as c:
+        assert c.get("/api/system").json()["server"] == tiny_server
+        for path, body in (("/v1/classify", text), ("/v1/explain", {"texts": ["the film was great"]}),
+                           ("/v1/models", None)):
+            via = c.post("/api/served", json={"path": path, "body": body})  # console --server and its key
+            assert via.status_code == 200, via.text
+            assert via.json() == call(tiny_server + path, body, key=SERVER_KEY), path
+        assert c.post("/api/served", json={"url": tiny_server, "key": SERVER_KEY, "path": "/v1/classify",
+                                           "body": text}).json()["results"][0]["label"] in ("positive", "negative")
+        # the server's refusals come back as they are; its 401 as a 502 (a 401 would ask for the console's key)
+        bad = c.post("/api/served", json={"path": "/v1/classify", "body": {"texts": []}})
+        assert bad.status_code == 422 and bad.json()["error"]["param"]
+        wrong = c.post("/api/served", json={"url": tiny_server, "key": "nope", "path": "/v1/classify", "body": text})
+        assert wrong.status_code == 502 and "API key" in wrong.json()["error"]["message"]
+        monitor = c.post("/api/monitor", json={}).json()  # the monitor defaults to --server too
+        assert monitor["url"] == tiny_server + "/v1/monitor" and "windows" in monitor["monitor"]
+
+
+def test_served_key_goes_only_to_the_console_server_and_paths_are_fixed(console_home, tiny_server):
+    app = create_console(console_home / "runs", base=console_home, server="http://127.0.0.1:9",
+                         server_key=SERVER_KEY)
+    with TestClient(app, base_url="http://127.0.0.1:7860") as c:
+        other = c.post("/api/served", json={"url": tiny_server, "path": "/v1/classify", "body": {"texts": ["x"]}})
+        assert other.status_code == 502 and "API key" in other.json()["error"]["message"]
+        assert c.post("/api/served", json={"path": "/v1/monitor", "body": None}).status_code == 422
+        assert c.post("/api/served", json={"path": "/v1/classify"}).status_code == 422  # needs a body
+        gone = c.post("/api/served", json={"path": "/v1/models"})
+        assert gone.status_code == 502 and "cannot reach" in gone.json()["error"]["message"]
+        assert c.post("/api/served", json={"url": "file:///etc/passwd", "path": "/v1/models"}).status_code == 422
+    with TestClient(create_console(console_home / "runs"), base_url="http://127.0.0.1") as c:
+        none = c.post("/api/served", json={"path": "/v1/models"})
+        assert none.status_code == 422 and "--server" in none.json()["error"]["message"]
+
+
+def test_served_chat_streams_the_servers_reply(console_home, chat_server):
+    body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 6, "temperature": 0}
+    direct = call(chat_server + "/v1/chat/completions", body)["choices"][0]["message"]["content"]
+    with TestClient(create_console(console_home / "runs"), base_url="http://127.0.0.1") as c:
+        with c.stream("POST", "/api/served", json={"url": chat_server, "path": "/v1/chat/completions",
+                                                   "body": {**body, "stream": True}}) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(ch["object"] == "chat.completion.chunk" for ch in chunks)
+    assert "".join(ch["choices"][0]["delta"].get("content") or "" for ch in chunks if ch["choices"]) == direct

@@ -7,18 +7,15 @@ to the test's temp dir (``screens/``)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import KEY, make_study, spec_text
+from conftest import KEY, child_env, free_port, make_study, spec_text, wait_up
 
 CHROMIUM = Path(os.environ.get("LMK_CHROMIUM", "/usr/bin/chromium"))
-REPO = Path(__file__).resolve().parents[2]
 WAIT_MS = 180_000  # a loaded 2-core machine: model loads and a training start take a while
 
 if not CHROMIUM.exists():
@@ -28,38 +25,15 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
                                "(pip install -e .[dev])")
 
 
-def _env(**extra: str) -> dict[str, str]:
-    """This checkout's lmkernel in the child processes, whether or not it is installed."""
-    return dict(os.environ, **extra, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        assert proc.poll() is None, "the console exited at start"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"console not up at {url}")
-
-
 @pytest.fixture(scope="module")
 def console_url(console_home):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "console", "runs", "--port", str(port),
-                             "--api-key-env", "LMK_CONSOLE_KEYS"], cwd=console_home, env=_env(LMK_CONSOLE_KEYS=KEY))
+                             "--api-key-env", "LMK_CONSOLE_KEYS"], cwd=console_home,
+                            env=child_env(LMK_CONSOLE_KEYS=KEY))
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(url + "/", proc)
+        wait_up(url + "/", proc)
         yield url
     finally:
         proc.terminate()
@@ -155,11 +129,11 @@ def test_monitor_of_a_running_server(browser_page, console_url, console_home):
     import json
 
     page, requests, shots = browser_page
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(console_home / "runs" / "tiny"),
-                               "--port", str(port)], cwd=console_home, env=_env())
+                               "--port", str(port)], cwd=console_home, env=child_env())
     try:
-        _wait_up(f"http://127.0.0.1:{port}/readyz", server)
+        wait_up(f"http://127.0.0.1:{port}/readyz", server)
         body = json.dumps({"texts": ["the film was great", "the hotel was awful"]}).encode()
         for _ in range(3):
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/v1/classify", data=body,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import LmkError
 from ..serve.http_errors import ApiError
-from . import chat, monitor_api, playground, runs_api, studies
+from . import chat, monitor_api, playground, runs_api, served, studies
 from .app import Console, authorized
 from .specs import check, problems
 
@@ -69,10 +69,11 @@ def system(console: Console = Depends(authorized)) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     return {"device": "cuda" if cuda else "cpu", "gpu": torch.cuda.get_device_name(0) if cuda else None,
             "cpus": os.cpu_count(), "threads": console.threads or torch.get_num_threads(),
-            "folder": str(console.root), "base": str(console.base)}
+            "folder": str(console.root), "base": str(console.base), "server": console.server,
+            "server_key": bool(console.server_key)}
 
 
 api_router = APIRouter()
 for sub in (runs_api.router, jobs_router, playground.router, chat.router, monitor_api.router,
-            studies.router):
+            served.router, studies.router):
     api_router.include_router(sub)

@@ -122,6 +122,10 @@ async function compareRuns() {
 const EXAMPLE = "task: {type: classification}\ndata: {train: data/train.csv, validation: data/dev.csv}\nmodel: {name: minilm}\ntuning: {method: lora}\ntrain: {epochs: 1, batch_size: 16}\n";
 async function loadSystem() {
   const s = await api("/system");
+  if (s.server && !state.serverSet) {  // console --server: the playground's and monitor's default server
+    state.serverSet = true; $("#pg-url").value = $("#mon-url").value = s.server;
+    $("#pg-source").value = "served"; setSource();
+  }
   $("#system-info").textContent = t("new.where", { ...s, gpu: s.gpu || "no GPU" });
 }
 function numberLines(bad) {
@@ -181,8 +185,28 @@ function shade(score, max) {
   const a = Math.min(1, Math.abs(score) / (max || 1));
   return score >= 0 ? `rgba(214,39,40,${a.toFixed(2)})` : `rgba(31,119,180,${a.toFixed(2)})`;
 }
+// a served model: every call goes to the console, which forwards it to the server (/api/served)
+const servedMode = () => $("#pg-source").value === "served";
+function setSource() { $("#pg-run-box").hidden = servedMode(); $("#pg-served-box").hidden = !servedMode(); state.served = null; }
+const served = (path, body, raw) => api("/served", { url: $("#pg-url").value, key: $("#pg-key").value || null, path, body }, raw);
+async function connect() {
+  const m = (await served("/v1/models")).data[0];
+  state.served = m;
+  $("#pg-served-info").textContent = t("play.served", { id: m.id, task: m.task });
+  return m;
+}
+async function predictServed(text) {
+  const m = state.served || await connect();
+  if (m.task === "ner") return { task: "ner", prediction: (await served("/v1/entities", { texts: [text] })).results[0] };
+  if (m.task !== "classification") throw new Error(t("play.notclassifier", { task: m.task }));
+  const prediction = (await served("/v1/classify", { texts: [text] })).results[0];
+  let explanation = null;
+  try { explanation = (await served("/v1/explain", { texts: [text] })).results[0]; } catch (e) { /* a server without /v1/explain */ }
+  return { task: "classification", prediction, explanation };
+}
 async function classify() {
-  const r = await api("/predict", { run: $("#pg-run").value, text: $("#pg-text").value });
+  const text = $("#pg-text").value;
+  const r = servedMode() ? await predictServed(text) : await api("/predict", { run: $("#pg-run").value, text });
   const out = $("#pg-result"), p = r.prediction;
   if (r.task === "ner") {
     const ents = p.entities || [];
@@ -206,9 +230,30 @@ async function chat(ev) {
   $("#chat-input").value = "";
   const log = $("#chat-log"), reply = el("div", { className: "msg-assistant" });
   log.append(el("div", { className: "msg-user" }, "> " + text), reply);
-  const r = await api("/chat", { run: $("#pg-run").value, messages: state.chat }, true);
-  const reader = r.body.getReader(), dec = new TextDecoder();
-  let buf = "", said = "";
+  let said = "";
+  const piece = text => { said += text; reply.textContent = said; reply.dataset.pieces = String(+(reply.dataset.pieces || 0) + 1); };
+  if (servedMode()) {  // the server's OpenAI-style chunks, relayed by the console as they come
+    const r = await served("/v1/chat/completions", { messages: state.chat, max_tokens: 64, temperature: 0, stream: true }, true);
+    await readEvents(r, data => {
+      if (data === "[DONE]") { reply.dataset.done = "1"; return; }
+      const ev = JSON.parse(data);
+      if (ev.error) throw new Error(ev.error.message || String(ev.error));
+      const c = ev.choices && ev.choices[0] && ev.choices[0].delta.content;
+      if (c) piece(c);
+    });
+  } else {
+    const r = await api("/chat", { run: $("#pg-run").value, messages: state.chat }, true);
+    await readEvents(r, data => {
+      const ev = JSON.parse(data);
+      if (ev.text) piece(ev.text);
+      if (ev.done) reply.dataset.done = "1";
+    });
+  }
+  state.chat.push({ role: "assistant", content: said });
+}
+async function readEvents(response, onData) {  // server-sent events: each "data: ..." as it arrives
+  const reader = response.body.getReader(), dec = new TextDecoder();
+  let buf = "";
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -216,16 +261,13 @@ async function chat(ev) {
     let cut;
     while ((cut = buf.indexOf("\n\n")) >= 0) {
       const line = buf.slice(0, cut); buf = buf.slice(cut + 2);
-      if (!line.startsWith("data: ")) continue;
-      const ev = JSON.parse(line.slice(6));
-      if (ev.text) { said += ev.text; reply.textContent = said; reply.dataset.pieces = String(+(reply.dataset.pieces || 0) + 1); }
-      if (ev.done) reply.dataset.done = "1";
+      if (line.startsWith("data: ")) onData(line.slice(6));
     }
   }
-  state.chat.push({ role: "assistant", content: said });
 }
 async function search() {
-  const r = await api("/search", { index: $("#search-index").value, query: $("#search-query").value });
+  const r = servedMode() ? { hits: (await served("/v1/search", { query: $("#search-query").value, k: 5 })).data }
+    : await api("/search", { index: $("#search-index").value, query: $("#search-query").value });
   $("#search-hits").replaceChildren(...r.hits.map(h => el("li", {}, el("b", {}, fmt(h.score) + " " + h.source + ": "), h.text)));
 }
 
@@ -288,7 +330,7 @@ function showStudy(s) {
 // ---- wiring
 document.querySelectorAll("#tabs button").forEach(b => b.addEventListener("click", guarded(() => showTab(b.dataset.tab))));
 $("#lang").addEventListener("click", () => { LANG = LANG === "zh" ? "en" : "zh"; sessionStorage.setItem("lmkConsoleLang", LANG); applyLanguage(); loadRuns().catch(() => {}); });
-$("#key-form").addEventListener("submit", ev => { ev.preventDefault(); sessionStorage.setItem("lmkConsoleKey", $("#key-input").value); $("#keybox").hidden = true; guarded(loadRuns)(); });
+$("#key-form").addEventListener("submit", ev => { ev.preventDefault(); sessionStorage.setItem("lmkConsoleKey", $("#key-input").value); $("#keybox").hidden = true; guarded(loadRuns)(); guarded(loadSystem)(); });
 $("#refresh-runs").addEventListener("click", guarded(loadRuns));
 $("#compare-btn").addEventListener("click", guarded(compareRuns));
 $("#check-btn").addEventListener("click", guarded(checkSpec));
@@ -297,9 +339,13 @@ $("#resume-btn").addEventListener("click", guarded(() => startJob(true)));
 $("#stop-btn").addEventListener("click", guarded(stopJob));
 $("#spec-editor").addEventListener("input", specTyped);
 $("#pg-classify").addEventListener("click", guarded(classify));
+$("#pg-source").addEventListener("change", setSource);
+$("#pg-connect").addEventListener("click", guarded(connect));
+$("#pg-url").addEventListener("change", () => { state.served = null; });
 $("#chat-form").addEventListener("submit", guarded(chat));
 $("#search-btn").addEventListener("click", guarded(search));
 $("#mon-start").addEventListener("click", guarded(watchMonitor));
 $("#spec-editor").value = EXAMPLE; numberLines(new Set());
 applyLanguage();
 guarded(() => showTab("runs"))();
+guarded(loadSystem)();
