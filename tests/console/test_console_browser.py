@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import KEY, child_env, free_port, make_study, spec_text, wait_up
+from conftest import KEY, SERVER_KEY, call, child_env, free_port, make_study, spec_text, wait_up
 
 CHROMIUM = Path(os.environ.get("LMK_CHROMIUM", "/usr/bin/chromium"))
 WAIT_MS = 180_000  # a loaded 2-core machine: model loads and a training start take a while
@@ -175,4 +175,44 @@ def test_tuning_view_follows_a_study_live(browser_page, console_url, console_hom
         page.screenshot(path=str(shots / "tuning-done.png"), full_page=True)
     finally:
         page.evaluate("clearInterval(state.study)")
+    _only_console(requests, console_url)
+
+
+def test_playground_classifies_through_a_served_model(browser_page, console_url, tiny_server):
+    page, requests, shots = browser_page
+    text = "the film was great"
+    page.click("[data-tab=play]")
+    page.select_option("#pg-source", "served")
+    page.fill("#pg-url", tiny_server)
+    page.fill("#pg-key", SERVER_KEY)
+    page.click("#pg-connect")
+    page.wait_for_selector("#pg-served-info:has-text('classification')")
+    page.fill("#pg-text", text)
+    page.click("#pg-classify")
+    page.wait_for_selector("#pg-words .attr-word")
+    direct = call(tiny_server + "/v1/classify", {"texts": [text]}, key=SERVER_KEY)["results"][0]
+    assert f"{direct['label']} ({direct['score']:.4f})" in page.inner_text("#pg-label")  # the server's answer
+    words = call(tiny_server + "/v1/explain", {"texts": [text]}, key=SERVER_KEY)["results"][0]["words"]
+    assert page.locator("#pg-words .attr-word").all_inner_texts() == [w["word"] for w in words]
+    page.screenshot(path=str(shots / "playground-served.png"), full_page=True)
+    page.select_option("#pg-source", "run")
+    _only_console(requests, console_url)  # the server was reached by the console, never by the page
+
+
+def test_monitor_shows_the_alert_a_served_model_fired(browser_page, console_url, tiny_server):
+    page, requests, shots = browser_page
+    body = {"texts": ["the film was great", "the hotel was awful"]}
+    for _ in range(3):  # six texts: the rule busy_minute (count > 3 over 1m) fires
+        call(tiny_server + "/v1/classify", body, key=SERVER_KEY)
+    page.click("[data-tab=monitor]")
+    page.fill("#mon-url", tiny_server)
+    page.fill("#mon-key", SERVER_KEY)
+    page.click("#mon-start")
+    try:
+        page.wait_for_selector("#mon-recent li.alert-firing[data-rule='busy_minute']")
+        assert page.locator("#mon-rules tr.alert-firing[data-rule='busy_minute']").count() == 1
+        assert "More than three texts" in page.inner_text("#mon-recent")
+        page.screenshot(path=str(shots / "monitor-alert.png"), full_page=True)
+    finally:
+        page.evaluate("clearInterval(state.monitor)")
     _only_console(requests, console_url)

@@ -187,7 +187,9 @@ function shade(score, max) {
 }
 // a served model: every call goes to the console, which forwards it to the server (/api/served)
 const servedMode = () => $("#pg-source").value === "served";
-function setSource() { $("#pg-run-box").hidden = servedMode(); $("#pg-served-box").hidden = !servedMode(); state.served = null; }
+function setSource() {
+  $("#pg-run-box").hidden = $("#search-index").hidden = servedMode(); $("#pg-served-box").hidden = !servedMode(); state.served = null;
+}
 const served = (path, body, raw) => api("/served", { url: $("#pg-url").value, key: $("#pg-key").value || null, path, body }, raw);
 async function connect() {
   const m = (await served("/v1/models")).data[0];
@@ -291,8 +293,12 @@ function showMonitor(m) {
     kids.push(el("p", {}, t("mon.confidence") + ": mean " + fmt(w.confidence.mean) + ", p10 " + fmt(w.confidence.p10) + ", p50 " + fmt(w.confidence.p50)));
   }
   const rules = m.alerts || [], recent = (m.recent_alerts || []).slice(-10);
-  if (rules.length) kids.push(el("h3", {}, t("mon.alerts")), table(["rule", "state", "value", "fired"], rules.map(a => [a.name, a.state, a.value, a.fired])));
-  if (recent.length) kids.push(el("h3", {}, t("mon.recent")), el("ul", { id: "mon-recent" }, ...recent.map(a => el("li", {}, JSON.stringify(a)))));
+  if (rules.length) kids.push(el("h3", {}, t("mon.alerts")), el("table", { id: "mon-rules" },
+    el("tr", {}, ...["mon.rule", "mon.when", "mon.state", "mon.value", "mon.fired"].map(k => el("th", {}, t(k)))),
+    ...rules.map(a => el("tr", { className: "alert-" + a.state, "data-rule": a.name }, ...[a.name, a.rule, t("mon.state." + a.state), a.value, a.fired].map(v => el("td", {}, fmt(v)))))));
+  if (recent.length) kids.push(el("h3", {}, t("mon.recent")), el("ul", { id: "mon-recent" }, ...recent.reverse().map(a => el("li", {
+    className: "alert-" + a.status, "data-rule": a.labels.alertname }, el("b", {}, t("mon.state." + a.status) + " · " + a.labels.severity + " · " + a.labels.alertname),
+    " " + a.startsAt + " — " + a.annotations.summary + " (" + t("mon.value") + " " + fmt(a.value) + ", " + a.count + " " + t("mon.count") + ")"))));
   out.replaceChildren(...kids);
 }
 
