@@ -146,6 +146,13 @@ def test_console_command_refuses_a_file_and_an_unset_key_variable(tmp_path, monk
     monkeypatch.delenv("LMK_UNSET_KEYS", raising=False)
     out = CliRunner().invoke(app, ["console", str(tmp_path), "--api-key-env", "LMK_UNSET_KEYS"])
     assert out.exit_code == 2 and "LMK_UNSET_KEYS" in out.output
+    out = CliRunner().invoke(app, ["console", str(tmp_path), "--server", "ftp://box:21"])
+    assert out.exit_code == 2 and "not a server URL" in out.output
+    out = CliRunner().invoke(app, ["console", str(tmp_path), "--server-key-env", "LMK_UNSET_KEYS"])
+    assert out.exit_code == 2 and "without --server" in out.output
+    out = CliRunner().invoke(app, ["console", str(tmp_path), "--server", "http://127.0.0.1:8000",
+                                   "--server-key-env", "LMK_UNSET_KEYS"])
+    assert out.exit_code == 2 and "LMK_UNSET_KEYS is not set" in out.output
 
 
 def test_study_trials_best_history_and_a_running_trial(tmp_path):
