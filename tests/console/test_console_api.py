@@ -183,6 +183,13 @@ def test_study_trials_best_history_and_a_running_trial(tmp_path):
         assert c.get("/api/study", params={"id": "nope"}).status_code == 404
 
 
+def test_a_study_in_a_folder_named_with_a_space_and_percent(tmp_path):
+    make_study(tmp_path / "lr search 50%")  # percent-encoded in the read-only SQLite URI
+    with TestClient(create_console(tmp_path), base_url="http://127.0.0.1") as c:
+        s = c.get("/api/study", params={"id": "lr search 50%"}).json()
+        assert len(s["trials"]) == 5 and s["best"]["number"] == 3
+
+
 def test_a_study_db_that_is_not_a_study_is_422(tmp_path):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "study.db").write_bytes(b"not a database at all" * 100)

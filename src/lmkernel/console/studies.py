@@ -20,7 +20,7 @@ from .runs_api import run_name
 
 router = APIRouter()
 _lock = threading.Lock()
-_storages: dict[Path, Any] = {}  # study.db -> read-only RDBStorage (one engine per study, not per poll)
+_storages: dict[Path, Any] = {}  # study.db -> read-only RDBStorage (made once; each read opens the file anew)
 SQLITE_WAIT_S = 5  # a read that meets the search's write waits this long for it
 
 
@@ -57,15 +57,30 @@ def load_study(folder: Path) -> Any:
     try:
         with _lock:
             if db not in _storages:
-                _storages[db] = optuna.storages.RDBStorage(
-                    f"sqlite:///file:{db}?mode=ro&uri=true", skip_compatibility_check=True, skip_table_creation=True,
-                    engine_kwargs={"connect_args": {"timeout": SQLITE_WAIT_S}})
+                _storages[db] = optuna.storages.RDBStorage("sqlite://", skip_compatibility_check=True,
+                                                           skip_table_creation=True,
+                                                           engine_kwargs=_read_only(db))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return optuna.load_study(study_name=NAME, storage=_storages[db])
     except (KeyError, SQLAlchemyError, optuna.exceptions.OptunaError) as e:
         _storages.pop(db, None)
         raise ApiError(422, f"{db.name} in {folder.name!r} is not a study lmkernel tune can read: {e}",
                        param="study") from e
+
+
+def _read_only(db: Path) -> dict[str, Any]:
+    """SQLAlchemy engine settings that open ``db`` read-only (an SQLite URI, percent-encoded: a folder name
+    may hold '%' or spaces), a fresh connection per read (none outlives a study.db deleted and made again)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    from sqlalchemy.pool import NullPool
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True, timeout=SQLITE_WAIT_S,
+                               check_same_thread=False)
+
+    return {"creator": connect, "poolclass": NullPool}
 
 
 def read_study(console: Console, folder: Path) -> dict[str, Any]:
