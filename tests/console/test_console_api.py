@@ -90,7 +90,7 @@ def test_monitor_proxy_refuses_bad_urls_and_reports_unreachable(client):
     assert gone.status_code == 502 and "cannot reach" in gone.json()["error"]["message"]
 
 
-def _wait(predicate, timeout: float = 240.0, what: str = "") -> None:
+def _wait(predicate, timeout: float = 600.0, what: str = "") -> None:  # a loaded 2-core box
     end = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < end, f"timed out waiting for {what}"
