@@ -203,7 +203,7 @@ def test_served_model_answers_are_the_servers_own(console_home, tiny_server):
     app = create_console(console_home / "runs", base=console_home, api_keys=frozenset({KEY}),
                          server=tiny_server, server_key=SERVER_KEY)
     with TestClient(app, base_url="http://127.0.0.1:7860", headers=AUTH) as c:
-        assert c.get("/api/system").json()["server"] == tiny_server
+        assert c.get("/api/settings").json() == {"server": tiny_server, "server_key": True}
         for path, body in (("/v1/classify", text), ("/v1/explain", {"texts": ["the film was great"]}),
                            ("/v1/models", None)):
             via = c.post("/api/served", json={"path": path, "body": body})  # console --server and its key

@@ -69,8 +69,13 @@ def system(console: Console = Depends(authorized)) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     return {"device": "cuda" if cuda else "cpu", "gpu": torch.cuda.get_device_name(0) if cuda else None,
             "cpus": os.cpu_count(), "threads": console.threads or torch.get_num_threads(),
-            "folder": str(console.root), "base": str(console.base), "server": console.server,
-            "server_key": bool(console.server_key)}
+            "folder": str(console.root), "base": str(console.base)}
+
+
+@jobs_router.get("/settings")
+def settings(console: Console = Depends(authorized)) -> dict[str, Any]:
+    """What the page starts from (no torch import, unlike /system): the server given by console --server."""
+    return {"server": console.server, "server_key": bool(console.server_key)}
 
 
 api_router = APIRouter()

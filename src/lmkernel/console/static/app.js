@@ -120,12 +120,15 @@ async function compareRuns() {
 
 // ---- new run
 const EXAMPLE = "task: {type: classification}\ndata: {train: data/train.csv, validation: data/dev.csv}\nmodel: {name: minilm}\ntuning: {method: lora}\ntrain: {epochs: 1, batch_size: 16}\n";
-async function loadSystem() {
-  const s = await api("/system");
+async function loadSettings() {
+  const s = await api("/settings");
   if (s.server && !state.serverSet) {  // console --server: the playground's and monitor's default server
     state.serverSet = true; $("#pg-url").value = $("#mon-url").value = s.server;
     $("#pg-source").value = "served"; setSource();
   }
+}
+async function loadSystem() {
+  const s = await api("/system");
   $("#system-info").textContent = t("new.where", { ...s, gpu: s.gpu || "no GPU" });
 }
 function numberLines(bad) {
@@ -336,7 +339,7 @@ function showStudy(s) {
 // ---- wiring
 document.querySelectorAll("#tabs button").forEach(b => b.addEventListener("click", guarded(() => showTab(b.dataset.tab))));
 $("#lang").addEventListener("click", () => { LANG = LANG === "zh" ? "en" : "zh"; sessionStorage.setItem("lmkConsoleLang", LANG); applyLanguage(); loadRuns().catch(() => {}); });
-$("#key-form").addEventListener("submit", ev => { ev.preventDefault(); sessionStorage.setItem("lmkConsoleKey", $("#key-input").value); $("#keybox").hidden = true; guarded(loadRuns)(); guarded(loadSystem)(); });
+$("#key-form").addEventListener("submit", ev => { ev.preventDefault(); sessionStorage.setItem("lmkConsoleKey", $("#key-input").value); $("#keybox").hidden = true; guarded(loadRuns)(); guarded(loadSettings)(); });
 $("#refresh-runs").addEventListener("click", guarded(loadRuns));
 $("#compare-btn").addEventListener("click", guarded(compareRuns));
 $("#check-btn").addEventListener("click", guarded(checkSpec));
@@ -354,4 +357,4 @@ $("#mon-start").addEventListener("click", guarded(watchMonitor));
 $("#spec-editor").value = EXAMPLE; numberLines(new Set());
 applyLanguage();
 guarded(() => showTab("runs"))();
-guarded(loadSystem)();
+guarded(loadSettings)();
