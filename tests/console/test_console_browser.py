@@ -7,19 +7,16 @@ to the test's temp dir (``screens/``)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import KEY, spec_text
+from conftest import KEY, SERVER_KEY, call, child_env, free_port, make_study, spec_text, wait_up
 
 CHROMIUM = Path(os.environ.get("LMK_CHROMIUM", "/usr/bin/chromium"))
-REPO = Path(__file__).resolve().parents[2]
-WAIT_MS = 180_000  # a loaded 2-core machine: model loads and a training start take a while
+WAIT_MS = 420_000  # a loaded 2-core machine: model loads and a training start take a while
 
 if not CHROMIUM.exists():
     pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium; .ci/run does it "
@@ -28,38 +25,15 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
                                "(pip install -e .[dev])")
 
 
-def _env(**extra: str) -> dict[str, str]:
-    """This checkout's lmkernel in the child processes, whether or not it is installed."""
-    return dict(os.environ, **extra, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        assert proc.poll() is None, "the console exited at start"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"console not up at {url}")
-
-
 @pytest.fixture(scope="module")
 def console_url(console_home):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "console", "runs", "--port", str(port),
-                             "--api-key-env", "LMK_CONSOLE_KEYS"], cwd=console_home, env=_env(LMK_CONSOLE_KEYS=KEY))
+                             "--api-key-env", "LMK_CONSOLE_KEYS"], cwd=console_home,
+                            env=child_env(LMK_CONSOLE_KEYS=KEY))
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(url + "/", proc)
+        wait_up(url + "/", proc)
         yield url
     finally:
         proc.terminate()
@@ -151,15 +125,15 @@ def test_playground_highlights_words_and_streams_a_chat_reply(browser_page, cons
     _only_console(requests, console_url)
 
 
-def test_monitor_of_a_running_server_and_the_tuning_placeholder(browser_page, console_url, console_home):
+def test_monitor_of_a_running_server(browser_page, console_url, console_home):
     import json
 
     page, requests, shots = browser_page
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(console_home / "runs" / "tiny"),
-                               "--port", str(port)], cwd=console_home, env=_env())
+                               "--port", str(port)], cwd=console_home, env=child_env())
     try:
-        _wait_up(f"http://127.0.0.1:{port}/readyz", server)
+        wait_up(f"http://127.0.0.1:{port}/readyz", server)
         body = json.dumps({"texts": ["the film was great", "the hotel was awful"]}).encode()
         for _ in range(3):
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/v1/classify", data=body,
@@ -174,7 +148,71 @@ def test_monitor_of_a_running_server_and_the_tuning_placeholder(browser_page, co
         page.evaluate("clearInterval(state.monitor)")
         server.terminate()
         server.wait(30)
+    _only_console(requests, console_url)
+
+
+def test_tuning_view_follows_a_study_live(browser_page, console_url, console_home):
+    import optuna
+
+    page, requests, shots = browser_page
+    folder = console_home / "runs" / "search"
+    make_study(folder)  # mid-search: 2 complete, 1 pruned, 1 failed, trial 4 running at step 5 of 20
     page.click("[data-tab=tune]")
-    page.wait_for_selector("#studies li")
-    page.screenshot(path=str(shots / "tuning.png"), full_page=True)
+    page.click("a.study-link[data-study='search']")
+    page.wait_for_selector("#trials-table tr[data-trial='4'].running")
+    assert page.locator("#trials-table tr.trial").count() == 5
+    assert "5/20" in page.inner_text("tr[data-trial='4'] td.state")
+    assert page.get_attribute("#tune-canvas", "data-points") == "4"  # two values, two best-so-far points
+    assert page.get_attribute("#tune-steps", "data-points") == "6"  # intermediate values of four trials
+    assert "0.7000" in page.inner_text("#study-best")
+    page.screenshot(path=str(shots / "tuning-running.png"), full_page=True)
+    try:  # the search goes on: the running trial ends with a new best, and the page follows by itself
+        study = optuna.load_study(study_name="lmkernel", storage=f"sqlite:///{folder / 'study.db'}")
+        study.tell(4, 0.8)
+        page.wait_for_selector("#trials-table tr[data-trial='4'].complete")
+        page.wait_for_function("document.querySelector('#tune-canvas').dataset.points === '6'")
+        assert "0.8000" in page.inner_text("#study-best")
+        page.screenshot(path=str(shots / "tuning-done.png"), full_page=True)
+    finally:
+        page.evaluate("clearInterval(state.study)")
+    _only_console(requests, console_url)
+
+
+def test_playground_classifies_through_a_served_model(browser_page, console_url, tiny_server):
+    page, requests, shots = browser_page
+    text = "the film was great"
+    page.click("[data-tab=play]")
+    page.select_option("#pg-source", "served")
+    page.fill("#pg-url", tiny_server)
+    page.fill("#pg-key", SERVER_KEY)
+    page.click("#pg-connect")
+    page.wait_for_selector("#pg-served-info:has-text('classification')")
+    page.fill("#pg-text", text)
+    page.click("#pg-classify")
+    page.wait_for_selector("#pg-words .attr-word")
+    direct = call(tiny_server + "/v1/classify", {"texts": [text]}, key=SERVER_KEY)["results"][0]
+    assert f"{direct['label']} ({direct['score']:.4f})" in page.inner_text("#pg-label")  # the server's answer
+    words = call(tiny_server + "/v1/explain", {"texts": [text]}, key=SERVER_KEY)["results"][0]["words"]
+    assert page.locator("#pg-words .attr-word").all_inner_texts() == [w["word"] for w in words]
+    page.screenshot(path=str(shots / "playground-served.png"), full_page=True)
+    page.select_option("#pg-source", "run")
+    _only_console(requests, console_url)  # the server was reached by the console, never by the page
+
+
+def test_monitor_shows_the_alert_a_served_model_fired(browser_page, console_url, tiny_server):
+    page, requests, shots = browser_page
+    body = {"texts": ["the film was great", "the hotel was awful"]}
+    for _ in range(3):  # six texts: the rule busy_hour (count > 3 over 1h) fires
+        call(tiny_server + "/v1/classify", body, key=SERVER_KEY)
+    page.click("[data-tab=monitor]")
+    page.fill("#mon-url", tiny_server)
+    page.fill("#mon-key", SERVER_KEY)
+    page.click("#mon-start")
+    try:
+        page.wait_for_selector("#mon-recent li.alert-firing[data-rule='busy_hour']")
+        assert page.locator("#mon-rules tr.alert-firing[data-rule='busy_hour']").count() == 1
+        assert "More than three texts" in page.inner_text("#mon-recent")  # the rule's summary
+        page.screenshot(path=str(shots / "monitor-alert.png"), full_page=True)
+    finally:
+        page.evaluate("clearInterval(state.monitor)")
     _only_console(requests, console_url)

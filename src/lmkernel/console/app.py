@@ -37,6 +37,8 @@ class Console:
     engines: dict[str, Any] = field(default_factory=dict)  # run id -> (predictor, engine): playground chat
     jobs: Any = None
     threads: int | None = None  # torch threads of the playground's models (None: torch's default, all cores)
+    server: str | None = None  # a running `lmkernel serve` (console --server): the playground's and monitor's default
+    server_key: str | None = None  # its API key; sent to that URL only
 
 
 def console_of(request: Request) -> Console:
@@ -52,15 +54,17 @@ def authorized(request: Request) -> Console:
 
 def create_console(root: Path, *, base: Path | None = None, api_keys: frozenset[str] = frozenset(),
                    host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] | None = None,
-                   threads: int | None = None) -> FastAPI:
+                   threads: int | None = None, server: str | None = None, server_key: str | None = None) -> FastAPI:
     """The console over the runs under ``root``; ``base``: where relative paths in a new spec start (cwd);
-    ``threads``: torch threads for the playground's models."""
+    ``threads``: torch threads for the playground's models; ``server``: a running ``lmkernel serve`` the
+    playground and monitor use by default (``server_key``: its API key)."""
     from .jobs import Jobs
     from .routes import api_router
 
     root = Path(root).resolve()
     console = Console(root=root, base=Path(base or Path.cwd()).resolve(), keys=ApiKeys(api_keys),
-                      failures=RateLimiter(MAX_AUTH_FAILURES_PER_MINUTE / 60), threads=threads)
+                      failures=RateLimiter(MAX_AUTH_FAILURES_PER_MINUTE / 60), threads=threads,
+                      server=server, server_key=server_key)
     console.jobs = Jobs(root, console.base)
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

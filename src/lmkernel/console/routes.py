@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import LmkError
 from ..serve.http_errors import ApiError
-from . import chat, monitor_api, playground, runs_api
+from . import chat, monitor_api, playground, runs_api, served, studies
 from .app import Console, authorized
 from .specs import check, problems
 
@@ -72,6 +72,13 @@ def system(console: Console = Depends(authorized)) -> dict[str, Any]:
             "folder": str(console.root), "base": str(console.base)}
 
 
+@jobs_router.get("/settings")
+def settings(console: Console = Depends(authorized)) -> dict[str, Any]:
+    """What the page starts from (no torch import, unlike /system): the server given by console --server."""
+    return {"server": console.server, "server_key": bool(console.server_key)}
+
+
 api_router = APIRouter()
-for sub in (runs_api.router, jobs_router, playground.router, chat.router, monitor_api.router):
+for sub in (runs_api.router, jobs_router, playground.router, chat.router, monitor_api.router,
+            served.router, studies.router):
     api_router.include_router(sub)

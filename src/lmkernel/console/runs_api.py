@@ -99,18 +99,6 @@ def compare(runs: str = Query(..., description="run ids, comma-separated"),
             "status": [r.status for r in rows], "histories": [history(p) for p in paths]}
 
 
-@router.get("/studies")
-def studies(console: Console = Depends(authorized)) -> list[dict[str, Any]]:
-    """``lmkernel tune`` study folders (a ``study.db``) under the console's: a placeholder list until the
-    search's own view lands."""
-    found = []
-    for db in sorted(console.root.glob("*/study.db")) + sorted(console.root.glob("*/*/study.db")):
-        folder = db.parent
-        trials = [p for p in (folder / "trials").glob("*") if p.is_dir()] if (folder / "trials").is_dir() else []
-        found.append({"id": run_name(console, folder), "trials": len(trials), "best": (folder / "best.yaml").is_file()})
-    return found
-
-
 def _scalars(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per split, the numeric metrics (per-class tables and matrices are shown on their own)."""
     out = {}

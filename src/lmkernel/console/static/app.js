@@ -9,7 +9,7 @@ const el = (tag, attrs, ...kids) => {
 };
 const fmt = v => v == null ? "-" : typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : String(v);
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"];
-const state = { runs: [], job: null, poll: null, monitor: null };
+const state = { runs: [], job: null, poll: null, monitor: null, study: null };
 
 function flash(msg) { $("#flash").textContent = msg || ""; }
 
@@ -28,6 +28,7 @@ const guarded = fn => async (...a) => { try { flash(""); await fn(...a); } catch
 
 // ---- tabs, language, key
 function showTab(name) {
+  if (name !== "tune") clearInterval(state.study);
   document.querySelectorAll(".tab").forEach(s => { s.hidden = s.id !== "tab-" + name; });
   document.querySelectorAll("#tabs button").forEach(b => b.classList.toggle("active", b.dataset.tab === name));
   ({ runs: loadRuns, new: loadSystem, play: loadPlayRuns, tune: loadStudies }[name] || (() => {}))();
@@ -46,10 +47,12 @@ function drawCurves(canvas, series) {
   ctx.strokeStyle = "#999"; ctx.strokeRect(P, P / 2, W - 2 * P, H - 1.5 * P);
   ctx.fillStyle = "#333"; ctx.font = "11px system-ui, sans-serif";
   ctx.fillText(fmt(y1), 2, Y(y1) + 4); ctx.fillText(fmt(y0), 2, Y(y0)); ctx.fillText(String(x1), W - P - 10, H - P + 14);
+  let legend = P + 8;
   series.forEach((s, i) => {
-    ctx.strokeStyle = ctx.fillStyle = COLORS[i % COLORS.length]; ctx.setLineDash(s.dash ? [5, 4] : []);
-    ctx.beginPath(); s.points.forEach(([x, y], j) => j ? ctx.lineTo(X(x), Y(y)) : ctx.moveTo(X(x), Y(y))); ctx.stroke();
-    ctx.fillText(s.name, P + 8 + 150 * i, P / 2 + 14);
+    ctx.strokeStyle = ctx.fillStyle = s.color || COLORS[i % COLORS.length]; ctx.setLineDash(s.dash ? [5, 4] : []);
+    if (!s.dots) { ctx.beginPath(); s.points.forEach(([x, y], j) => j ? ctx.lineTo(X(x), Y(y)) : ctx.moveTo(X(x), Y(y))); ctx.stroke(); }
+    if (s.dots || s.marks || s.points.length === 1) s.points.forEach(([x, y]) => { ctx.beginPath(); ctx.arc(X(x), Y(y), s.dots ? 3.5 : 2.5, 0, 2 * Math.PI); ctx.fill(); });
+    if (s.name && legend < W - P - 40) { ctx.fillText(s.name, legend, P / 2 + 14); legend += ctx.measureText(s.name).width + 24; }
   });
   ctx.setLineDash([]);
 }
@@ -117,6 +120,13 @@ async function compareRuns() {
 
 // ---- new run
 const EXAMPLE = "task: {type: classification}\ndata: {train: data/train.csv, validation: data/dev.csv}\nmodel: {name: minilm}\ntuning: {method: lora}\ntrain: {epochs: 1, batch_size: 16}\n";
+async function loadSettings() {
+  const s = await api("/settings");
+  if (s.server && !state.serverSet) {  // console --server: the playground's and monitor's default server
+    state.serverSet = true; $("#pg-url").value = $("#mon-url").value = s.server;
+    $("#pg-source").value = "served"; setSource();
+  }
+}
 async function loadSystem() {
   const s = await api("/system");
   $("#system-info").textContent = t("new.where", { ...s, gpu: s.gpu || "no GPU" });
@@ -178,8 +188,30 @@ function shade(score, max) {
   const a = Math.min(1, Math.abs(score) / (max || 1));
   return score >= 0 ? `rgba(214,39,40,${a.toFixed(2)})` : `rgba(31,119,180,${a.toFixed(2)})`;
 }
+// a served model: every call goes to the console, which forwards it to the server (/api/served)
+const servedMode = () => $("#pg-source").value === "served";
+function setSource() {
+  $("#pg-run-box").hidden = $("#search-index").hidden = servedMode(); $("#pg-served-box").hidden = !servedMode(); state.served = null;
+}
+const served = (path, body, raw) => api("/served", { url: $("#pg-url").value, key: $("#pg-key").value || null, path, body }, raw);
+async function connect() {
+  const m = (await served("/v1/models")).data[0];
+  state.served = m;
+  $("#pg-served-info").textContent = t("play.served", { id: m.id, task: m.task });
+  return m;
+}
+async function predictServed(text) {
+  const m = state.served || await connect();
+  if (m.task === "ner") return { task: "ner", prediction: (await served("/v1/entities", { texts: [text] })).results[0] };
+  if (m.task !== "classification") throw new Error(t("play.notclassifier", { task: m.task }));
+  const prediction = (await served("/v1/classify", { texts: [text] })).results[0];
+  let explanation = null;
+  try { explanation = (await served("/v1/explain", { texts: [text] })).results[0]; } catch (e) { /* a server without /v1/explain */ }
+  return { task: "classification", prediction, explanation };
+}
 async function classify() {
-  const r = await api("/predict", { run: $("#pg-run").value, text: $("#pg-text").value });
+  const text = $("#pg-text").value;
+  const r = servedMode() ? await predictServed(text) : await api("/predict", { run: $("#pg-run").value, text });
   const out = $("#pg-result"), p = r.prediction;
   if (r.task === "ner") {
     const ents = p.entities || [];
@@ -203,9 +235,30 @@ async function chat(ev) {
   $("#chat-input").value = "";
   const log = $("#chat-log"), reply = el("div", { className: "msg-assistant" });
   log.append(el("div", { className: "msg-user" }, "> " + text), reply);
-  const r = await api("/chat", { run: $("#pg-run").value, messages: state.chat }, true);
-  const reader = r.body.getReader(), dec = new TextDecoder();
-  let buf = "", said = "";
+  let said = "";
+  const piece = text => { said += text; reply.textContent = said; reply.dataset.pieces = String(+(reply.dataset.pieces || 0) + 1); };
+  if (servedMode()) {  // the server's OpenAI-style chunks, relayed by the console as they come
+    const r = await served("/v1/chat/completions", { messages: state.chat, max_tokens: 64, temperature: 0, stream: true }, true);
+    await readEvents(r, data => {
+      if (data === "[DONE]") { reply.dataset.done = "1"; return; }
+      const ev = JSON.parse(data);
+      if (ev.error) throw new Error(ev.error.message || String(ev.error));
+      const c = ev.choices && ev.choices[0] && ev.choices[0].delta.content;
+      if (c) piece(c);
+    });
+  } else {
+    const r = await api("/chat", { run: $("#pg-run").value, messages: state.chat }, true);
+    await readEvents(r, data => {
+      const ev = JSON.parse(data);
+      if (ev.text) piece(ev.text);
+      if (ev.done) reply.dataset.done = "1";
+    });
+  }
+  state.chat.push({ role: "assistant", content: said });
+}
+async function readEvents(response, onData) {  // server-sent events: each "data: ..." as it arrives
+  const reader = response.body.getReader(), dec = new TextDecoder();
+  let buf = "";
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
@@ -213,16 +266,13 @@ async function chat(ev) {
     let cut;
     while ((cut = buf.indexOf("\n\n")) >= 0) {
       const line = buf.slice(0, cut); buf = buf.slice(cut + 2);
-      if (!line.startsWith("data: ")) continue;
-      const ev = JSON.parse(line.slice(6));
-      if (ev.text) { said += ev.text; reply.textContent = said; reply.dataset.pieces = String(+(reply.dataset.pieces || 0) + 1); }
-      if (ev.done) reply.dataset.done = "1";
+      if (line.startsWith("data: ")) onData(line.slice(6));
     }
   }
-  state.chat.push({ role: "assistant", content: said });
 }
 async function search() {
-  const r = await api("/search", { index: $("#search-index").value, query: $("#search-query").value });
+  const r = servedMode() ? { hits: (await served("/v1/search", { query: $("#search-query").value, k: 5 })).data }
+    : await api("/search", { index: $("#search-index").value, query: $("#search-query").value });
   $("#search-hits").replaceChildren(...r.hits.map(h => el("li", {}, el("b", {}, fmt(h.score) + " " + h.source + ": "), h.text)));
 }
 
@@ -246,20 +296,50 @@ function showMonitor(m) {
     kids.push(el("p", {}, t("mon.confidence") + ": mean " + fmt(w.confidence.mean) + ", p10 " + fmt(w.confidence.p10) + ", p50 " + fmt(w.confidence.p50)));
   }
   const rules = m.alerts || [], recent = (m.recent_alerts || []).slice(-10);
-  if (rules.length) kids.push(el("h3", {}, t("mon.alerts")), table(["rule", "state", "value", "fired"], rules.map(a => [a.name, a.state, a.value, a.fired])));
-  if (recent.length) kids.push(el("h3", {}, t("mon.recent")), el("ul", { id: "mon-recent" }, ...recent.map(a => el("li", {}, JSON.stringify(a)))));
+  if (rules.length) kids.push(el("h3", {}, t("mon.alerts")), el("table", { id: "mon-rules" },
+    el("tr", {}, ...["mon.rule", "mon.when", "mon.state", "mon.value", "mon.fired"].map(k => el("th", {}, t(k)))),
+    ...rules.map(a => el("tr", { className: "alert-" + a.state, "data-rule": a.name }, ...[a.name, a.rule, t("mon.state." + a.state), a.value, a.fired].map(v => el("td", {}, fmt(v)))))));
+  if (recent.length) kids.push(el("h3", {}, t("mon.recent")), el("ul", { id: "mon-recent" }, ...recent.reverse().map(a => el("li", {
+    className: "alert-" + a.status, "data-rule": a.labels.alertname }, el("b", {}, t("mon.state." + a.status) + " · " + a.labels.severity + " · " + a.labels.alertname),
+    " " + a.startsAt + " — " + a.annotations.summary + " (" + t("mon.value") + " " + fmt(a.value) + ", " + a.count + " " + t("mon.count") + ")"))));
   out.replaceChildren(...kids);
 }
 
+// ---- tuning (lmkernel tune studies)
 async function loadStudies() {
   const s = await api("/studies");
-  $("#studies").replaceChildren(...(s.length ? s.map(x => el("li", {}, x.id + " — " + t("tune.trials", { n: x.trials }) + (x.best ? ", best.yaml" : ""))) : [el("li", {}, t("tune.none"))]));
+  $("#studies").replaceChildren(...(s.length ? s.map(x => el("li", {}, el("a", { className: "run-link study-link", "data-study": x.id,
+    onclick: guarded(() => openStudy(x.id)) }, x.id), " — " + t("tune.trials", { n: x.trials }) + (x.best ? ", best.yaml" : ""))) : [el("li", {}, t("tune.none"))]));
+}
+async function openStudy(id) {
+  clearInterval(state.study);
+  const tick = guarded(async () => showStudy(await api("/study?id=" + encodeURIComponent(id))));
+  await tick(); state.study = setInterval(tick, 1500);  // while the Tuning view is open (showTab stops it)
+}
+const PARAM = v => typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(3) : String(v);
+function showStudy(s) {
+  $("#study").hidden = false;
+  $("#study-title").textContent = s.id + " — " + (s.metric || "?") + " (" + t("tune." + s.direction) + ")";
+  $("#study-status").textContent = (s.searching ? t("tune.searching") : s.finished ? t("tune.finished") : t("tune.idle")) + " · " +
+    Object.entries(s.counts).map(([k, n]) => n + " " + t("tune.state." + k)).join(", ");
+  $("#study-best").textContent = s.best ? t("tune.best", { n: s.best.number, value: fmt(s.best.value) }) + " " +
+    Object.entries(s.best.params).map(([k, v]) => k + "=" + PARAM(v)).join(" ") : t("tune.nobest");
+  drawCurves($("#tune-canvas"), [{ name: t("tune.value"), points: s.history, dots: true }, { name: t("tune.bestline"), points: s.best_so_far, color: "#d62728" }]);
+  drawCurves($("#tune-steps"), s.trials.filter(x => x.intermediate.length).map(x => ({ name: "#" + x.number + (x.state === "running" ? "*" : ""),
+    points: x.intermediate, dash: x.state === "pruned", marks: true })));
+  const keys = [...new Set(s.trials.flatMap(x => Object.keys(x.params)))];
+  const head = el("tr", {}, ...["#", t("tune.col.state"), ...keys, s.metric || t("tune.value"), t("tune.col.reached"), t("tune.col.cpu")].map(h => el("th", {}, h)));
+  $("#trials-table").replaceChildren(head, ...s.trials.slice().reverse().map(x => el("tr", { className: "trial " + x.state, "data-trial": x.number },
+    el("td", {}, x.run ? el("a", { className: "run-link", onclick: guarded(() => { showTab("runs"); return openReport(x.run); }) }, x.number) : x.number),
+    el("td", { className: "state" }, t("tune.state." + x.state) + (x.progress && x.progress.step != null ? " (" + x.progress.step + "/" + (x.progress.total_steps ?? "?") + ")" : "")),
+    ...keys.map(k => el("td", {}, x.params[k] == null ? "-" : PARAM(x.params[k]))), el("td", {}, fmt(x.value)),
+    el("td", {}, fmt(x.reached_pct_epoch)), el("td", {}, fmt(x.cpu_seconds)))));
 }
 
 // ---- wiring
 document.querySelectorAll("#tabs button").forEach(b => b.addEventListener("click", guarded(() => showTab(b.dataset.tab))));
 $("#lang").addEventListener("click", () => { LANG = LANG === "zh" ? "en" : "zh"; sessionStorage.setItem("lmkConsoleLang", LANG); applyLanguage(); loadRuns().catch(() => {}); });
-$("#key-form").addEventListener("submit", ev => { ev.preventDefault(); sessionStorage.setItem("lmkConsoleKey", $("#key-input").value); $("#keybox").hidden = true; guarded(loadRuns)(); });
+$("#key-form").addEventListener("submit", ev => { ev.preventDefault(); sessionStorage.setItem("lmkConsoleKey", $("#key-input").value); $("#keybox").hidden = true; guarded(loadRuns)(); guarded(loadSettings)(); });
 $("#refresh-runs").addEventListener("click", guarded(loadRuns));
 $("#compare-btn").addEventListener("click", guarded(compareRuns));
 $("#check-btn").addEventListener("click", guarded(checkSpec));
@@ -268,9 +348,13 @@ $("#resume-btn").addEventListener("click", guarded(() => startJob(true)));
 $("#stop-btn").addEventListener("click", guarded(stopJob));
 $("#spec-editor").addEventListener("input", specTyped);
 $("#pg-classify").addEventListener("click", guarded(classify));
+$("#pg-source").addEventListener("change", setSource);
+$("#pg-connect").addEventListener("click", guarded(connect));
+$("#pg-url").addEventListener("change", () => { state.served = null; });
 $("#chat-form").addEventListener("submit", guarded(chat));
 $("#search-btn").addEventListener("click", guarded(search));
 $("#mon-start").addEventListener("click", guarded(watchMonitor));
 $("#spec-editor").value = EXAMPLE; numberLines(new Set());
 applyLanguage();
 guarded(() => showTab("runs"))();
+guarded(loadSettings)();
