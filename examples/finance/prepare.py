@@ -11,14 +11,11 @@ so the splits are made here, on the user's machine, from ../shared/data.
 - English: Sentences_50Agree.txt (4,846 sentences, majority-agreed labels), de-duplicated, 80/10/10.
 - Chinese: FinFE train_list.json → 90 % train / 10 % validation; eval_list.json → test (the public test
   inputs have no labels). FinFE's 0/1/2 = negative/neutral/positive (the order its README lists).
-- zh-corpus.jsonl: the Chinese training texts of FinFE and COLD, for adapting MiniLM's vocabulary
-  (minilm-zh.yaml) so one Chinese-reading encoder serves both the sentiment and the offensive model.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 from pathlib import Path
@@ -46,11 +43,6 @@ def finfe(shared: Path, name: str) -> list[dict]:
             for text, label in json.loads(path.read_text(encoding="utf-8")) if str(text).strip()]
 
 
-def cold_texts(shared: Path) -> list[str]:
-    with open(shared / "coldataset" / "COLDataset" / "train.csv", encoding="utf-8-sig", newline="") as fh:
-        return [row["TEXT"].strip() for row in csv.DictReader(fh) if row["TEXT"].strip()]
-
-
 def split(rows: list[dict], fractions: tuple[float, ...], seed: int) -> list[list[dict]]:
     """Seeded shuffle cut into consecutive parts of the given fractions (the last takes the rest)."""
     rows = rows[:]
@@ -76,7 +68,6 @@ def prepare(shared: Path = SHARED, out: Path = HERE / "data", seed: int = 13) ->
     zh_train, zh_val = split(finfe(shared, "train_list.json"), (0.9, 0.1), seed)
     zh = {"train": zh_train, "validation": zh_val, "test": finfe(shared, "eval_list.json")}
     files = {f"en-{k}.jsonl": v for k, v in en.items()} | {f"zh-{k}.jsonl": v for k, v in zh.items()}
-    files["zh-corpus.jsonl"] = [{"text": r["text"]} for r in zh_train] + [{"text": t} for t in cold_texts(shared)]
     for name, rows in files.items():
         write_jsonl(out / name, rows)
     return {name: len(rows) for name, rows in files.items()}

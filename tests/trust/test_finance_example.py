@@ -18,7 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 FINANCE = REPO / "examples" / "finance"
 SHARED = REPO.parent / "shared" / "data"
-SPECS = [FINANCE / "sentiment-en.yaml", FINANCE / "sentiment-zh.yaml", FINANCE / "minilm-zh.yaml",
+SPECS = [FINANCE / "sentiment-en.yaml", FINANCE / "sentiment-zh.yaml", REPO / "examples" / "zh" / "minilm-zh.yaml",
          REPO / "examples" / "guards" / "offensive-en.yaml", REPO / "examples" / "guards" / "offensive-zh.yaml"]
 
 
