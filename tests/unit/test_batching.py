@@ -69,7 +69,7 @@ def test_unknown_token_share():
 
 
 def test_best_checkpoint_direction_per_metric():
-    from lmkernel.training.loop import _improved
+    from lmkernel.evaluation.metrics import improved as _improved
 
     assert _improved(0.5, 0.6, "loss") and _improved(8.0, 9.0, "perplexity")
     assert not _improved(9.5, 9.0, "perplexity")
