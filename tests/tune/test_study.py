@@ -63,6 +63,13 @@ def test_parallel_trials_then_a_rerun_that_continues_and_reports(spec_file, spac
         assert "test" not in json.loads((tmp_path / t["run_dir"] / "metrics.json").read_text())
         assert not (tmp_path / t["run_dir"] / "report.md").exists()
     assert (tmp_path / best["run_dir"] / "model" / "lmkernel.json").is_file()  # the best trial kept its model
+    from lmkernel.console.app import create_console
+    from lmkernel.console.studies import read_study
+
+    seen = read_study(create_console(tmp_path).state.console, study_dir)  # the console's Tuning view reads what tune wrote
+    assert [t["number"] for t in seen["trials"]] == [0, 1, 2] and seen["finished"] and not seen["searching"]
+    assert seen["best"]["number"] == best["number"] and seen["best"]["value"] == pytest.approx(best["value"])
+    assert seen["direction"] == "maximize" and len(seen["history"]) == 3
 
 
 def test_a_trial_left_running_by_a_kill_is_marked_and_run_again(spec_file, space_file, tmp_path):
