@@ -66,7 +66,7 @@ def test_parallel_trials_then_a_rerun_that_continues_and_reports(spec_file, spac
     from lmkernel.console.app import create_console
     from lmkernel.console.studies import read_study
 
-    seen = read_study(create_console(tmp_path).state.console, study_dir)  # the console's Tuning view reads what tune wrote
+    seen = read_study(create_console(tmp_path).state.console, study_dir)  # what the Tuning view shows
     assert [t["number"] for t in seen["trials"]] == [0, 1, 2] and seen["finished"] and not seen["searching"]
     assert seen["best"]["number"] == best["number"] and seen["best"]["value"] == pytest.approx(best["value"])
     assert seen["direction"] == "maximize" and len(seen["history"]) == 3
