@@ -111,18 +111,24 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
     raise AssertionError(f"nothing up at {url}")
 
 
-def serve(run: Path, *args: str, **env: str) -> Iterator[str]:
-    """``lmkernel serve RUN`` on a free port until the generator is closed; yields its base URL."""
+def lmkernel_up(command: list[str], cwd: Path, ready: str, **env: str) -> Iterator[str]:
+    """``lmkernel COMMAND --port N`` on a free port until the generator is closed; yields its base URL once
+    ``ready`` (a path) answers 200."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "serve", str(run), "--port", str(port), *args],
-                            cwd=run.parent, env=child_env(**env))
+    proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", *command, "--port", str(port)], cwd=cwd,
+                            env=child_env(**env))
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_up(url + "/readyz", proc)
+        wait_up(url + ready, proc)
         yield url
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def serve(run: Path, *args: str, **env: str) -> Iterator[str]:
+    """``lmkernel serve RUN`` on a free port until the generator is closed; yields its base URL."""
+    yield from lmkernel_up(["serve", str(run), *args], run.parent, "/readyz", **env)
 
 
 @pytest.fixture(scope="session")

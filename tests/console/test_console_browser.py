@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import KEY, SERVER_KEY, call, child_env, free_port, make_study, spec_text, wait_up
+from conftest import KEY, SERVER_KEY, call, child_env, free_port, lmkernel_up, make_study, spec_text, wait_up
 
 CHROMIUM = Path(os.environ.get("LMK_CHROMIUM", "/usr/bin/chromium"))
 WAIT_MS = 420_000  # a loaded 2-core machine: model loads and a training start take a while
@@ -27,17 +27,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 
 @pytest.fixture(scope="module")
 def console_url(console_home):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "lmkernel.cli", "console", "runs", "--port", str(port),
-                             "--api-key-env", "LMK_CONSOLE_KEYS"], cwd=console_home,
-                            env=child_env(LMK_CONSOLE_KEYS=KEY))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_up(url + "/", proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    yield from lmkernel_up(["console", "runs", "--api-key-env", "LMK_CONSOLE_KEYS"], console_home, "/",
+                           LMK_CONSOLE_KEYS=KEY)
 
 
 @pytest.fixture(scope="module")
