@@ -44,6 +44,16 @@ def test_ig_scores_sum_to_the_log_odds_change(trigger_model, bert_tokenizer):
     assert sum(w["score"] for w in row["words"]) == pytest.approx(float(odds[0] - odds[1]), rel=1e-3)
 
 
+def test_ig_leaves_no_weight_gradients_and_restores_trainability(trigger_model, bert_tokenizer):
+    """Attribution needs only the input's gradient: weights get none, and stay trainable afterwards."""
+    before = {n for n, p in trigger_model.named_parameters() if p.requires_grad}
+    for p in trigger_model.parameters():
+        p.grad = None
+    explain_texts(trigger_model, bert_tokenizer, "classification", [TEXTS[0][0]])
+    assert {n for n, p in trigger_model.named_parameters() if p.requires_grad} == before and before
+    assert all(p.grad is None for p in trigger_model.parameters())
+
+
 def test_faithfulness_beats_random_deletion(trigger_model, bert_tokenizer):
     rows = explain_texts(trigger_model, bert_tokenizer, "classification", [t for t, _, _ in TEXTS])
     for row in rows:

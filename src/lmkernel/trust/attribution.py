@@ -127,7 +127,7 @@ def ig_scores(runner: Runner, enc: Encoded, target: Target, n_steps: int) -> lis
         finally:
             hook.remove()
 
-    with torch.enable_grad():
+    with torch.enable_grad(), _frozen(runner.model):
         attr = IntegratedGradients(forward).attribute(x, baselines=base, n_steps=n_steps, internal_batch_size=n_steps)
     per_token = attr.float().sum(-1)[0].tolist()
     scores = [0.0] * len(enc.words)
@@ -135,6 +135,20 @@ def ig_scores(runner: Runner, enc: Encoded, target: Target, n_steps: int) -> lis
         if w >= 0:
             scores[w] += value
     return scores
+
+
+@contextlib.contextmanager
+def _frozen(model: Any):
+    """No weight gradients while attributing: the backward pass then computes only the gradients that flow to
+    the input, which skips the weight-gradient matmuls (about a third of a training step's work)."""
+    params = [p for p in model.parameters() if p.requires_grad] if _has_params(model) else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def occlusion_scores(runner: Runner, enc: Encoded, target: Target, full: Any = None):
