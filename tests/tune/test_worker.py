@@ -22,20 +22,26 @@ def _wait(jobs, limit=180.0):
         time.sleep(0.1)
 
 
+def _in_turn(root, spec_file, trials, env=None):
+    """Each trial (its --set values, the value to beat) on one worker, one after another: (the pool, the trials)."""
+    pool = WorkerPool(1, root, env)
+    jobs = []
+    try:
+        for n, (sets, beat) in enumerate(trials):
+            jobs.append(pool.start(n, root / f"{n:04d}", spec_file, sets, "accuracy", beat))
+            _wait(jobs[-1:])
+    finally:
+        pool.close()
+    return pool, jobs
+
+
 def _evals(run_dir):
     return [(e["step"], e["metrics"]) for e in read_progress(run_dir) if e["event"] == "eval"]
 
 
 def test_a_worker_runs_trials_in_sequence_with_the_results_of_a_trial_run_alone(spec_file, tmp_path):
-    pool = WorkerPool(1, tmp_path / "pool")
-    try:
-        first = pool.start(0, tmp_path / "pool" / "0000", spec_file, ["train.lr=1e-2", "train.batch_size=32"],
-                           "accuracy")
-        _wait([first])
-        second = pool.start(1, tmp_path / "pool" / "0001", spec_file, ["train.epochs=2"], "accuracy", beat=0.0)
-        _wait([second])
-    finally:
-        pool.close()
+    pool, (first, second) = _in_turn(tmp_path / "pool", spec_file, [(["train.lr=1e-2", "train.batch_size=32"], None),
+                                                                     (["train.epochs=2"], 0.0)])
     assert first.pid == second.pid and pool.started == 1  # one process, two trials
     assert first.outcome()[0] is not None and first.cpu_seconds > second.cpu_seconds > 0  # start-up paid once
     alone = tmp_path / "alone"  # the same trial as its own process, the way a trial ran before workers
@@ -52,16 +58,8 @@ def test_a_worker_runs_trials_in_sequence_with_the_results_of_a_trial_run_alone(
 
 
 def test_a_failing_trial_is_recorded_and_the_next_one_runs(spec_file, tmp_path):
-    pool = WorkerPool(1, tmp_path / "pool")
-    try:
-        diverged = pool.start(0, tmp_path / "pool" / "0000", spec_file, ["train.lr=1e9"], "accuracy")
-        _wait([diverged])
-        unknown = pool.start(1, tmp_path / "pool" / "0001", spec_file, ["train.metric=bleu"], "accuracy")
-        _wait([unknown])
-        fine = pool.start(2, tmp_path / "pool" / "0002", spec_file, ["train.epochs=1"], "accuracy")
-        _wait([fine])
-    finally:
-        pool.close()
+    _, (diverged, unknown, fine) = _in_turn(tmp_path / "pool", spec_file, [
+        (["train.lr=1e9"], None), (["train.metric=bleu"], None), (["train.epochs=1"], None)])
     value, why = diverged.outcome()
     assert value is None and "training loss became" in why  # raised mid-training: the trial fails, not the worker
     assert unknown.outcome()[0] is None and "train.metric" in unknown.outcome()[1]  # a bad config
@@ -71,14 +69,7 @@ def test_a_failing_trial_is_recorded_and_the_next_one_runs(spec_file, tmp_path):
 
 def test_a_worker_that_dies_fails_its_trial_and_a_new_one_runs_the_next(spec_file, tmp_path):
     env = dict(os.environ, LMKERNEL_FAULT="step:4")  # the worker is SIGKILLed at optimizer step 4
-    pool = WorkerPool(1, tmp_path / "pool", env)
-    try:
-        killed = pool.start(0, tmp_path / "pool" / "0000", spec_file, [], "accuracy")
-        _wait([killed])
-        short = pool.start(1, tmp_path / "pool" / "0001", spec_file, ["train.max_steps=3"], "accuracy")
-        _wait([short])
-    finally:
-        pool.close()
+    pool, (killed, short) = _in_turn(tmp_path / "pool", spec_file, [([], None), (["train.max_steps=3"], None)], env)
     value, why = killed.outcome()
     assert value is None and "worker exited (-9)" in why and killed.cpu_seconds > 0
     assert short.outcome()[0] is not None and short.pid != killed.pid and pool.started == 2

@@ -43,7 +43,7 @@ def _answer_repeat(study: Any, trial: Any, earlier: Any) -> None:
 
 
 class Search:
-    """The running search: the study, the trial processes in flight, and how to start the next one."""
+    """The running search: the study, the trials in flight, and how to start the next one."""
 
     def __init__(self, cfg: SearchConfig, space: list[Param], metric: str, direction: str, seed: int,
                  threads: int | None, log: Callable[[str], None]):
