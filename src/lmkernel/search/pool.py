@@ -9,6 +9,7 @@ in time is killed and replaced the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -141,7 +142,8 @@ class WorkerTrial:
         """Stop the trial (the worker's stop signal); a worker that does not end it within ``grace`` s is killed."""
         deadline = time.monotonic() + grace
         if not self.finished():
-            os.kill(self.pid, signal.SIGUSR1)
+            with contextlib.suppress(ProcessLookupError):  # it died since: finished() below records how
+                os.kill(self.pid, signal.SIGUSR1)
         while not self.finished() and time.monotonic() < deadline:
             time.sleep(0.05)
         if not self.finished():
