@@ -5,9 +5,11 @@
 
 MiniLM on the first --rows SST-2 training rows (shuffled with the seed), validated on --dev-rows dev rows.
 The space is lr x batch size x epochs, three values each: the 27-point grid. Per seed:
-  grid   every one of the 27 points trained as its own `lmkernel train` process (the baseline)
-  tune   `lmkernel tune --trials 24` over the same 27 points (TPE seeded, median pruning)
-Cost is CPU time: the sum of every trial process's user+system CPU seconds (from wait4), which stays fair
+  grid   every one of the 27 points trained as a search trial on --grid-parallel trial workers (the baseline)
+  tune   `lmkernel tune --trials 24` over the same 27 points (TPE seeded, median pruning), on --parallel workers
+Both run their trials the same way: long-lived worker processes (search/worker.py) that run trials one after
+another, each worker's start-up charged to its first trial. Cost is CPU time: the sum of every trial's
+user+system CPU seconds in its worker (getrusage; wait4 for a worker that died), which stays fair
 on a machine shared with other work where wall time does not. The target: tune's best validation accuracy
 within 0.5 points of the grid's best using at most 40 % of the grid's CPU time.
 """
@@ -60,37 +62,40 @@ output: {{dir: runs/grid}}
 
 
 def run_grid(spec: Path, work: Path, parallel: int, metric: str = "accuracy") -> dict:
-    """Every grid point as its own `lmkernel train --trial` process (the same process a tune trial is, saving its
-    model only when it beats the points finished so far), ``parallel`` at once."""
+    """Every grid point as a trial on ``parallel`` trial workers (the same workers and the same `--trial` run a tune
+    trial gets, saving its model only when it beats the points finished so far)."""
     from itertools import product
 
+    from lmkernel.search.pool import WorkerPool
     from lmkernel.search.space import set_args
-    from lmkernel.search.trial import TrialProcess, trial_argv
 
     todo = [dict(zip(GRID, values, strict=True)) for values in product(*GRID.values())]
     points: list[dict] = []
-    running: list[tuple[dict, TrialProcess]] = []
+    running: list[tuple[dict, object]] = []
+    pool = WorkerPool(parallel, work / "grid")
     n = 0
-    while todo or running:
-        while todo and len(running) < parallel:
-            params = todo.pop(0)
-            run_dir = work / "grid" / f"{n:04d}"
-            done = [p["value"] for p in points if p["value"] is not None]  # a point saves its model only if best
-            argv = trial_argv(spec, [*set_args(params), f"output.dir={run_dir}"], max(done) if done else None)
-            proc = TrialProcess(n, run_dir, argv, metric)
-            proc.start(dict(os.environ))
-            running.append((params, proc))
-            n += 1
-        time.sleep(0.5)
-        for params, proc in [r for r in running if r[1].finished()]:
-            running.remove((params, proc))
-            value, why = proc.outcome()
-            points.append({"params": params, "value": value, "cpu_seconds": round(proc.cpu_seconds, 1),
-                           "error": why})
-            print(f"  grid {proc.number:2d} {params} acc={value} cpu={proc.cpu_seconds:.0f}s", flush=True)
+    try:
+        while todo or running:
+            while todo and len(running) < parallel:
+                params = todo.pop(0)
+                done = [p["value"] for p in points if p["value"] is not None]  # a point saves its model only if best
+                job = pool.start(n, work / "grid" / f"{n:04d}", spec, set_args(params), metric,
+                                 max(done) if done else None)
+                running.append((params, job))
+                n += 1
+            time.sleep(0.5)
+            for params, job in [r for r in running if r[1].finished()]:
+                running.remove((params, job))
+                value, why = job.outcome()
+                points.append({"params": params, "value": value, "cpu_seconds": round(job.cpu_seconds, 1),
+                               "error": why})
+                print(f"  grid {job.number:2d} {params} acc={value} cpu={job.cpu_seconds:.0f}s", flush=True)
+    finally:
+        pool.close()
     best = max((p for p in points if p["value"] is not None), key=lambda p: p["value"])
     cpu = sum(p["cpu_seconds"] for p in points)
-    return {"best": best["value"], "best_params": best["params"], "cpu_seconds": round(cpu, 1), "points": points}
+    return {"best": best["value"], "best_params": best["params"], "cpu_seconds": round(cpu, 1), "points": points,
+            "workers": pool.started}
 
 
 def run_tune(spec: Path, work: Path, trials: int, pruner: str, parallel: int) -> dict:

@@ -161,7 +161,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
               f"{spec.model.name} tokenizer, so the model cannot read much of this text; use a checkpoint "
               "whose vocabulary covers the language (model.name: path to a local multilingual/Chinese model)")
 
-    if trial is not None:  # never resumed (a killed search trains it again): no checkpoints but the loop's last
+    if trial is not None:  # never resumed (a killed search trains it again): no checkpoints, not even the last
         spec.train.checkpoint_every = trial.NO_CHECKPOINTS
     start = time.perf_counter()
     objective = build_objective(spec.train, task, class_weights=small.class_weights)  # None: the task's own loss

@@ -1,5 +1,6 @@
-"""Hyperparameter search (`lmkernel tune`): optuna's TPE over spec keys, each trial a `lmkernel train` process,
-pruned on its logged validation metrics, recorded in SQLite so a killed search resumes."""
+"""Hyperparameter search (`lmkernel tune`): optuna's TPE over spec keys, each trial a `lmkernel train --trial` run
+on a long-lived worker process, pruned on its logged validation metrics, recorded in SQLite so a killed search
+resumes."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def markdown(summary: dict[str, Any], space: list[Param]) -> str:
     lines = [f"# Hyperparameter search: {s['spec']}", "",
              f"- metric: validation {s['metric']} ({s['direction']}), sampler TPE (seed {s['seed']}), "
              f"pruner {s['pruner']}",
-             f"- trials: {', '.join(f'{n} {k}' for k, n in s['counts'].items())}; CPU time of all trial processes: "
+             f"- trials: {', '.join(f'{n} {k}' for k, n in s['counts'].items())}; CPU time of all trials: "
              f"{s['cpu_seconds']:.0f} s", f"- study: `{s['storage']}` (rerun the same command to continue it)", ""]
     best = s.get("best")
     if best:

@@ -1,23 +1,22 @@
-"""The search loop: ask optuna for values, run each as a trial process, report its evaluations, prune, tell.
+"""The search loop: ask optuna for values, hand each to a trial worker, report its evaluations, prune, tell.
 
 One parent process does all the asking and telling (the SQLite study has one writer); trials run in
-``--parallel`` child processes. A point the study already measured is answered from that trial instead
-of trained again: TPE revisits points of a small discrete space often, and a rerun would cost a full
-training for a value the study holds.
+``--parallel`` worker processes, each running trials one after another (search/pool.py). A point the study
+already measured is answered from that trial instead of trained again: TPE revisits points of a small discrete
+space often, and a rerun would cost a full training for a value the study holds.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import LmkError
+from .pool import WorkerPool, WorkerTrial
 from .space import Param, set_args
 from .study import SearchConfig, counted, lock_study, open_study, recover_interrupted, unlock_study
-from .trial import TrialProcess, trial_argv
 
 
 def _repeat(study: Any, params: dict[str, Any]) -> Any:
@@ -44,15 +43,16 @@ def _answer_repeat(study: Any, trial: Any, earlier: Any) -> None:
 
 
 class Search:
-    """The running search: the study, the trial processes in flight, and how to start the next one."""
+    """The running search: the study, the trials in flight, and how to start the next one."""
 
     def __init__(self, cfg: SearchConfig, space: list[Param], metric: str, direction: str, seed: int,
                  threads: int | None, log: Callable[[str], None]):
         self.cfg, self.space, self.metric, self.log = cfg, space, metric, log
         self.study = open_study(cfg.study_dir, direction, metric, seed, cfg.pruner)
         self.distributions = {p.key: p.distribution() for p in space}
-        self.running: list[tuple[Any, TrialProcess]] = []
+        self.running: list[tuple[Any, WorkerTrial]] = []
         self.threads = threads
+        self.pool = WorkerPool(cfg.parallel, cfg.study_dir)
 
     def start_next(self) -> None:
         trial = self.study.ask(self.distributions)
@@ -62,12 +62,10 @@ class Search:
             self.log(f"trial {trial.number}: same values as trial {earlier.number}, answered from it")
             return
         run_dir = (self.cfg.study_dir / "trials" / f"{trial.number:04d}").absolute()
-        sets = [*self.cfg.sets, *set_args(trial.params), f"output.dir={run_dir}"]
+        sets = [*self.cfg.sets, *set_args(trial.params)]
         if self.threads:
             sets.append(f"train.threads={self.threads}")
-        proc = TrialProcess(trial.number, run_dir, trial_argv(self.cfg.spec_path, sets, self._best()), self.metric)
-        env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
-        proc.start(env)
+        proc = self.pool.start(trial.number, run_dir, self.cfg.spec_path, sets, self.metric, self._best())
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("pid", proc.pid)
         self.running.append((trial, proc))
@@ -80,7 +78,7 @@ class Search:
         done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return self.study.best_value if done else None
 
-    def follow(self, trial: Any, proc: TrialProcess) -> bool:
+    def follow(self, trial: Any, proc: WorkerTrial) -> bool:
         """Report new evaluations; stop and prune the trial when the pruner says so. True when it is over."""
         from optuna.trial import TrialState
 
@@ -107,7 +105,7 @@ class Search:
         return True
 
     @staticmethod
-    def _record(trial: Any, proc: TrialProcess) -> None:
+    def _record(trial: Any, proc: WorkerTrial) -> None:
         trial.set_user_attr("cpu_seconds", round(proc.cpu_seconds, 2))
         trial.set_user_attr("wall_seconds", round(proc.wall_seconds, 2))
 
@@ -123,9 +121,8 @@ class Search:
                     return
                 time.sleep(cfg.poll_seconds)
                 self.running = [(t, p) for t, p in self.running if not self.follow(t, p)]
-        finally:  # an interrupt (Ctrl-C) ends the trial processes too; the study marks them on resume
-            for _, proc in self.running:
-                proc.stop(grace=5.0)
+        finally:  # an interrupt (Ctrl-C) ends the workers too; the study marks their trials on resume
+            self.pool.close()
 
 
 def run_search(cfg: SearchConfig, space: list[Param], metric: str, direction: str, seed: int,

@@ -1,24 +1,17 @@
-"""One trial as its own process: `lmkernel train SPEC --set ...` in its own run dir, followed through the run's
-``progress.jsonl`` so the search can report intermediate values and stop it when the pruner says so.
-
-A process per trial keeps trials independent (a crash or a leak ends with its process, parallel trials
-do not share torch's threads or memory) and lets the parent count each trial's CPU time from the OS.
-"""
+"""Following a trial from outside: its run's ``progress.jsonl`` gives the search its intermediate values (to
+report and prune on) and its final one; a trial's process left running by a killed search is ended on resume."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..catalog import read_progress
 
-LOG = "trial.log"
+WORKER_MODULE = "lmkernel.search.worker"
 
 
 def resource(step: int, steps_per_epoch: int) -> int:
@@ -28,51 +21,15 @@ def resource(step: int, steps_per_epoch: int) -> int:
 
 
 @dataclass
-class TrialProcess:
-    """A running trial: its process, what it has reported so far, and the CPU time the OS charged to it."""
+class Progress:
+    """What a trial's run has logged so far, read incrementally."""
 
-    number: int
     run_dir: Path
-    argv: list[str]
     metric: str
-    proc: subprocess.Popen | None = None
     seen: int = 0
-    cpu_seconds: float = 0.0
-    started: float = 0.0
-    wall_seconds: float = 0.0
-    returncode: int | None = None
     steps_per_epoch: int = 0
     total_steps: int = 0
     evals: list[tuple[int, float]] = field(default_factory=list)
-
-    def start(self, env: dict[str, str] | None = None) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.run_dir.parent / f"{self.run_dir.name}.log", "w", encoding="utf-8")  # noqa: SIM115
-        self.started = time.monotonic()
-        # its own session: a stop ends the trial's whole process group, never the search
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=env, start_new_session=True)
-        log.close()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid if self.proc else -1
-
-    def _reap(self, block: bool) -> bool:
-        """Collect the exit status with its resource usage (CPU time of the trial and what it waited for)."""
-        if self.returncode is not None:
-            return True
-        pid, status, usage = os.wait4(self.pid, 0 if block else os.WNOHANG)
-        if pid == 0:
-            return False
-        self.returncode = os.waitstatus_to_exitcode(status)
-        self.proc.returncode = self.returncode  # Popen must not wait on a pid already reaped
-        self.cpu_seconds = usage.ru_utime + usage.ru_stime
-        self.wall_seconds = time.monotonic() - self.started
-        return True
-
-    def finished(self) -> bool:
-        return self._reap(block=False)
 
     def new_evals(self) -> list[tuple[int, float, bool]]:
         """Evaluations logged since the last call: (resource, value, is the run's last step)."""
@@ -92,68 +49,35 @@ class TrialProcess:
                     out.append((at, float(value), bool(self.total_steps) and step >= self.total_steps))
         return out
 
-    def outcome(self) -> tuple[float | None, str]:
-        """The trial's value (its best validation metric, whose weights the run kept) or why there is none."""
+    def end_value(self) -> float | None:
+        """The run's best validation metric (the weights it kept), once it has logged its end."""
         events = read_progress(self.run_dir)
         end = next((e for e in reversed(events) if e.get("event") == "end"), None)
-        if self.returncode == 0 and end is not None and isinstance(end.get("best_metric"), int | float):
-            return float(end["best_metric"]), ""
-        return None, self.error_line()
-
-    def error_line(self) -> str:
-        """The last line of the trial's log that reads like an error, for the trials table."""
-        try:
-            lines = (self.run_dir.parent / f"{self.run_dir.name}.log").read_text(encoding="utf-8",
-                                                                                  errors="replace").splitlines()
-        except OSError:
-            lines = []
-        errs = [ln.strip() for ln in lines if ln.strip().startswith(("error:", "Traceback")) or "Error" in ln]
-        tail = errs[-1] if errs else (lines[-1].strip() if lines else "")
-        return f"exit {self.returncode}: {tail[:200]}"
-
-    def stop(self, grace: float = 10.0) -> None:
-        """End the trial's process group (SIGTERM, then SIGKILL after ``grace`` seconds) and reap it."""
-        if self.returncode is not None or self.proc is None:
-            return
-        _signal_group(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if self._reap(block=False):
-                return
-            time.sleep(0.1)
-        _signal_group(self.pid, signal.SIGKILL)
-        self._reap(block=True)
+        value = end.get("best_metric") if end is not None else None
+        return float(value) if isinstance(value, int | float) else None
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def trial_argv(spec_path: Path, sets: list[str], beat: float | None = None) -> list[str]:
-    """`lmkernel train --trial` (validation only: the test split stays untouched by the search; metrics.json and no
-    report, search/trialrun.py) with the trial's values; ``beat``: the best value so far, which the trial must
-    beat to save its model."""
-    argv = [sys.executable, "-m", "lmkernel.cli", "train", str(spec_path), "--quiet", "--trial"]
-    if beat is not None:
-        argv += ["--trial-beat", repr(float(beat))]
-    for item in sets:
-        argv += ["--set", item]
-    return argv
-
-
 def end_orphan(pid: Any, run_dir: str) -> bool:
-    """A trial left running by a killed search: end it if that pid is still our trial (its command line names
-    the trial's run dir), so the resumed search does not share the CPU with a run nobody follows."""
+    """A trial left running by a killed search: end its process if that pid is still ours (a trial worker of
+    this study, or a process whose command line names the trial's run dir), so the resumed search does not
+    share the CPU with a run nobody follows."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
     except OSError:
         return False
-    if f"output.dir={run_dir}" not in cmdline:
+    ours = f"output.dir={run_dir}" in cmdline
+    if run_dir and WORKER_MODULE in cmdline:
+        ours = f" {Path(run_dir).parent.parent} " in f"{cmdline} "  # a worker names its study dir
+    if not ours:
         return False
-    _signal_group(pid, signal.SIGKILL)
+    signal_group(pid, signal.SIGKILL)
     return True

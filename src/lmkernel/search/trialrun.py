@@ -18,12 +18,13 @@ from typing import Any
 
 from ..evaluation.metrics import improved
 from ..fsutil import atomic_write_json
+from ..training.loop import NO_CHECKPOINTS
 
 
 @dataclass(frozen=True)
 class TrialMode:
     beat: float | None = None  # the search's best value when the trial started; None: none yet, keep the model
-    NO_CHECKPOINTS = 2**62  # train.checkpoint_every for a trial: only the loop's final one, which the run removes
+    NO_CHECKPOINTS = NO_CHECKPOINTS  # train.checkpoint_every for a trial: none, not even the loop's last
 
     def keeps_model(self, value: float | None, metric: str) -> bool:
         """Save the model when no trial has finished yet, or when this one is strictly better."""

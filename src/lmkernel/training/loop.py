@@ -35,6 +35,8 @@ from .dropout import use_cheap_dropout
 from .lora import use_addmm_lora
 from .objective import Objective, Step, plain, task_forward
 
+NO_CHECKPOINTS = 2**62  # train.checkpoint_every that writes none, not even the last (search trials are never resumed)
+
 
 @runtime_checkable
 class BatchSource(Protocol):
@@ -384,7 +386,7 @@ class _Loop:
                     self.pos["batch"] = 0
                 if self.val_features and (r.global_step % self.eval_every == 0 or stop) and self.evaluate(writer, bar):
                     r.stopped_early = stop = True
-                if r.global_step % self.ckpt_every == 0 or stop:
+                if self.ckpt_every < NO_CHECKPOINTS and (r.global_step % self.ckpt_every == 0 or stop):
                     self.checkpoint()
                 if end_of_epoch:
                     break
