@@ -66,8 +66,8 @@ class Embedder:
         text's vector rounded to two decimals (same weights give the same digest on any batch size)."""
         probe = self.embed([PROBE])[0]
         digest = hashlib.sha256(np.round(probe, 2).astype(np.float32).tobytes()).hexdigest()[:16]
-        return {"model": self.ref, "source": self.source, "dim": self.dim, "probe": probe.round(4).tolist(),
-                "digest": digest}
+        return {"model": self.ref, "source": self.source, "dim": self.dim, "max_length": self.max_length,
+                "probe": probe.round(4).tolist(), "digest": digest}
 
     def matches(self, identity: dict[str, Any]) -> bool:
         """Whether vectors from this embedder are comparable with those of ``identity`` (same dimension
@@ -138,10 +138,12 @@ def _is_run(path: Path) -> bool:
     return (path / CARD).is_file() or (path / "model" / CARD).is_file()
 
 
-def load_embedder(ref: str | Path | None = None, max_length: int = 256) -> Embedder:
+def load_embedder(ref: str | Path | None = None, max_length: int | None = None) -> Embedder:
     """The embedder ``ref`` names: a run of the ``embedding`` task (or any lmkernel run whose task can
     embed), a masked-LM ``pretrain`` run (its encoder, mean-pooled), a model alias, or a local encoder
-    folder. ``None`` means the default, ``minilm``."""
+    folder. ``None`` means the default, ``minilm``. ``max_length``: tokens kept per text; ``None`` keeps
+    the model's own (a run's training length, else 256): passages longer than the sentences a run was
+    trained on may ask for more."""
     ref = "minilm" if ref is None else str(ref)
     path = Path(ref).expanduser()
     from ..models.resolve import ALIASES
@@ -151,9 +153,10 @@ def load_embedder(ref: str | Path | None = None, max_length: int = 256) -> Embed
 
         card = read_card(find_model_dir(path))
         if _is_mlm_encoder(card):
-            return encoder_embedder(ref, max_length=max_length, source="pretrain run (masked LM), mean pooling")
+            return encoder_embedder(ref, max_length=max_length or 256,
+                                    source="pretrain run (masked LM), mean pooling")
         return _run_embedder(ref, path, max_length)
-    return encoder_embedder(ref, max_length=max_length)
+    return encoder_embedder(ref, max_length=max_length or 256)
 
 
 def _is_mlm_encoder(card: dict[str, Any]) -> bool:
@@ -162,7 +165,7 @@ def _is_mlm_encoder(card: dict[str, Any]) -> bool:
     return card.get("task") == "pretrain" and (card.get("task_options") or {}).get("objective") == "mlm"
 
 
-def _run_embedder(ref: str, path: Path, max_length: int) -> Embedder:
+def _run_embedder(ref: str, path: Path, max_length: int | None) -> Embedder:
     """An lmkernel run whose task has an ``embed`` hook (the embedding task); other tasks are refused."""
     from ..artifact import load
 
@@ -173,8 +176,8 @@ def _run_embedder(ref: str, path: Path, max_length: int) -> Embedder:
                        "alias such as minilm, or a local encoder folder")
 
     def encode(texts: list[str], batch_size: int) -> np.ndarray:
-        return np.asarray(model.embed(texts, batch_size=batch_size), dtype=np.float32)
+        return np.asarray(model.embed(texts, batch_size=batch_size, max_length=max_length), dtype=np.float32)
 
     dim = int(encode([PROBE], 1).shape[1])
-    return Embedder(ref=ref, dim=dim, encode=encode, max_length=int(model.card.get("max_length", max_length)),
+    return Embedder(ref=ref, dim=dim, encode=encode, max_length=int(max_length or model.card.get("max_length", 512)),
                     source=f"{model.card['task']} run, its own pooling")
