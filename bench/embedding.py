@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 DATA = REPO.parent / "shared" / "data"
 LR, WARMUP, MAX_LENGTH, SCALE = 2e-5, 0.1, 64, 20.0
-MODEL: dict = {"name": "minilm", "keep": None}  # --model, --keep
+MODEL: dict = {"name": "minilm", "keep": None, "lr": LR}  # --model, --keep, --lr
 
 
 def read_stsb(split: str) -> list[tuple[str, str, float]]:
@@ -118,7 +118,7 @@ def run_lmkernel(train: list, dataset: str, epochs: int, batch_size: int, workdi
         "seed": seed, "task": {"type": "embedding", "scale": SCALE},
         "data": {"train": str(path), "max_length": MAX_LENGTH},
         "model": {"name": MODEL["name"]}, "tuning": {"method": "full"},
-        "train": {"epochs": epochs, "batch_size": batch_size, "lr": LR, "warmup_ratio": WARMUP},
+        "train": {"epochs": epochs, "batch_size": batch_size, "lr": MODEL["lr"], "warmup_ratio": WARMUP},
         "output": {"dir": str(MODEL.get("keep") or workdir / "lmk")},
     })
     result = lmkernel.run(spec, progress=False)
@@ -158,7 +158,7 @@ def run_baseline(train: list, dataset: str, epochs: int, batch_size: int, seed: 
         return torch.logsumexp(torch.cat([torch.zeros(1), diff.flatten()]), 0)
 
     steps = epochs * ((len(train) + batch_size - 1) // batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=LR)
+    opt = torch.optim.AdamW(model.parameters(), lr=MODEL["lr"])
     sched = get_linear_schedule_with_warmup(opt, int(WARMUP * steps), steps)
     rng = random.Random(seed)
     model.train()
@@ -197,9 +197,10 @@ def main() -> None:
                     "folder (e.g. runs/minilm-zh/model from lmkernel pretrain examples/zh/minilm-zh.yaml)")
     ap.add_argument("--keep", type=Path, default=None, help="write lmkernel's run here (e.g. for bench/retrieval.py "
                     "--embedder) instead of a temporary folder")
+    ap.add_argument("--lr", type=float, default=LR, help="learning rate of both systems")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
-    MODEL.update(name=args.model, keep=args.keep)
+    MODEL.update(name=args.model, keep=args.keep, lr=args.lr)
     import torch
 
     from lmkernel.knowledge.embedder import load_embedder
@@ -212,7 +213,7 @@ def main() -> None:
         dev = dev[:args.dev_rows]
     only = args.only.split(",")
     results: dict = {"dataset": args.dataset, "model": args.model, "train_rows": len(train), "dev_rows": len(dev),
-                     "epochs": args.epochs,
+                     "epochs": args.epochs, "lr": args.lr,
                      "batch_size": args.batch_size, "cpu": torch.backends.cpu.get_cpu_capability(),
                      "threads": torch.get_num_threads(), "machine": platform.machine(),
                      "unknown_token_share_dev": unknown_share([t for r in dev for t in r[:2]])}

@@ -16,7 +16,7 @@ Systems:
              model, searched in modes bm25, dense and hybrid (reciprocal rank fusion, dense weighted by
              language: see knowledge/settings.py); the hybrid weight sweep for Chinese is printed too
   baseline   bm25s (its English tokenizer with stopwords; jieba words for Chinese) and sentence-transformers
-             (``SentenceTransformer`` on the same MiniLM folder: mean pooling + normalisation) with exact
+             (``SentenceTransformer`` on the --embedder's model folder: mean pooling + normalisation) with exact
              numpy search, over the same chunks (dense: the QA paragraphs' chunks, "contexts" only)
 Latency: ``Index.search`` end to end (query embedding included) on --latency-queries questions, p50/p95,
   against the baseline's encode + ``V @ q`` over a matrix of the same shape (the full index's vectors).
@@ -134,7 +134,7 @@ def ours(index, questions, gold, qvecs, lang, sweep, full_dense: bool) -> dict:
     return out
 
 
-def baseline(index, questions, gold, lang, model_path) -> dict:
+def baseline(index, questions, gold, lang, model_path, max_length: int) -> dict:
     """bm25s and sentence-transformers over the same QA chunks (the "contexts" scope)."""
     import bm25s
     import jieba
@@ -155,7 +155,7 @@ def baseline(index, questions, gold, lang, model_path) -> dict:
     res, _ = bm.retrieve(query_tok, k=10, show_progress=False)
     out = {"contexts/bm25s": score([[chunks[i].doc_id for i in row] for row in res], gold)}
     st = SentenceTransformer(model_path, device="cpu")
-    st.max_seq_length = 256
+    st.max_seq_length = max_length
     start = time.perf_counter()
     vecs = st.encode(texts, batch_size=32, normalize_embeddings=True)
     embed_s = time.perf_counter() - start
@@ -188,6 +188,8 @@ def latency(fn, queries) -> dict[str, float]:
 
 def table(results: dict) -> None:
     for lang in ("en", "zh"):
+        if not results[lang]:
+            continue
         print(f"\n{lang}: {'system':34} recall@1 recall@5 mrr@10")
         for name, m in results[lang].items():
             if isinstance(m, dict) and "recall@5" in m:
@@ -196,7 +198,8 @@ def table(results: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--embedder", default="minilm", help="model alias, encoder folder or embedding run")
+    p.add_argument("--embedder", default="minilm", help="model alias, encoder folder, embedding run or masked-LM "
+                   "pretrain run (the baseline loads the same folder in sentence-transformers)")
     p.add_argument("--en-distractors", type=int, default=2500)
     p.add_argument("--zh-distractors", type=int, default=7000)
     p.add_argument("--zh-queries", type=int, default=1000)
@@ -209,10 +212,15 @@ def main() -> None:
     p.add_argument("--contexts", type=int, default=0, help="keep only the first N paragraphs per language "
                    "(and their questions): a smoke test")
     p.add_argument("--threads", type=int, default=2, help="torch threads for embedding the corpus")
+    p.add_argument("--max-length", type=int, default=256, help="tokens embedded per chunk, for lmkernel and the "
+                   "baseline alike (a run trained on short pairs would otherwise cut chunks at its training length)")
+    p.add_argument("--langs", default="en,zh", help="the languages whose questions are scored (the index holds "
+                   "both either way): zh alone saves the English queries' time")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     import torch
 
+    from lmkernel.knowledge.embedder import load_embedder
     from lmkernel.knowledge.index import add_documents, build_index, open_index
     from lmkernel.models.resolve import resolve_model_path
 
@@ -225,11 +233,12 @@ def main() -> None:
         en_q, zh_q = [q for q in en_q if q[1] < args.contexts], [q for q in zh_q if q[1] < args.contexts]
     zh_q = random.Random(0).sample(zh_q, min(args.zh_queries, len(zh_q)))
     en_dis, zh_dis = distractors(args.en_distractors, args.zh_distractors)
-    results: dict = {"embedder": args.embedder, "en": {}, "zh": {}}
+    results: dict = {"embedder": args.embedder, "max_length": args.max_length, "en": {}, "zh": {}}
     with tempfile.TemporaryDirectory() as tmp:
         idx = Path(tmp) / "idx"
         qa_docs = write_docs(Path(tmp) / "qa.jsonl", "qa", {"en": en_ctx, "zh": zh_ctx})
-        stats = build_index([qa_docs], idx, args.embedder, progress=True)
+        embedder = load_embedder(args.embedder, max_length=args.max_length)
+        stats = build_index([qa_docs], idx, embedder, progress=True)
         results["build"] = {"chunks": stats.chunks, "seconds": stats.seconds,
                             "chunks_per_s": stats.chunks / stats.seconds}
         print(f"built {stats.chunks} chunks in {stats.seconds:.0f}s ({stats.chunks / stats.seconds:.1f} chunks/s)")
@@ -238,19 +247,20 @@ def main() -> None:
             add_documents(idx, [dis_docs])
         else:
             pad_random(idx, dis_docs)
-        index = open_index(idx)
+        index = open_index(idx, embedder)
         results["index_chunks"] = len(index)
         print(f"index holds {len(index)} chunks")
         sweep = [float(w) for w in args.sweep.split(",") if w]
         st = None
-        for lang, questions in (("en", en_q), ("zh", zh_q)):
+        for lang, questions in [(lang, q) for lang, q in (("en", en_q), ("zh", zh_q)) if lang in args.langs]:
             texts, gold = [q for q, _ in questions], [f"{lang}-qa-{i}" for _, i in questions]
             start = time.perf_counter()
             qvecs = index.embedder.embed(texts)
             results[lang]["query_embed_per_s"] = len(texts) / (time.perf_counter() - start)
             results[lang].update(ours(index, texts, gold, qvecs, lang, sweep, args.distractor_vectors == "real"))
-            if not args.no_baseline and Path(args.embedder).name == args.embedder:
-                base, st = baseline(index, texts, gold, lang, str(resolve_model_path(args.embedder)))
+            if not args.no_baseline:  # an alias, an encoder folder or a run's model/ (sentence-transformers files)
+                base, st = baseline(index, texts, gold, lang, str(resolve_model_path(args.embedder)),
+                                    args.max_length)
                 results[lang]["baseline_build"] = base.pop("build")
                 results[lang].update(base)
             sample = texts[:args.latency_queries]

@@ -236,9 +236,10 @@ class Model:
 
         return explain(self, texts, **options)
 
-    def embed(self, texts: str | list[str], batch_size: int = 64):
+    def embed(self, texts: str | list[str], batch_size: int = 64, max_length: int | None = None):
         """Unit-length sentence vectors (a float32 numpy array, one row per text) from a task that makes
-        them (the ``embedding`` task: its ``embed`` hook); others raise an error saying what to use."""
+        them (the ``embedding`` task: its ``embed`` hook); others raise an error saying what to use.
+        ``max_length``: tokens kept per text (default: the length the run was trained with)."""
         if not hasattr(self.task, "embed"):
             raise LmkError(f"the {self.card['task']} model in {self.path} does not make sentence embeddings",
                            where=str(self.path), fix="train a run with task.type: embedding, or embed with "
@@ -246,7 +247,7 @@ class Model:
         if isinstance(texts, str):
             texts = [texts]
         return self.task.embed(self.model, self.tokenizer, [str(t) for t in texts],
-                               max_length=self.card.get("max_length", 512), batch_size=batch_size)
+                               max_length=max_length or self.card.get("max_length", 512), batch_size=batch_size)
 
     def _check_generative(self) -> None:
         if not hasattr(self.model, "generate") or not type(self.model).__name__.endswith("ForCausalLM"):

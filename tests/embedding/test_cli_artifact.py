@@ -80,6 +80,22 @@ def test_python_embed_and_knowledge_embedder(run_dir):
     assert embedder.matches(embedder.identity)
 
 
+def test_passages_may_be_embedded_longer_than_the_training_length(run_dir, tmp_path):
+    """A run trained on 32-token pairs cuts at 32 by default; an index asked for 64 records it and keeps it."""
+    from lmkernel.knowledge.embedder import load_embedder
+    from lmkernel.knowledge.index import build_index, open_index
+
+    long = " ".join(["the hotel room was bad"] * 10) + " but the film was great"  # over 32 tokens
+    short, wide = load_embedder(run_dir), load_embedder(run_dir, max_length=64)
+    assert (short.max_length, wide.max_length) == (32, 64) and short.identity["max_length"] == 32
+    assert np.allclose(short.embed("the film"), wide.embed("the film"), atol=1e-5)
+    assert not np.allclose(short.embed(long), wide.embed(long), atol=1e-3)
+    (tmp_path / "doc.txt").write_text(long + "\n", encoding="utf-8")
+    build_index([tmp_path / "doc.txt"], tmp_path / "idx", wide, progress=False)
+    reopened = open_index(tmp_path / "idx")
+    assert reopened.manifest["embedder"]["max_length"] == 64 and reopened.embedder.max_length == 64
+
+
 def test_sentence_transformers_loads_the_artifact(run_dir):
     st = pytest.importorskip("sentence_transformers")
     import lmkernel

@@ -98,7 +98,7 @@ def test_filters_equality_any_of_and_unknown_key(idx):
 
 def test_add_and_delete_embed_only_new_chunks(idx, tmp_path, tiny_bert, monkeypatch):
     counter = Counting(tiny_bert)
-    monkeypatch.setattr(index_mod, "load_embedder", lambda ref=None: counter.emb)
+    monkeypatch.setattr(index_mod, "load_embedder", lambda ref=None, max_length=None: counter.emb)
     before = open_index(idx)
     old_vectors = {c.chunk_id: before._snap.vectors[i] for i, c in enumerate(before.chunks)}
     new = [{"id": "gift", "text": "Gift cards never expire.", "lang": "en", "tag": "money"},

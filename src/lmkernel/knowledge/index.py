@@ -90,8 +90,11 @@ def _one_thread(active: bool):
         torch.set_num_threads(before)
 
 
-def _as_embedder(model: str | Path | Embedder | None) -> Embedder:
-    return model if isinstance(model, Embedder) else load_embedder(None if model is None else str(model))
+def _as_embedder(model: str | Path | Embedder | None, max_length: int | None = None) -> Embedder:
+    """``model`` as an Embedder; ``max_length``: the one an index recorded, so chunks added later are cut alike."""
+    if isinstance(model, Embedder):
+        return model
+    return load_embedder(None if model is None else str(model), max_length=max_length)
 
 
 def _embed(embedder: Embedder, texts: list[str], progress: bool, batch: int = 256) -> np.ndarray:
@@ -195,7 +198,7 @@ class Index:
         """The model queries are embedded with, checked against the one that built the index."""
         if self._embedder is None:
             built = self.manifest["embedder"]
-            emb = _as_embedder(self._given if self._given is not None else built["model"])
+            emb = _as_embedder(self._given if self._given is not None else built["model"], built.get("max_length"))
             if not emb.matches(built):
                 raise LmkError(f"this index was built with the embedding model {built['model']!r}, and the query "
                                f"model {emb.ref!r} makes different vectors", where=str(self.path),
