@@ -11,7 +11,7 @@ from lmkernel.catalog import read_progress
 from lmkernel.search.pool import WorkerPool
 from lmkernel.search.runner import Search
 from lmkernel.search.study import PROBES
-from lmkernel.training.loop import probe_steps
+from lmkernel.training.loop import PROBE_ROWS, probe_rows, probe_steps
 
 
 def _run(pool, n, root, spec_file, sets, probes):
@@ -34,6 +34,14 @@ def test_probe_steps_fall_at_fractions_of_an_epoch():
     assert probe_steps(5, 4) == {2: 1, 3: 2, 4: 3}
     assert probe_steps(2, 4) == {1: 1}  # an epoch too short for every quarter keeps the ones it can
     assert probe_steps(10, 0) == {} == probe_steps(10, 1)
+
+
+def test_a_probe_scores_a_fixed_sample_of_a_large_validation_split():
+    rows = [{"input_ids": [i]} for i in range(PROBE_ROWS * 3)]
+    sample = probe_rows(rows)
+    assert len(sample) == PROBE_ROWS and sample == probe_rows(list(rows))  # the same rows in every trial
+    assert sample != rows[:PROBE_ROWS]  # a sample across the split, not its head (a file may be sorted by label)
+    assert probe_rows(rows[:40]) == rows[:40]  # a small split is scored whole
 
 
 def test_a_trial_reports_each_quarter_epoch_at_the_same_points_whatever_its_batch_size(spec_file, tmp_path):

@@ -194,6 +194,9 @@ class RunWriter:
             self.events.close()
 
 
+PROBE_ROWS = 100  # enough to rank trials for a pruner; the run's own evaluations score every validation row
+
+
 class _Loop:
     """One training run's state: where we are, what we measured, and the objects that train."""
 
@@ -219,6 +222,7 @@ class _Loop:
         self.probes = probes
         # in-epoch optimizer step -> k: a probe after k/probes of each epoch (probe_steps)
         self.probe_at = probe_steps(self.steps_per_epoch, probes) if val_features and not opts.eval_every else {}
+        self.probe_features = probe_rows(val_features) if self.probe_at else []
         model.train()
         if accelerator.device.type == "cpu":
             use_cheap_dropout(model)
@@ -345,10 +349,10 @@ class _Loop:
         """A search's look at the validation metric mid-epoch: logged for its pruner, never a candidate for the
         best weights, early stopping or a checkpoint, so the run's result is the one it has without probes."""
         o = self.opts
-        metrics = evaluate(self.model, self.task, self.val_features, self.labels, o.eval_batch_size, self.acc,
+        metrics = evaluate(self.model, self.task, self.probe_features, self.labels, o.eval_batch_size, self.acc,
                            self.pad_id, self.progress)
         writer.event("probe", step=self.result.global_step, epoch=self.pos["epoch"], metric=o.metric,
-                     at=round(100 * (self.pos["epoch"] + k / self.probes)),
+                     at=round(100 * (self.pos["epoch"] + k / self.probes)), rows=len(self.probe_features),
                      metrics={name: v for name, v in metrics.items() if isinstance(v, int | float)})
 
     def run(self) -> TrainResult:
@@ -408,6 +412,16 @@ class _Loop:
         bar.close()
         writer.event("end", step=r.global_step, best_step=r.best_step, best_metric=r.best_metric,
                      stopped_early=r.stopped_early)
+
+
+def probe_rows(features: list[dict]) -> list[dict]:
+    """The validation rows a probe scores: at most PROBE_ROWS, the same seeded sample in every trial (so trials
+    compare on the same rows), so that a probe stays cheap next to the training it looks at."""
+    import random
+
+    if len(features) <= PROBE_ROWS:
+        return list(features)
+    return [features[i] for i in sorted(random.Random(0).sample(range(len(features)), PROBE_ROWS))]
 
 
 def probe_steps(steps_per_epoch: int, probes: int) -> dict[int, int]:
