@@ -173,7 +173,7 @@ def run(spec: Spec, resume: bool = False, final_eval: bool = True, progress: boo
     else:
         result = train(model, task, features["train"], features.get("validation"), labels, spec.train, spec.seed,
                        run_dir, accelerator, pad_id, resume=resume, progress=progress,
-                       tuning=tuning, objective=objective)
+                       tuning=tuning, objective=objective, probes=trial.probes if trial is not None else 0)
     if trial is not None:  # a search trial: its metrics, its model only if it may be the best (search/trialrun.py)
         from .search.trialrun import finish_trial
 

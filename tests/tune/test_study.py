@@ -109,7 +109,7 @@ def test_the_pruner_stops_a_trial_from_its_progress(spec_file, space_file, tmp_p
         tune(spec_file, 1, space_file, study_dir=tmp_path / "study", sets=["train.epochs=40"])
     summary = json.loads((tmp_path / "study" / "summary.json").read_text(encoding="utf-8"))
     (trial,) = summary["trials"]
-    assert trial["state"] == "pruned" and trial["reached_pct_epoch"] == 100
+    assert trial["state"] == "pruned" and trial["reached_pct_epoch"] == 25  # at its first probe, mid-epoch
     events = read_progress(trial["run_dir"])
     assert [e["event"] for e in events].count("eval") < 40 and not any(e["event"] == "end" for e in events)
     assert summary["best"] is None and "| 0 | pruned |" in (tmp_path / "study" / "report.md").read_text()

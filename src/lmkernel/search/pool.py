@@ -174,8 +174,9 @@ class WorkerPool:
         return self.workers[-1]
 
     def start(self, number: int, run_dir: Path, spec_path: Path, sets: list[str], metric: str,
-              beat: float | None = None) -> WorkerTrial:
-        """Hand the trial (the spec with ``sets``, ``output.dir`` = ``run_dir``) to an idle worker."""
+              beat: float | None = None, probes: int = 0) -> WorkerTrial:
+        """Hand the trial (the spec with ``sets``, ``output.dir`` = ``run_dir``) to an idle worker; ``probes``:
+        validation looks per epoch for a pruner (0: the run's own evaluations only, as a grid point runs)."""
         worker = self._idle()
         run_dir = Path(run_dir).absolute()
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +185,7 @@ class WorkerPool:
         (run_dir.parent / f"{run_dir.name}.log").write_text("", encoding="utf-8")
         worker.job = job
         worker.send({"spec": str(Path(spec_path).absolute()), "sets": [*sets, f"output.dir={run_dir}"],
-                     "beat": beat, "run_dir": str(run_dir), "result": str(job.result_file)})
+                     "beat": beat, "probes": probes, "run_dir": str(run_dir), "result": str(job.result_file)})
         return job
 
     def close(self) -> None:

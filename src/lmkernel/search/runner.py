@@ -65,7 +65,8 @@ class Search:
         sets = [*self.cfg.sets, *set_args(trial.params)]
         if self.threads:
             sets.append(f"train.threads={self.threads}")
-        proc = self.pool.start(trial.number, run_dir, self.cfg.spec_path, sets, self.metric, self._best())
+        proc = self.pool.start(trial.number, run_dir, self.cfg.spec_path, sets, self.metric, self._best(),
+                               self.cfg.probes)
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("pid", proc.pid)
         self.running.append((trial, proc))

@@ -17,6 +17,8 @@ from ..errors import LmkError
 DB = "study.db"
 NAME = "lmkernel"
 PRUNERS = ("median", "hyperband", "none")
+# a trial reports at quarters of each epoch: a one-epoch trial can be pruned, a long one after a quarter of an epoch
+PROBES = 4
 _held: dict[Path, int] = {}
 
 
@@ -33,6 +35,7 @@ class SearchConfig:
     sets: tuple[str, ...] = ()
     threads: int | None = None  # torch threads per trial (parallel trials share the cores); None: the spec's
     poll_seconds: float = 1.0
+    probes: int = PROBES  # validation looks per epoch a trial reports to the pruner (unless train.eval_every is set)
 
 
 def lock_study(study_dir: Path) -> None:

@@ -40,6 +40,11 @@ class Progress:
             if ev.get("event") == "start":
                 self.steps_per_epoch = int(ev.get("steps_per_epoch") or 0)
                 self.total_steps = int(ev.get("total_steps") or 0)
+            elif ev.get("event") == "probe":  # a mid-epoch look (training/loop.py): at is percent of an epoch
+                value = (ev.get("metrics") or {}).get(self.metric)
+                if isinstance(value, int | float) and isinstance(ev.get("at"), int):
+                    self.evals.append((ev["at"], float(value)))
+                    out.append((ev["at"], float(value), False))
             elif ev.get("event") == "eval":
                 value = (ev.get("metrics") or {}).get(self.metric)
                 if isinstance(value, int | float):

@@ -25,6 +25,7 @@ from ..training.loop import NO_CHECKPOINTS
 class TrialMode:
     beat: float | None = None  # the search's best value when the trial started; None: none yet, keep the model
     NO_CHECKPOINTS = NO_CHECKPOINTS  # train.checkpoint_every for a trial: none, not even the loop's last
+    probes: int = 0  # validation looks per epoch for the search's pruner (training/loop.py, _Loop.probe)
 
     def keeps_model(self, value: float | None, metric: str) -> bool:
         """Save the model when no trial has finished yet, or when this one is strictly better."""

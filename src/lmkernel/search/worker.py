@@ -7,7 +7,8 @@ or what ran before. The model is loaded from disk again per trial: after the fir
 cache and a fresh head initialised from the trial's seed (a cached copy would have to replay the head's
 random initialisation to stay equal to a trial run alone).
 
-Protocol: the search writes one JSON job per line on stdin (``spec``, ``sets``, ``beat``, ``run_dir``, ``result``);
+Protocol: the search writes one JSON job per line on stdin (``spec``, ``sets``, ``beat``, ``probes``, ``run_dir``,
+``result``);
 the worker sends the trial's output to ``run_dir``'s log and, when the trial ends, writes ``result`` (JSON: ``ok``,
 ``error``, ``cpu_seconds``: this process's CPU time since its previous result, its start-up for the first).
 SIGUSR1 stops the running trial (pruning) and the worker waits for the next job; end of stdin ends it.
@@ -87,7 +88,8 @@ def run_trial(job: dict[str, Any]) -> dict[str, Any]:
         try:
             _running = True
             spec = load_spec(Path(job["spec"]), list(job["sets"]))
-            run(spec, final_eval=False, progress=False, trial=TrialMode(beat=job.get("beat")))
+            mode = TrialMode(beat=job.get("beat"), probes=int(job.get("probes") or 0))
+            run(spec, final_eval=False, progress=False, trial=mode)
             out["ok"] = True
         finally:
             _running = False

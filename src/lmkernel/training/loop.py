@@ -194,6 +194,9 @@ class RunWriter:
             self.events.close()
 
 
+PROBE_ROWS = 100  # enough to rank trials for a pruner; the run's own evaluations score every validation row
+
+
 class _Loop:
     """One training run's state: where we are, what we measured, and the objects that train."""
 
@@ -201,7 +204,7 @@ class _Loop:
 
     def __init__(self, model, task, train_features, val_features, labels, opts: TrainSpec, seed: int,
                  run_dir: Path, accelerator, pad_id: int, progress: bool, tuning=None,
-                 objective: Objective | None = None):
+                 objective: Objective | None = None, probes: int = 0):
         from transformers import get_linear_schedule_with_warmup
 
         self.task, self.train_features, self.val_features, self.labels = task, train_features, val_features, labels
@@ -216,6 +219,10 @@ class _Loop:
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.eval_every = opts.eval_every or self.steps_per_epoch
         self.ckpt_every = opts.checkpoint_every or self.eval_every
+        self.probes = probes
+        # in-epoch optimizer step -> k: a probe after k/probes of each epoch (probe_steps)
+        self.probe_at = probe_steps(self.steps_per_epoch, probes) if val_features and not opts.eval_every else {}
+        self.probe_features = probe_rows(val_features) if self.probe_at else []
         model.train()
         if accelerator.device.type == "cpu":
             use_cheap_dropout(model)
@@ -338,6 +345,16 @@ class _Loop:
             bar.write(f"step {r.global_step}: " + ", ".join(f"{k}={v:.4f}" for k, v in shown.items()))
         return bool(o.patience and self.pos["bad_evals"] >= o.patience)
 
+    def probe(self, writer: RunWriter, k: int) -> None:
+        """A search's look at the validation metric mid-epoch: logged for its pruner, never a candidate for the
+        best weights, early stopping or a checkpoint, so the run's result is the one it has without probes."""
+        o = self.opts
+        metrics = evaluate(self.model, self.task, self.probe_features, self.labels, o.eval_batch_size, self.acc,
+                           self.pad_id, self.progress)
+        writer.event("probe", step=self.result.global_step, epoch=self.pos["epoch"], metric=o.metric,
+                     at=round(100 * (self.pos["epoch"] + k / self.probes)), rows=len(self.probe_features),
+                     metrics={name: v for name, v in metrics.items() if isinstance(v, int | float)})
+
     def run(self) -> TrainResult:
         writer = RunWriter(self.acc, self.run_dir)
         r = self.result
@@ -390,9 +407,32 @@ class _Loop:
                     self.checkpoint()
                 if end_of_epoch:
                     break
+                if not stop and (k := self.probe_at.get(math.ceil(self.pos["batch"] / accum))):
+                    self.probe(writer, k)
         bar.close()
         writer.event("end", step=r.global_step, best_step=r.best_step, best_metric=r.best_metric,
                      stopped_early=r.stopped_early)
+
+
+def probe_rows(features: list[dict]) -> list[dict]:
+    """The validation rows a probe scores: at most PROBE_ROWS, the same seeded sample in every trial (so trials
+    compare on the same rows), so that a probe stays cheap next to the training it looks at."""
+    import random
+
+    if len(features) <= PROBE_ROWS:
+        return list(features)
+    return [features[i] for i in sorted(random.Random(0).sample(range(len(features)), PROBE_ROWS))]
+
+
+def probe_steps(steps_per_epoch: int, probes: int) -> dict[int, int]:
+    """In-epoch optimizer step -> k, for a probe after k/probes of an epoch (k < probes; the epoch's end has its
+    own evaluation). Steps are rounded up, so a probe never comes before its fraction of the data was seen."""
+    out: dict[int, int] = {}
+    for k in range(1, max(probes, 0)):
+        step = math.ceil(k * steps_per_epoch / probes)
+        if 0 < step < steps_per_epoch:
+            out.setdefault(step, k)
+    return out
 
 
 def epochs_done(result: TrainResult, opts: TrainSpec) -> str:
@@ -419,12 +459,13 @@ def non_finite_loss(loss: float, step: int, opts: TrainSpec, precision: str) -> 
 
 def train(model, task, train_features: list[dict] | BatchSource, val_features: list[dict] | None, labels: list[str],
           opts: TrainSpec, seed: int, run_dir: Path, accelerator, pad_id: int, resume: bool = False,
-          progress: bool = True, tuning=None, objective: Objective | None = None) -> TrainResult:
+          progress: bool = True, tuning=None, objective: Objective | None = None, probes: int = 0) -> TrainResult:
     """Train ``model`` in place and leave the best validation weights loaded in it. ``tuning`` (a
     ``tuning.Tuning``) supplies the optimizer groups and the method's hooks; None: plain groups, no hooks.
-    ``objective`` (``training.objective``): what a micro-batch adds to the gradients; None: the task's loss."""
+    ``objective`` (``training.objective``): what a micro-batch adds to the gradients; None: the task's loss.
+    ``probes``: a search trial's validation looks per epoch (``_Loop.probe``); 0: none, or train.eval_every set."""
     loop = _Loop(model, task, train_features, val_features, labels, opts, seed, run_dir, accelerator, pad_id,
-                 progress, tuning, objective)
+                 progress, tuning, objective, probes)
     if resume:
         loop.resume()
     with known_warnings_ignored():
