@@ -11,7 +11,7 @@ from lmkernel.catalog import read_progress
 from lmkernel.search.pool import WorkerPool
 from lmkernel.search.runner import Search
 from lmkernel.search.study import PROBES
-from lmkernel.training.loop import PROBE_ROWS, probe_rows, probe_steps
+from lmkernel.training.probes import PROBE_ROWS, probe_rows, probe_steps
 
 
 def _run(pool, n, root, spec_file, sets, probes):

@@ -34,6 +34,7 @@ from .checkpoint import checkpoint_root, fault_point, latest_checkpoint, load_ch
 from .dropout import use_cheap_dropout
 from .lora import use_addmm_lora
 from .objective import Objective, Step, plain, task_forward
+from .probes import probe_rows, probe_steps
 
 NO_CHECKPOINTS = 2**62  # train.checkpoint_every that writes none, not even the last (search trials are never resumed)
 
@@ -192,9 +193,6 @@ class RunWriter:
             self.writer.close()
         if self.events is not None:
             self.events.close()
-
-
-PROBE_ROWS = 100  # enough to rank trials for a pruner; the run's own evaluations score every validation row
 
 
 class _Loop:
@@ -412,27 +410,6 @@ class _Loop:
         bar.close()
         writer.event("end", step=r.global_step, best_step=r.best_step, best_metric=r.best_metric,
                      stopped_early=r.stopped_early)
-
-
-def probe_rows(features: list[dict]) -> list[dict]:
-    """The validation rows a probe scores: at most PROBE_ROWS, the same seeded sample in every trial (so trials
-    compare on the same rows), so that a probe stays cheap next to the training it looks at."""
-    import random
-
-    if len(features) <= PROBE_ROWS:
-        return list(features)
-    return [features[i] for i in sorted(random.Random(0).sample(range(len(features)), PROBE_ROWS))]
-
-
-def probe_steps(steps_per_epoch: int, probes: int) -> dict[int, int]:
-    """In-epoch optimizer step -> k, for a probe after k/probes of an epoch (k < probes; the epoch's end has its
-    own evaluation). Steps are rounded up, so a probe never comes before its fraction of the data was seen."""
-    out: dict[int, int] = {}
-    for k in range(1, max(probes, 0)):
-        step = math.ceil(k * steps_per_epoch / probes)
-        if 0 < step < steps_per_epoch:
-            out.setdefault(step, k)
-    return out
 
 
 def epochs_done(result: TrainResult, opts: TrainSpec) -> str:
