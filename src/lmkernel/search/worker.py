@@ -77,7 +77,7 @@ def _error_text(e: BaseException) -> str:
 def run_trial(job: dict[str, Any]) -> dict[str, Any]:
     """One trial, as `lmkernel train --trial` runs it; a failure is recorded, never raised."""
     global _running
-    from ..pipeline import run
+    from .. import run  # the public entry point (the layering keeps stage packages off the pipeline module)
     from ..rundir import release
     from ..spec import load_spec
     from .trialrun import TrialMode
